@@ -1,0 +1,70 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from vfxmatte.checkpoint import load_checkpoint, load_model, save_checkpoint
+from vfxmatte.errors import CheckpointError
+from vfxmatte.model import TINY, TCPMattingConfig, build_model
+
+
+def test_round_trip_keeps_weights_arch_and_provenance(tmp_path):
+    m = build_model("tiny").eval()
+    p = save_checkpoint(tmp_path / "m.safetensors", m, {"steps": 12, "data": "synthetic"})
+    m2, ck = load_model(p, expect="tiny")
+    assert ck.config == TINY and ck.provenance == {"steps": 12, "data": "synthetic"}
+    assert len(ck.sha256) == 64
+    for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert torch.equal(a, b), k
+    x, t = torch.rand(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    t[:, 1] = 1
+    with torch.no_grad():
+        assert torch.equal(m(x, t), m2(x, t))
+
+
+def test_half_checkpoint_is_smaller_and_close(tmp_path):
+    m = build_model("tiny").eval()
+    full = save_checkpoint(tmp_path / "f.safetensors", m)
+    half = save_checkpoint(tmp_path / "h.safetensors", m, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    m2, _ = load_model(half)
+    assert next(m2.parameters()).dtype == torch.float32
+
+
+def test_architecture_mismatch_names_the_fields(tmp_path):
+    p = save_checkpoint(tmp_path / "m.safetensors", build_model("tiny"))
+    with pytest.raises(CheckpointError, match="tcp_channels: 16 != 8"):
+        load_model(p, expect="small")
+
+
+def test_weights_that_do_not_fit_the_arch_name_the_tensor(tmp_path):
+    m = build_model("tiny")
+    sd = {k: v for k, v in m.state_dict().items()}
+    sd["tcp.ffu.w_c"] = torch.zeros(2)
+    cfg = json.dumps(TINY.to_dict())
+    save_file(sd, str(tmp_path / "bad.safetensors"), metadata={"vfxmatte.format": "1", "vfxmatte.arch": cfg})
+    with pytest.raises(CheckpointError, match="tcp.ffu.w_c"):
+        load_model(tmp_path / "bad.safetensors")
+    del sd["tcp.ffu.w_c"]
+    save_file(sd, str(tmp_path / "miss.safetensors"), metadata={"vfxmatte.format": "1", "vfxmatte.arch": cfg})
+    with pytest.raises(CheckpointError, match="missing 1 tensor"):
+        load_model(tmp_path / "miss.safetensors")
+
+
+def test_non_checkpoint_files_are_rejected_without_unpickling(tmp_path):
+    pkl = tmp_path / "evil.safetensors"
+    pkl.write_bytes(b"\x80\x04cos\nsystem\n.")
+    with pytest.raises(CheckpointError, match="evil.safetensors"):
+        load_checkpoint(pkl)
+    plain = tmp_path / "plain.safetensors"
+    save_file({"x": torch.zeros(1)}, str(plain))
+    with pytest.raises(CheckpointError, match="not a vfxmatte checkpoint"):
+        load_checkpoint(plain)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.safetensors")
+
+
+def test_unknown_arch_field_is_rejected():
+    with pytest.raises(CheckpointError, match="bogus"):
+        TCPMattingConfig.from_dict({**TINY.to_dict(), "bogus": 1})

@@ -1,0 +1,143 @@
+import copy
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vfxmatte.engine import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    MattingSession,
+    plan_tiles,
+    resolve_precision,
+    select_device,
+    tile_weight,
+    tiles_needing_inference,
+)
+from vfxmatte.errors import DeviceError, InputError, TrimapError
+from vfxmatte.model import build_model
+
+
+def _frame(h, w, rng, box=None):
+    img = cv2.GaussianBlur(rng.random((h, w, 3)).astype(np.float32), (0, 0), 3)
+    tri = np.zeros((h, w), np.float32)
+    y0, y1, x0, x1 = box or (h // 4, 3 * h // 4, w // 4, 3 * w // 4)
+    tri[y0:y1, x0:x1] = 0.5
+    tri[y0 + (y1 - y0) // 4 : y1 - (y1 - y0) // 4, x0 + (x1 - x0) // 4 : x1 - (x1 - x0) // 4] = 1.0
+    return img, tri
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return build_model("tiny").eval()
+
+
+def test_output_shape_dtype_and_known_region_passthrough(tiny, rng):
+    img, tri = _frame(150, 230, rng)
+    a = MattingSession(tiny, device="cpu", tile_size=64, overlap=16).matte(img, tri)
+    assert a.shape == tri.shape and a.dtype == np.float32
+    assert np.all(a[tri == 1.0] == 1.0) and np.all(a[tri == 0.0] == 0.0)
+    u = a[tri == 0.5]
+    assert u.min() >= 0 and u.max() <= 1 and u.std() > 0
+
+
+def test_no_unknown_region_runs_no_tile(tiny, rng):
+    img, _ = _frame(64, 64, rng)
+    tri = np.zeros((64, 64), np.float32)
+    tri[:32] = 1.0
+    calls = []
+    a = MattingSession(tiny, device="cpu").matte(img, tri, progress=lambda d, t: calls.append(t))
+    assert calls == [] and np.array_equal(a, tri)
+
+
+@pytest.mark.parametrize("tile,overlap", [(DEFAULT_TILE, DEFAULT_OVERLAP), (256, 64)])
+def test_tiled_matches_untiled_inside_unknown(tiny, rng, tile, overlap):
+    img, tri = _frame(1100, 1300, rng, box=(50, 1050, 60, 1250))
+    untiled = MattingSession(tiny, device="cpu", tile_size=0).matte(img, tri)
+    tiled = MattingSession(tiny, device="cpu", tile_size=tile, overlap=overlap, batch_size=3).matte(img, tri)
+    d = np.abs(untiled - tiled)[tri == 0.5]
+    assert d.mean() <= 2e-3 and d.max() <= 0.05, (d.mean(), d.max())
+
+
+def test_only_tiles_touching_unknown_are_computed(rng):
+    h, w = 2000, 2000
+    tri = np.zeros((h, w), np.float32)
+    tri[100:200, 100:200] = 0.5
+    all_tiles = plan_tiles(h, w, 512, 128)
+    needed = tiles_needing_inference(all_tiles, tri == 0.5, 128)
+    assert len(all_tiles) == 25 and len(needed) == 1
+    tri[:] = 0.5
+    assert len(tiles_needing_inference(all_tiles, tri == 0.5, 128)) == 25
+
+
+def test_tile_weights_cover_every_pixel_and_are_feathered():
+    h, w = 900, 1300
+    tiles = plan_tiles(h, w, 512, 128)
+    acc = np.zeros((h, w), np.float32)
+    for t in tiles:
+        assert t.h == 512 and t.w == 512
+        acc[t.y : t.y + t.h, t.x : t.x + t.w] += tile_weight(t, h, w, 128)
+    assert acc.min() > 0.0  # every pixel gets weight from some tile (blending divides by acc)
+    inner = tile_weight(tiles[0], h, w, 128)
+    assert inner[0, 0] == 1.0 and inner[-1, -1] == 0.0  # frame border full, inner edge zero
+
+
+def test_coarse_all_unknown_trimap_still_gives_a_matte(tiny, rng):
+    img, _ = _frame(96, 128, rng)
+    tri = np.full((96, 128), 0.5, np.float32)
+    a = MattingSession(tiny, device="cpu", tile_size=64, overlap=16).matte(img, tri)
+    assert np.isfinite(a).all() and a.std() > 0
+
+
+def test_batching_does_not_change_the_result(tiny, rng):
+    img, tri = _frame(300, 300, rng)
+    a1 = MattingSession(tiny, device="cpu", tile_size=128, overlap=32, batch_size=1).matte(img, tri)
+    a4 = MattingSession(tiny, device="cpu", tile_size=128, overlap=32, batch_size=4).matte(img, tri)
+    assert np.allclose(a1, a4, atol=1e-5)
+
+
+def test_bad_inputs_raise_typed_errors(tiny, rng):
+    s = MattingSession(tiny, device="cpu")
+    img, tri = _frame(64, 64, rng)
+    with pytest.raises(InputError, match="RGB"):
+        s.matte(img[..., :2], tri)
+    with pytest.raises(InputError, match="NaN"):
+        bad = img.copy()
+        bad[3, 3, 0] = np.nan
+        s.matte(bad, tri)
+    with pytest.raises(TrimapError, match="palette"):
+        s.matte(img, tri * 0.9)
+    with pytest.raises(InputError, match="does not match"):
+        s.matte(img, tri[:32])
+    with pytest.raises(InputError, match="float"):
+        s.matte((img * 255).astype(np.uint8), tri)
+    with pytest.raises(InputError, match="overlap"):
+        MattingSession(tiny, device="cpu", tile_size=128, overlap=64)
+
+
+def test_device_and_precision_selection():
+    assert select_device("cpu").type == "cpu"
+    auto = select_device("auto")
+    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="CUDA is not available"):
+            select_device("cuda")
+    with pytest.raises(DeviceError, match="choose"):
+        select_device("tpu")
+    cpu = torch.device("cpu")
+    assert resolve_precision(cpu, "auto") is None
+    with pytest.raises(DeviceError, match="fp32"):
+        resolve_precision(cpu, "bf16")
+    assert resolve_precision(torch.device("cuda"), "auto") == torch.float16
+    assert resolve_precision(torch.device("cuda"), "bf16") == torch.bfloat16
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_fp16_matches_cpu_fp32(tiny, rng):
+    img, tri = _frame(300, 400, rng)
+    a_cpu = MattingSession(tiny, device="cpu", tile_size=256, overlap=64).matte(img, tri)
+    gpu_model = copy.deepcopy(tiny)
+    a_gpu = MattingSession(gpu_model, device="cuda", tile_size=256, overlap=64).matte(img, tri)
+    assert np.abs(a_cpu - a_gpu)[tri == 0.5].mean() < 5e-3

@@ -1,0 +1,401 @@
+"""Training configuration: YAML files validated by a pydantic schema.
+
+A run is described by one YAML file, usually a few lines on top of ``configs/base.yaml``::
+
+    inherit: base.yaml          # or a list, merged in order; paths relative to this file
+    model: small                # a variant name, or a dict of architecture fields
+    train: {steps: 2000, batch_size: 8}
+
+Loading order: inherited files (recursively, in list order), then the file itself, then
+``--set key.sub=value`` overrides (values parsed as YAML: ``3``, ``1e-4``, ``[320, 480]``,
+``true``). Dicts merge key by key; lists and scalars replace. Strings may use ``${VAR}`` and
+``${VAR:-default}``; they are expanded after merging, so a base path can point at an env var.
+
+Files are read with ``yaml.safe_load`` only (no object construction) and every section forbids
+unknown keys: a typo raises :class:`TrainingError` naming the key path, e.g.
+``tiny.yaml: train.bach_size: unknown key``.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from vfxmatte.errors import CheckpointError, TrainingError
+from vfxmatte.model import VARIANTS, TCPMattingConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticDataConfig(_Section):
+    #: Folder of background/foreground photos the synthetic generator crops from.
+    backgrounds: str
+    #: Seed of the procedural training stream (each sample derives its own seed from it).
+    seed: int = 0
+
+
+class DataConfig(_Section):
+    synthetic: Optional[SyntheticDataConfig] = None
+    #: Roots of studio matting sets (image/alpha pairs) mixed into the stream.
+    studio_roots: list[str] = Field(default_factory=list)
+    #: Square crop sizes drawn at random before resizing to ``out_size``: cropping 320..640 and
+    #: resizing teaches scale variety (the DIM/GCA recipe).
+    crop_sizes: list[int] = Field(default_factory=lambda: [320, 480, 640])
+    #: Side of the training samples the network sees.
+    out_size: int = 320
+    #: Samples per epoch (an epoch only sets the data stream's reshuffle period).
+    epoch_size: int = 10_000
+    #: Data loader worker processes (0 = load in the training process).
+    workers: int = 2
+    #: Batches each worker prepares ahead.
+    prefetch_factor: int = 4
+    #: Held-out synthetic validation set: number of samples, seed and side. Never a benchmark
+    #: set (alphamatting-dev stays unseen).
+    val_samples: int = 32
+    val_seed: int = 999_983
+    val_size: int = 320
+
+    @field_validator("crop_sizes")
+    @classmethod
+    def _crops(cls, v: list[int]) -> list[int]:
+        if not v or any(c < 8 for c in v):
+            raise ValueError("needs at least one crop size, each >= 8")
+        return v
+
+    @field_validator("out_size", "val_size")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if v < 32:
+            raise ValueError("must be >= 32 (the Semantic Path's stride)")
+        return v
+
+    @field_validator("workers", "val_samples")
+    @classmethod
+    def _non_negative(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("epoch_size", "prefetch_factor")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+
+class OptimConfig(_Section):
+    #: Adam (paper §4.1): beta1 = 0.5, beta2 = 0.999, lr 4e-4.
+    lr: float = 4e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    #: Linear warm-up from ~0 to ``lr`` (paper §4.1, after Goyal et al.).
+    warmup_steps: int = 300
+    #: Cosine annealing ends at this learning rate (paper §4.1, after Loshchilov & Hutter).
+    min_lr: float = 1e-6
+    #: Clip the global gradient norm (0 = off).
+    grad_clip: float = 0.0
+
+    @field_validator("lr")
+    @classmethod
+    def _lr(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("must be > 0")
+        return v
+
+    @field_validator("min_lr", "weight_decay", "grad_clip")
+    @classmethod
+    def _nonneg(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+    @field_validator("warmup_steps")
+    @classmethod
+    def _warmup(cls, v: int) -> int:
+        if v < 0:
+            raise ValueError("must be >= 0")
+        return v
+
+
+class LossConfig(_Section):
+    #: w1, w2 and theta of paper §3.3.
+    alpha_weight: float = 0.9
+    bg_weight: float = 0.1
+    theta: float = 0.1
+    #: Charbonnier epsilon; 1e-6 as in Deep Image Matting (see training.losses).
+    eps: float = 1e-6
+
+
+class TrainLoopConfig(_Section):
+    #: Optimizer steps in the whole run; the cosine schedule spans them.
+    steps: int = 1000
+    #: Samples per micro-batch per process.
+    batch_size: int = 8
+    #: Micro-batches accumulated per optimizer step.
+    grad_accum: int = 1
+    #: auto: bf16 on a CUDA GPU that supports it, else fp16 with a GradScaler; off on CPU.
+    amp: Literal["auto", "fp16", "bf16", "off"] = "auto"
+    #: auto: cuda if available, else cpu.
+    device: str = "auto"
+    #: channels_last memory format (auto: on CUDA only; it speeds up tensor-core convs).
+    channels_last: Literal["auto", "on", "off"] = "auto"
+    #: torch.compile the model (slow start; off by default).
+    compile: bool = False
+    #: CPU threads for torch (null: torch's default).
+    threads: Optional[int] = None
+    log_every: int = 10
+    val_every: int = 500
+    ckpt_every: int = 500
+    #: Stop cleanly (checkpoint + export) once this much wall time has passed (null: no limit).
+    time_limit_minutes: Optional[float] = None
+    seed: int = 0
+    out_dir: str = "runs/default"
+    #: auto: continue from the latest state in out_dir if one exists; never: start afresh
+    #: (refuses if out_dir already holds a state); or a path to a state file.
+    resume: str = "auto"
+    #: Training-state files kept in out_dir/states (older ones are deleted).
+    keep_states: int = 2
+
+    @field_validator("steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_states")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be >= 1")
+        return v
+
+    @field_validator("time_limit_minutes")
+    @classmethod
+    def _limit(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and v <= 0:
+            raise ValueError("must be > 0 (or null for no limit)")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v != "auto" and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", v):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+
+class TrainConfig(_Section):
+    """The whole run. ``model`` is a variant name or a dict of architecture fields
+    (optionally ``variant: small`` to start from a named variant)."""
+
+    model: Union[str, dict[str, Any]] = "small"
+    data: DataConfig
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    train: TrainLoopConfig = Field(default_factory=TrainLoopConfig)
+    #: Optional torchvision ResNet weight file (.pth/.safetensors) for the encoder (§4.1).
+    encoder_init: Optional[str] = None
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: Union[str, dict[str, Any]]) -> Union[str, dict[str, Any]]:
+        _arch(v)  # raises ValueError with the reason
+        return v
+
+    @model_validator(mode="after")
+    def _has_data(self) -> "TrainConfig":
+        if self.data.synthetic is None and not self.data.studio_roots:
+            raise ValueError("data: needs data.synthetic or data.studio_roots")
+        return self
+
+    def architecture(self) -> TCPMattingConfig:
+        return _arch(self.model)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _arch(spec: Union[str, dict[str, Any]]) -> TCPMattingConfig:
+    if isinstance(spec, str):
+        if spec not in VARIANTS:
+            raise ValueError(f"unknown variant '{spec}' (choose from {', '.join(VARIANTS)})")
+        return VARIANTS[spec]
+    fields = dict(spec)
+    variant = fields.pop("variant", None)
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise ValueError(f"unknown variant '{variant}' (choose from {', '.join(VARIANTS)})")
+        fields = {**VARIANTS[variant].to_dict(), **fields}
+    try:
+        return TCPMattingConfig.from_dict(fields, source="model")
+    except CheckpointError as exc:
+        raise ValueError(str(exc).removeprefix("model: ")) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# loading
+
+
+def expand_env(value: Any) -> Any:
+    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a nested structure.
+
+    ``${VAR:-default}`` uses the default when VAR is unset or empty (as in POSIX shells). An
+    unset ``${VAR}`` without default raises :class:`TrainingError`.
+    """
+    if isinstance(value, dict):
+        return {k: expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        got = os.environ.get(name)
+        if got:
+            return got
+        if default is not None:
+            return default
+        raise TrainingError(f"environment variable {name} is not set (use ${{{name}:-default}})")
+
+    return _ENV.sub(sub, value)
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``: dicts merge key by key, anything else replaces."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
+    # A variant name becomes {variant: name} so files and --set can refine single fields.
+    if isinstance(raw.get("model"), str):
+        raw = {**raw, "model": {"variant": raw["model"]}}
+    return raw
+
+
+def _resolve(ref: str, base_dir: Path) -> Path:
+    p = Path(os.path.expanduser(expand_env(ref)))
+    if not p.is_absolute():
+        p = base_dir / p
+        if not p.exists() and (CONFIG_DIR / ref).exists():
+            p = CONFIG_DIR / ref
+    return p
+
+
+def read_layers(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read one YAML config file with everything it inherits merged in (not validated)."""
+    p = Path(path).resolve()
+    if p in _seen:
+        raise TrainingError(f"{p}: inherit loop ({' -> '.join(x.name for x in _seen + (p,))})")
+    if not p.is_file():
+        raise TrainingError(f"{p}: config file not found")
+    try:
+        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        reason = " ".join(str(exc).split())
+        raise TrainingError(f"{p}: not valid YAML ({reason})") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise TrainingError(f"{p}: expected a mapping at the top level, got {type(raw).__name__}")
+    parents = raw.pop("inherit", None)
+    if parents is None:
+        parents = []
+    elif isinstance(parents, str):
+        parents = [parents]
+    elif not isinstance(parents, list) or not all(isinstance(x, str) for x in parents):
+        raise TrainingError(f"{p}: inherit: expected a file name or a list of file names")
+    merged: dict[str, Any] = {}
+    for ref in parents:
+        merged = deep_merge(merged, read_layers(_resolve(ref, p.parent), _seen + (p,)))
+    return deep_merge(merged, _normalise(raw))
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> dict[str, Any]:
+    """Apply one ``key.sub=value`` override; the value is parsed as YAML."""
+    key, sep, text = assignment.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise TrainingError(f"--set {assignment}: expected key.sub=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as exc:
+        raise TrainingError(f"--set {assignment}: value is not valid YAML") from exc
+    parts = key.split(".")
+    if parts[0] == "model" and len(parts) == 1 and isinstance(value, str):
+        value = {"variant": value}  # --set model=tiny replaces the architecture entirely
+        out = dict(raw)
+        out["model"] = value
+        return out
+    out = copy.deepcopy(raw)
+    node = out
+    for i, part in enumerate(parts[:-1]):
+        nxt = node.get(part)
+        if nxt is None:
+            nxt = node[part] = {}
+        if not isinstance(nxt, dict):
+            raise TrainingError(f"--set {assignment}: {'.'.join(parts[: i + 1])} is not a section")
+        node = nxt
+    node[parts[-1]] = value
+    return out
+
+
+def _format_errors(exc: ValidationError) -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"] if not str(x).startswith("function-"))
+        # Union branches add type tags to the location (e.g. model.str, model.dict[str,any]).
+        loc = re.sub(r"\.(str|dict\[.*?\])$", "", loc)
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        msgs.append(f"{loc}: {msg}" if loc else msg)
+    return "; ".join(dict.fromkeys(msgs))
+
+
+def validate(raw: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a merged raw config; errors name the key path (``train.batch_size: ...``)."""
+    raw = expand_env(raw)
+    model = raw.get("model")
+    if isinstance(model, dict) and set(model) == {"variant"}:
+        raw = {**raw, "model": model["variant"]}
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise TrainingError(f"{source}: {_format_errors(exc)}") from None
+
+
+def load_config(
+    paths: str | os.PathLike[str] | list[str | os.PathLike[str]],
+    overrides: list[str] | None = None,
+) -> TrainConfig:
+    """Load one config file (or several, merged in order), apply ``--set`` overrides, validate."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise TrainingError("no config file given")
+    raw: dict[str, Any] = {}
+    for p in paths:
+        raw = deep_merge(raw, read_layers(p))
+    for assignment in overrides or []:
+        raw = apply_override(raw, assignment)
+    return validate(raw, source=Path(paths[-1]).name)
+
+
+def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a config dict (e.g. the one stored in a training state)."""
+    return validate(_normalise(dict(data)), source)

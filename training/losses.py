@@ -1,0 +1,149 @@
+"""Training losses of paper §3.3: alpha-prediction loss and Background Enhancement Loss.
+
+Both are Charbonnier (smooth L1) distances ``sqrt((alpha - alpha_hat)^2 + eps^2)`` averaged over a
+region of the image:
+
+- ``L_a`` (Eq. 3) over the unknown region ``U`` of the Semantic Path trimap;
+- ``L_bg`` (Eq. 4) over ``R_bg = {p in U : alpha_p < theta}``, the "pure" background the trimap
+  left inside ``U``.
+
+The total is ``w1 * L_a + w2 * L_bg`` with ``w1 = 0.9, w2 = 0.1, theta = 0.1`` (§3.3).
+
+Each term is a per-image mean, as the equations define it (``1 / N_U`` sums over one image's
+pixels), then averaged over the images of the batch whose region is not empty. An image with no
+pixels in the region contributes nothing; a batch where every region is empty gives an exact 0
+that still carries a (zero) gradient, never NaN.
+
+The math runs in float32 whatever the autocast dtype: with ``eps = 1e-6`` the ``eps^2 = 1e-12``
+term is below fp16's smallest subnormal.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from vfxmatte.errors import InputError
+
+#: Charbonnier epsilon. 1e-6 is the value of Deep Image Matting (Xu et al. 2017), whose
+#: alpha-prediction loss §3.3 adopts; it only keeps the square root differentiable at 0.
+DEFAULT_EPS = 1e-6
+#: Background threshold of R_bg (paper §3.3).
+DEFAULT_THETA = 0.1
+#: Loss weights w1 (alpha prediction) and w2 (background enhancement), paper §3.3.
+DEFAULT_ALPHA_WEIGHT = 0.9
+DEFAULT_BG_WEIGHT = 0.1
+#: Channel of the unknown region in the one-hot (bg, unknown, fg) trimap.
+UNKNOWN_CHANNEL = 1
+
+
+class MattingLoss(NamedTuple):
+    total: Tensor  # scalar, w1 * alpha + w2 * bg
+    alpha: Tensor  # scalar L_a (Eq. 3)
+    bg: Tensor  # scalar L_bg (Eq. 4)
+
+
+def _check_alpha(x: Tensor, name: str) -> None:
+    if x.dim() != 4 or x.shape[1] != 1:
+        raise InputError(f"{name}: expected [B, 1, H, W], got {tuple(x.shape)}")
+
+
+def charbonnier(pred: Tensor, gt: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """Per-pixel Charbonnier distance ``sqrt((pred - gt)^2 + eps^2)`` in float32."""
+    d = pred.float() - gt.float()
+    return torch.sqrt(d * d + eps * eps)
+
+
+def masked_image_mean(values: Tensor, mask: Tensor) -> Tensor:
+    """Mean of ``values`` over ``mask`` per image, then over images with a non-empty mask.
+
+    Args:
+        values: [B, 1, H, W] float.
+        mask: [B, 1, H, W] bool.
+
+    Returns:
+        Scalar. 0 (connected to ``values`` so backward works) when every mask is empty.
+    """
+    m = mask.to(values.dtype)
+    count = m.sum(dim=(1, 2, 3))  # [B]
+    total = (values * m).sum(dim=(1, 2, 3))  # [B]
+    present = count > 0
+    if not bool(present.any()):
+        return values.sum() * 0.0
+    per_image = total[present] / count[present]
+    return per_image.mean()
+
+
+def unknown_mask(trimap: Tensor) -> Tensor:
+    """The unknown region ``U`` of a one-hot (bg, unknown, fg) trimap as [B, 1, H, W] bool."""
+    if trimap.dim() != 4 or trimap.shape[1] != 3:
+        raise InputError(f"trimap: expected one-hot [B, 3, H, W], got {tuple(trimap.shape)}")
+    return trimap[:, UNKNOWN_CHANNEL : UNKNOWN_CHANNEL + 1] > 0.5
+
+
+def alpha_prediction_loss(pred: Tensor, gt: Tensor, unknown: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
+    """Paper Eq. 3: Charbonnier distance averaged over the unknown region ``U``.
+
+    Args:
+        pred: [B, 1, H, W] predicted alpha.
+        gt: [B, 1, H, W] ground-truth alpha.
+        unknown: [B, 1, H, W] bool, the unknown region of the Semantic Path trimap.
+        eps: Charbonnier epsilon.
+    """
+    _check_alpha(pred, "pred")
+    _check_alpha(gt, "gt")
+    if unknown.shape != pred.shape or gt.shape != pred.shape:
+        raise InputError(
+            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
+        )
+    return masked_image_mean(charbonnier(pred, gt, eps), unknown.bool())
+
+
+def background_enhancement_loss(
+    pred: Tensor, gt: Tensor, unknown: Tensor, theta: float = DEFAULT_THETA, eps: float = DEFAULT_EPS
+) -> Tensor:
+    """Paper Eq. 4: Charbonnier distance over ``R_bg = {p in U : gt_p < theta}``."""
+    _check_alpha(pred, "pred")
+    _check_alpha(gt, "gt")
+    if unknown.shape != pred.shape or gt.shape != pred.shape:
+        raise InputError(
+            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
+        )
+    region = unknown.bool() & (gt < theta)
+    return masked_image_mean(charbonnier(pred, gt, eps), region)
+
+
+def matting_loss(
+    pred: Tensor,
+    gt: Tensor,
+    trimap: Tensor,
+    *,
+    alpha_weight: float = DEFAULT_ALPHA_WEIGHT,
+    bg_weight: float = DEFAULT_BG_WEIGHT,
+    theta: float = DEFAULT_THETA,
+    eps: float = DEFAULT_EPS,
+) -> MattingLoss:
+    """Full loss of §3.3: ``alpha_weight * L_a + bg_weight * L_bg``.
+
+    Args:
+        pred: [B, 1, H, W] predicted alpha in [0, 1].
+        gt: [B, 1, H, W] ground-truth alpha in [0, 1].
+        trimap: [B, 3, H, W] one-hot (bg, unknown, fg) Semantic Path trimap; its unknown
+            channel defines ``U`` (the TCP's noisier trimap does not enter the loss).
+
+    Example:
+        >>> pred = torch.full((1, 1, 2, 2), 0.5)
+        >>> gt = torch.tensor([[[[0.0, 1.0], [0.5, 0.0]]]])
+        >>> tri = torch.zeros(1, 3, 2, 2); tri[:, 1] = 1
+        >>> round(float(matting_loss(pred, gt, tri, eps=0.0).alpha), 4)
+        0.375
+    """
+    _check_alpha(pred, "pred")
+    unknown = unknown_mask(trimap)
+    if trimap.shape[0] != pred.shape[0] or trimap.shape[-2:] != pred.shape[-2:]:
+        raise InputError(f"trimap: shape {tuple(trimap.shape)} does not match pred {tuple(pred.shape)}")
+    l_a = alpha_prediction_loss(pred, gt, unknown, eps)
+    l_bg = background_enhancement_loss(pred, gt, unknown, theta, eps)
+    return MattingLoss(alpha_weight * l_a + bg_weight * l_bg, l_a, l_bg)

@@ -1,0 +1,194 @@
+"""Training trimaps for the two paths of the network: paper §3.3, "Trimap generation".
+
+The Semantic Path gets a trimap made from the ground-truth alpha (Eq. 2) whose unknown band is
+widened by eroding the known foreground and background with a small random kernel (1x1 to
+30x30), so it keeps context. The Textural Compensate Path gets a noisier copy: ``n`` random
+steps (0 to 3), each a ``p``-iteration (0 to 3) erosion or dilation of the unknown band, with a
+kernel of 1x1 to 30x30 for dilation and 1x1 to 10x10 for erosion. That simulates the coarse or
+tight trimaps users draw.
+
+Every function is pure: the randomness comes from the ``numpy.random.Generator`` the caller
+passes in, so a data loader item is reproducible from its seed. Pass ``out={}`` to get back
+what was drawn (kernel sizes, steps); tests use it to check the paper's ranges.
+
+Trimaps are the canonical float32 ``[H, W]`` arrays of :mod:`vfxmatte.trimap`
+(bg 0, unknown 0.5, fg 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+
+from vfxmatte.errors import TrimapError
+from vfxmatte.trimap import BG, FG, UNKNOWN
+
+#: Alpha within this of 0 or 1 counts as known background / foreground in Eq. 2. Real 8-bit
+#: mattes hold exact 0 and 1; the tolerance absorbs float round-off from resampling.
+ALPHA_TOLERANCE = 1e-3
+
+MorphOp = Literal["erode", "dilate"]
+
+
+@dataclass(frozen=True)
+class MorphStep:
+    """One random step of the TCP trimap (paper §3.3): an erosion or dilation of the unknown band."""
+
+    op: MorphOp
+    iterations: int
+    kernel: int
+
+
+def _kernel(size: int) -> np.ndarray:
+    """A ``size`` x ``size`` elliptical structuring element (1 -> identity)."""
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(size), int(size)))
+
+
+def _check_range(name: str, rng_range: tuple[int, int], lo: int) -> tuple[int, int]:
+    a, b = int(rng_range[0]), int(rng_range[1])
+    if a < lo or b < a:
+        raise TrimapError(f"{name}: expected a range (low, high) with {lo} <= low <= high, got {rng_range}")
+    return a, b
+
+
+def _draw(rng: np.random.Generator, rng_range: tuple[int, int]) -> int:
+    """Uniform integer in the closed range [low, high]."""
+    return int(rng.integers(rng_range[0], rng_range[1] + 1))
+
+
+def semantic_trimap(
+    alpha: np.ndarray,
+    rng: np.random.Generator,
+    kernel_range: tuple[int, int] = (1, 30),
+    out: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Trimap for the Semantic Path: Eq. 2, then erode fg and bg with a random kernel (paper §3.3).
+
+    Every pixel with ``ALPHA_TOLERANCE < alpha < 1 - ALPHA_TOLERANCE`` is unknown in the result:
+    erosion only shrinks the known regions.
+
+    Args:
+        alpha: ground-truth matte, float [H, W] in [0, 1].
+        rng: source of the random kernel size.
+        kernel_range: closed range of the square kernel side, 1..30 in the paper.
+        out: if given, receives ``out["kernel"]`` (the side drawn).
+
+    Returns:
+        Canonical float32 [H, W] trimap.
+
+    Raises:
+        TrimapError: ``alpha`` is not [H, W] or the range is invalid.
+    """
+    a = np.asarray(alpha, dtype=np.float32)
+    if a.ndim != 2:
+        raise TrimapError(f"alpha: expected a single-channel [H, W] matte, got shape {a.shape}")
+    kr = _check_range("kernel_range", kernel_range, 1)
+    k = _draw(rng, kr)
+    fg = (a >= 1.0 - ALPHA_TOLERANCE).astype(np.uint8)
+    bg = (a <= ALPHA_TOLERANCE).astype(np.uint8)
+    if k > 1:
+        kern = _kernel(k)
+        # cv2's default border for erode is +inf, so the frame edge does not eat known regions.
+        fg = cv2.erode(fg, kern)
+        bg = cv2.erode(bg, kern)
+    t = np.full(a.shape, UNKNOWN, dtype=np.float32)
+    t[fg > 0] = FG
+    t[bg > 0] = BG
+    if out is not None:
+        out["kernel"] = k
+    return t
+
+
+def tcp_step(trimap: np.ndarray, step: MorphStep) -> np.ndarray:
+    """Apply one erosion or dilation of the unknown band to a canonical trimap.
+
+    Dilation turns known pixels near the band into unknown. Erosion hands band pixels back to
+    the known region nearest to them (fg or bg by Euclidean distance; bg on ties), as a user
+    drawing a tight trimap would. Pixels known before and after keep their label.
+    """
+    t = np.asarray(trimap, dtype=np.float32)
+    if step.iterations <= 0 or step.kernel <= 1:
+        return t.copy()
+    unknown = (t == UNKNOWN).astype(np.uint8)
+    kern = _kernel(step.kernel)
+    if step.op == "dilate":
+        grown = cv2.dilate(unknown, kern, iterations=step.iterations) > 0
+        out = t.copy()
+        out[grown] = UNKNOWN
+        return out
+    if step.op != "erode":
+        raise TrimapError(f"tcp step: op must be 'erode' or 'dilate', got {step.op!r}")
+    # Border +inf: the frame edge does not count as known, so only real fg/bg grow into the band.
+    kept = cv2.erode(unknown, kern, iterations=step.iterations) > 0
+    released = (unknown > 0) & ~kept
+    out = t.copy()
+    if not released.any():
+        return out
+    fg = t == FG
+    bg = t == BG
+    if not fg.any():
+        out[released] = BG
+        return out
+    if not bg.any():
+        out[released] = FG
+        return out
+    # distanceTransform measures the distance to the nearest zero pixel.
+    d_fg = cv2.distanceTransform((~fg).astype(np.uint8), cv2.DIST_L2, 3)
+    d_bg = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 3)
+    out[released] = np.where(d_fg[released] < d_bg[released], FG, BG)
+    return out
+
+
+def tcp_trimap(
+    sp_trimap: np.ndarray,
+    rng: np.random.Generator,
+    steps_range: tuple[int, int] = (0, 3),
+    iters_range: tuple[int, int] = (0, 3),
+    dilate_kernel: tuple[int, int] = (1, 30),
+    erode_kernel: tuple[int, int] = (1, 10),
+    out: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Noisier trimap for the Textural Compensate Path (paper §3.3).
+
+    Draws ``n`` steps in ``steps_range``; each is an erosion or a dilation of the unknown band
+    (even odds), repeated ``p`` times (``iters_range``), with a square kernel side drawn from
+    ``erode_kernel`` or ``dilate_kernel``. Each step is :func:`tcp_step`.
+
+    Args:
+        sp_trimap: canonical trimap, normally from :func:`semantic_trimap`.
+        rng: source of all random draws.
+        out: if given, receives ``out["steps"]``, a list of :class:`MorphStep`.
+
+    Raises:
+        TrimapError: ``sp_trimap`` is not [H, W] or a range is invalid.
+    """
+    t = np.asarray(sp_trimap, dtype=np.float32)
+    if t.ndim != 2:
+        raise TrimapError(f"sp_trimap: expected a single-channel [H, W] trimap, got shape {t.shape}")
+    sr = _check_range("steps_range", steps_range, 0)
+    ir = _check_range("iters_range", iters_range, 0)
+    dk = _check_range("dilate_kernel", dilate_kernel, 1)
+    ek = _check_range("erode_kernel", erode_kernel, 1)
+    steps: list[MorphStep] = []
+    for _ in range(_draw(rng, sr)):
+        op: MorphOp = "erode" if rng.random() < 0.5 else "dilate"
+        p = _draw(rng, ir)
+        k = _draw(rng, ek if op == "erode" else dk)
+        steps.append(MorphStep(op, p, k))
+    result = t.copy()
+    for step in steps:
+        result = tcp_step(result, step)
+    if out is not None:
+        out["steps"] = steps
+    return result
+
+
+def dual_trimaps(
+    alpha: np.ndarray, rng: np.random.Generator, out: dict[str, Any] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (semantic, tcp) trimap pair of paper §3.3 with the paper's ranges."""
+    sp = semantic_trimap(alpha, rng, out=out)
+    return sp, tcp_trimap(sp, rng, out=out)

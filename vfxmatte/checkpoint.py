@@ -1,0 +1,169 @@
+"""Inference checkpoints: safetensors weights plus metadata that carries the architecture.
+
+A checkpoint is one ``.safetensors`` file. Its string metadata holds:
+
+- ``vfxmatte.format``: checkpoint format version (``1``)
+- ``vfxmatte.arch``: the :class:`TCPMattingConfig` as JSON, so the file rebuilds its own network
+- ``vfxmatte.version``: the vfxmatte version that wrote it
+- ``vfxmatte.provenance``: JSON describing how the weights were made (config, steps, data, time)
+
+Files are never unpickled: safetensors holds raw tensors only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from vfxmatte import __version__
+from vfxmatte.errors import CheckpointError
+from vfxmatte.model import TCPMatting, TCPMattingConfig, VARIANTS, build_model
+
+FORMAT_VERSION = "1"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+#: Names that resolve to checkpoints shipped inside the package.
+BUILTIN = {"starter": WEIGHTS_DIR / "starter.safetensors"}
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    config: TCPMattingConfig
+    state_dict: dict[str, torch.Tensor]
+    version: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+    sha256: str = ""
+
+    @property
+    def short_hash(self) -> str:
+        return self.sha256[:12]
+
+
+def resolve(name_or_path: str | os.PathLike[str]) -> Path:
+    """Turn a built-in name ("starter") or a path into an existing checkpoint path."""
+    key = str(name_or_path)
+    p = BUILTIN.get(key, Path(os.path.expandvars(os.path.expanduser(key))))
+    if not p.is_file():
+        hint = f" (built-in names: {', '.join(BUILTIN)})" if key not in BUILTIN else ""
+        raise CheckpointError(f"{p}: checkpoint not found{hint}")
+    return p
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_checkpoint(
+    path: str | os.PathLike[str],
+    model: TCPMatting,
+    provenance: dict[str, Any] | None = None,
+    half: bool = False,
+) -> Path:
+    """Write ``model``'s weights and architecture to ``path`` atomically.
+
+    Args:
+        half: store floating tensors as fp16 (halves the file; inference upcasts on load).
+    """
+    from safetensors.torch import save_file
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for k, v in model.state_dict().items():
+        v = v.detach().cpu().contiguous()
+        if half and v.is_floating_point():
+            v = v.half()
+        state[k] = v
+    meta = {
+        "vfxmatte.format": FORMAT_VERSION,
+        "vfxmatte.arch": json.dumps(model.config.to_dict(), sort_keys=True),
+        "vfxmatte.version": __version__,
+        "vfxmatte.provenance": json.dumps(provenance or {}, sort_keys=True, default=str),
+    }
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        save_file(state, str(tmp), metadata=meta)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{target}: cannot write checkpoint ({exc})") from exc
+    return target
+
+
+def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
+    """Read a checkpoint's tensors and metadata (no model is built)."""
+    from safetensors import safe_open
+
+    path = resolve(name_or_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    if meta.get("vfxmatte.format") != FORMAT_VERSION or "vfxmatte.arch" not in meta:
+        raise CheckpointError(f"{path}: not a vfxmatte checkpoint (missing vfxmatte.arch metadata)")
+    try:
+        arch = json.loads(meta["vfxmatte.arch"])
+        provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
+    config = TCPMattingConfig.from_dict(arch, source=str(path))
+    return Checkpoint(path, config, state, meta.get("vfxmatte.version", "?"), provenance, file_sha256(path))
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``, naming the first missing, unexpected or mis-shaped tensor."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing {len(missing)} tensor(s) e.g. '{missing[0]}'")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)} tensor(s) e.g. '{unexpected[0]}'")
+        raise CheckpointError(f"{source}: weights do not fit the architecture: {'; '.join(parts)}")
+    for k, v in state.items():
+        if v.shape != own[k].shape:
+            raise CheckpointError(
+                f"{source}: tensor '{k}' has shape {tuple(v.shape)}, the architecture expects {tuple(own[k].shape)}"
+            )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    expect: TCPMattingConfig | str | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[TCPMatting, Checkpoint]:
+    """Build the network a checkpoint describes, load its weights, return it in eval mode.
+
+    Args:
+        expect: if given, the architecture the caller needs; a checkpoint of another
+            architecture raises :class:`CheckpointError` listing the differing fields.
+    """
+    ckpt = load_checkpoint(name_or_path)
+    if expect is not None:
+        want = VARIANTS.get(expect) if isinstance(expect, str) else expect
+        if want is None:
+            raise CheckpointError(f"unknown model variant '{expect}' (choose from {', '.join(VARIANTS)})")
+        diff = want.diff(ckpt.config)
+        if diff:
+            raise CheckpointError(
+                f"{ckpt.path}: architecture mismatch with '{want.name}': {'; '.join(diff)}"
+            )
+    model = build_model(ckpt.config)
+    load_state(model, ckpt.state_dict, str(ckpt.path))
+    return model.to(device).eval(), ckpt

@@ -1,0 +1,598 @@
+"""Reading and writing plates, trimaps, mattes and masks through OpenImageIO.
+
+Conventions:
+
+* Arrays are float32 ``[H, W, C]`` (``[H, W]`` for trimaps and masks) and cover the image's
+  **data window**; :class:`ImageInfo` keeps both the data window and the display window so
+  overscan survives a read -> process -> write round trip.
+* Integer files (8/10/12/16-bit DPX, TIFF, PNG; uint EXR channels) are normalised to 0..1
+  by OpenImageIO's conversion.
+* Channels are always selected **by name**: OpenImageIO reorders channels on read
+  (RGBA first, then alphabetical), so positions in the file mean nothing.
+* Writes are atomic: pixels go to a hidden temporary file in the target's directory that
+  replaces the target only once complete and synced to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping, Sequence
+
+import numpy as np
+import OpenImageIO as oiio
+
+from vfxmatte import trimap as _trimap
+from vfxmatte.errors import ImageReadError, ImageWriteError, TrimapError
+
+__all__ = ["ImageInfo", "read_image", "read_mask", "read_trimap", "write_exr", "write_image"]
+
+log = logging.getLogger(__name__)
+
+#: Pixel types a writer accepts, by name.
+PIXEL_TYPES: dict[str, oiio.TypeDesc] = {
+    "half": oiio.TypeDesc(oiio.HALF),
+    "float": oiio.TypeDesc(oiio.FLOAT),
+    "uint": oiio.TypeDesc(oiio.UINT),
+    "uint8": oiio.TypeDesc(oiio.UINT8),
+    "uint16": oiio.TypeDesc(oiio.UINT16),
+    "uint32": oiio.TypeDesc(oiio.UINT),
+}
+
+#: OpenEXR compression methods (a level may follow a colon: ``"dwaa:45"``, ``"zip:6"``).
+EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "htj2k")
+
+# Attributes that describe the source file's layout, encoding or channels rather than the
+# shot; they must not be copied onto a new file with its own layout.
+_LAYOUT_KEYS = frozenset(
+    {
+        "compression",
+        "Compression",
+        "name",
+        "type",
+        "version",
+        "channels",
+        "chunkCount",
+        "dataWindow",
+        "displayWindow",
+        "tiles",
+        "planarconfig",
+        "oiio:subimages",
+        "oiio:subimagename",
+        "oiio:BitsPerSample",
+        "oiio:UnassociatedAlpha",
+        "oiio:ColorSpace",
+        "oiio:Gamma",
+        "oiio:RowsPerChunk",
+    }
+)
+# Format-specific prefixes: EXR line order / chunking / DWA level, TIFF, DPX packing and
+# transfer, PNG and JPEG encoder settings all belong to the old file.
+_LAYOUT_PREFIXES = ("openexr:", "exr:", "tiff:", "dpx:", "png:", "jpeg:", "Exif:", "ICCProfile")
+
+
+@dataclass
+class ImageInfo:
+    """What a reader learnt about an image, enough to write a matching one.
+
+    ``x, y, width, height`` is the data window (the pixels in the array);
+    ``full_x, full_y, full_width, full_height`` the display window (the frame). They differ
+    for overscan plates.
+    """
+
+    path: Path
+    width: int
+    height: int
+    x: int = 0
+    y: int = 0
+    full_x: int = 0
+    full_y: int = 0
+    full_width: int = 0
+    full_height: int = 0
+    #: all channel names of the subimage read, in the file's (OIIO's) order
+    channels: tuple[str, ...] = ()
+    #: per-channel pixel type names, parallel to ``channels`` (``"half"``, ``"uint16"`` ...)
+    channel_formats: tuple[str, ...] = ()
+    #: every attribute of the subimage's spec, name -> value
+    metadata: dict[str, Any] = field(default_factory=dict)
+    #: OIIO type names of the metadata (``"timecode"``, ``"matrix"`` ...) so writes keep them
+    metadata_types: dict[str, str] = field(default_factory=dict)
+    subimage: int = 0
+    subimage_name: str | None = None
+    #: OIIO format name, e.g. ``"openexr"``, ``"dpx"``
+    file_format: str = ""
+    #: tile size ``(w, h)`` or None for scanline files
+    tile: tuple[int, int] | None = None
+
+    @property
+    def data_window(self) -> tuple[int, int, int, int]:
+        """``(x, y, w, h)`` of the stored pixels."""
+        return (self.x, self.y, self.width, self.height)
+
+    @property
+    def display_window(self) -> tuple[int, int, int, int]:
+        """``(full_x, full_y, full_w, full_h)`` of the frame."""
+        return (self.full_x, self.full_y, self.full_width, self.full_height)
+
+    @property
+    def has_overscan(self) -> bool:
+        """True where the data window differs from the display window."""
+        return self.data_window != self.display_window
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+def _open(path: Path) -> oiio.ImageInput:
+    if not path.is_file():
+        raise ImageReadError(f"{path}: no such file")
+    inp = oiio.ImageInput.open(str(path))
+    if inp is None:
+        raise ImageReadError(f"{path}: cannot open image ({oiio.geterror() or 'unknown format'})")
+    return inp
+
+
+@contextlib.contextmanager
+def _opened(path: Path) -> Iterator[oiio.ImageInput]:
+    inp = _open(path)
+    try:
+        yield inp
+    finally:
+        inp.close()
+
+
+def _subimage_specs(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
+    specs = []
+    while inp.seek_subimage(len(specs), 0):
+        specs.append(inp.spec().copy())
+    return specs
+
+
+def _info(path: Path, inp: oiio.ImageInput, spec: oiio.ImageSpec, subimage: int) -> ImageInfo:
+    metadata: dict[str, Any] = {}
+    types: dict[str, str] = {}
+    for attr in spec.extra_attribs:
+        metadata[attr.name] = attr.value
+        types[attr.name] = str(attr.type)
+    name = spec.get_string_attribute("oiio:subimagename") or None
+    return ImageInfo(
+        path=path,
+        width=spec.width,
+        height=spec.height,
+        x=spec.x,
+        y=spec.y,
+        full_x=spec.full_x,
+        full_y=spec.full_y,
+        full_width=spec.full_width,
+        full_height=spec.full_height,
+        channels=tuple(spec.channelnames),
+        channel_formats=tuple(str(t) for t in spec.get_channelformats()),
+        metadata=metadata,
+        metadata_types=types,
+        subimage=subimage,
+        subimage_name=name,
+        file_format=inp.format_name(),
+        tile=(spec.tile_width, spec.tile_height) if spec.tile_width > 0 else None,
+    )
+
+
+def _read_channels(path: Path, inp: oiio.ImageInput, subimage: int, spec: oiio.ImageSpec, names: Sequence[str]) -> np.ndarray:
+    """Read the named channels of one subimage as float32 [H, W, len(names)]."""
+    if spec.deep:
+        raise ImageReadError(f"{path}: deep images are not supported")
+    if spec.depth > 1:
+        raise ImageReadError(f"{path}: volume images (depth {spec.depth}) are not supported")
+    index = [list(spec.channelnames).index(n) for n in names]
+    # Read only the contiguous run of channels that covers the request.
+    lo, hi = min(index), max(index) + 1
+    pixels = inp.read_image(subimage, 0, lo, hi, oiio.FLOAT)
+    if pixels is None or inp.has_error:
+        raise ImageReadError(f"{path}: cannot read pixels ({inp.geterror() or 'read failed'})")
+    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, hi - lo)
+    return np.ascontiguousarray(pixels[..., [i - lo for i in index]])
+
+
+def _layers(specs: Sequence[oiio.ImageSpec]) -> list[str]:
+    """Names a user could pass as ``layer``: part names and channel-name prefixes."""
+    names: list[str] = []
+    for spec in specs:
+        part = spec.get_string_attribute("oiio:subimagename")
+        if part and part not in names:
+            names.append(part)
+        for ch in spec.channelnames:
+            if "." in ch:
+                prefix = ch.rsplit(".", 1)[0]
+                if prefix not in names:
+                    names.append(prefix)
+    return names
+
+
+def _resolve(spec: oiio.ImageSpec, layer: str | None, wanted: Sequence[str]) -> list[str] | None:
+    """Full channel names for ``wanted`` in this subimage, or None if any is missing.
+
+    Without a layer names are taken as written. With one, ``layer.X`` is looked for, and
+    plain ``X`` too when this subimage is the part named ``layer``.
+    """
+    present = set(spec.channelnames)
+    own_part = layer is not None and spec.get_string_attribute("oiio:subimagename") == layer
+    out = []
+    for c in wanted:
+        if layer is not None and f"{layer}.{c}" in present:
+            out.append(f"{layer}.{c}")
+        elif (layer is None or own_part) and c in present:
+            out.append(c)
+        else:
+            return None
+    return out
+
+
+def _candidates(specs: Sequence[oiio.ImageSpec], layer: str | None) -> list[int]:
+    """Subimages to look in, best first: the part named ``layer``, then every part in order."""
+    order = list(range(len(specs)))
+    if layer is None:
+        return order
+    named = [i for i in order if specs[i].get_string_attribute("oiio:subimagename") == layer]
+    return named + [i for i in order if i not in named]
+
+
+def read_image(
+    path: str | Path,
+    channels: Sequence[str] | None = None,
+    layer: str | None = None,
+) -> tuple[np.ndarray, ImageInfo]:
+    """Read an image (any format OIIO reads) as float32 ``[H, W, C]`` over its data window.
+
+    Args:
+        path: the file.
+        channels: channel names to read, in the order wanted. With a ``layer`` they are
+            relative (``["R", "G", "B", "A"]`` reads ``beauty.R`` ... or a part's plain ``R``).
+            Default: ``R, G, B``; a greyscale file (``Y``) is then replicated to three channels.
+        layer: a part name of a multi-part EXR or a channel prefix of a multi-layer one
+            (``"beauty"`` for ``beauty.R``). ``None`` reads un-prefixed channels from the first
+            part that has them.
+
+    Returns:
+        ``(pixels, info)``; ``info`` describes the subimage that was read.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable, or lacks the layer or channels
+            (the message lists what is available).
+    """
+    path = Path(path)
+    wanted = list(channels) if channels is not None else ["R", "G", "B"]
+    if not wanted:
+        raise ImageReadError(f"{path}: empty channel list requested")
+    with _opened(path) as inp:
+        specs = _subimage_specs(inp)
+        candidates = _candidates(specs, layer)
+        layered = layer is not None
+        # A named layer must exist in some form before channels are looked for.
+        if layered and layer not in _layers(specs):
+            raise ImageReadError(
+                f"{path}: no layer {layer!r} (layers: {', '.join(_layers(specs)) or 'none'})"
+            )
+        for i in candidates:
+            names = _resolve(specs[i], layer, wanted)
+            if names is not None:
+                return _read_channels(path, inp, i, specs[i], names), _info(path, inp, specs[i], i)
+        if channels is None:
+            for i in candidates:
+                grey = _resolve(specs[i], layer, ["Y"])
+                if grey is not None:
+                    y = _read_channels(path, inp, i, specs[i], grey)
+                    return np.repeat(y, 3, axis=2), _info(path, inp, specs[i], i)
+        where = f" in layer {layer!r}" if layered else ""
+        available = "; ".join(
+            ", ".join(s.channelnames) + (f" (part {s.get_string_attribute('oiio:subimagename')})" if len(specs) > 1 else "")
+            for s in specs
+        )
+        raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
+
+
+def _first_subimage(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
+    """All channels of the first subimage as float32 [H, W, C] plus its spec."""
+    with _opened(path) as inp:
+        spec = inp.spec().copy()
+        return _read_channels(path, inp, 0, spec, list(spec.channelnames)), spec
+
+
+def read_trimap(path: str | Path, tolerance: float = _trimap.DEFAULT_TOLERANCE) -> np.ndarray:
+    """Read a trimap file as the canonical float32 ``[H, W]`` trimap (0 / 0.5 / 1).
+
+    Accepts 8/16-bit PNG or TIFF and float EXR, single-channel or RGB(A). A single channel
+    is used as is; RGB must be grey (channels within ``tolerance`` of each other) and is
+    averaged. Alpha is ignored. Values are normalised to 0..1 and snapped to the palette by
+    :func:`vfxmatte.trimap.quantize`.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+        TrimapError: coloured RGB, or values further than ``tolerance`` from the palette.
+    """
+    path = Path(path)
+    pixels, spec = _first_subimage(path)
+    names = list(spec.channelnames)
+    if all(c in names for c in ("R", "G", "B")):
+        rgb = pixels[..., [names.index(c) for c in ("R", "G", "B")]]
+        values = rgb.mean(axis=2)
+        spread = float(np.nanmax(np.abs(rgb - values[..., None]))) if rgb.size else 0.0
+        if spread > tolerance:
+            raise TrimapError(
+                f"{path}: trimap R, G and B differ by up to {spread:.3g}; expected a grey trimap"
+            )
+    else:
+        colour = [i for i, c in enumerate(names) if c not in ("A", "alpha")] or [0]
+        values = pixels[..., colour[0]]
+    return _trimap.quantize(values, tolerance, name=str(path))
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """Read a rough roto matte or mask as float32 ``[H, W]`` (the A channel, else the first).
+
+    Values are returned as stored (normalised to 0..1 for integer files), not clipped.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    pixels, spec = _first_subimage(path)
+    names = list(spec.channelnames)
+    if "A" in names:
+        index = names.index("A")
+    elif spec.alpha_channel >= 0:
+        index = spec.alpha_channel
+    else:
+        index = 0
+    return np.ascontiguousarray(pixels[..., index])
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+
+
+def _temp_path(target: Path) -> Path:
+    """Hidden temporary sibling of ``target``; keeps the extension so tools recognise it."""
+    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
+
+
+def _fsync(path: Path) -> None:
+    """Flush a finished file to disk before it replaces the target."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_target(target: Path) -> Iterator[Path]:
+    """Yield a temporary path to write; on success it replaces ``target`` atomically.
+
+    On any failure the temporary file is removed, ``target`` is left exactly as it was and
+    :class:`ImageWriteError` naming the target is raised.
+    """
+    tmp = _temp_path(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        yield tmp
+        _fsync(tmp)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, ImageWriteError):
+            raise
+        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: clean up, re-raise
+            raise
+        raise ImageWriteError(f"{target}: write failed ({exc})") from exc
+    # A crash after os.replace leaves a complete file; syncing the directory makes the
+    # rename itself durable where the platform allows it.
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
+    """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension."""
+    out = oiio.ImageOutput.create(str(target))
+    if out is None:
+        raise ImageWriteError(f"{target}: no image writer for this extension ({oiio.geterror()})")
+    try:
+        if not out.open(str(filename), spec):
+            raise ImageWriteError(f"{target}: cannot open for writing ({out.geterror()})")
+        if not out.write_image(pixels):
+            raise ImageWriteError(f"{target}: cannot write pixels ({out.geterror()})")
+    finally:
+        closed = out.close()
+    if not closed:
+        raise ImageWriteError(f"{target}: cannot finish file ({out.geterror()})")
+
+
+def _is_layout_key(name: str) -> bool:
+    return name in _LAYOUT_KEYS or name.startswith(_LAYOUT_PREFIXES)
+
+
+def _set_attribute(spec: oiio.ImageSpec, name: str, value: Any, type_name: str | None, target: Path) -> None:
+    if type_name:
+        spec.attribute(name, oiio.TypeDesc(type_name), value)
+    elif isinstance(value, (bool, np.bool_)):
+        spec.attribute(name, int(value))
+    elif isinstance(value, (int, np.integer)):
+        spec.attribute(name, int(value))
+    elif isinstance(value, (float, np.floating)):
+        spec.attribute(name, float(value))
+    elif isinstance(value, (str, Path)):
+        spec.attribute(name, str(value))
+    else:
+        raise ImageWriteError(
+            f"{target}: metadata {name!r} has unsupported type {type(value).__name__} "
+            "(use str, int or float)"
+        )
+
+
+def _pixel_type(pixel_type: str, target: Path) -> oiio.TypeDesc:
+    try:
+        return PIXEL_TYPES[pixel_type]
+    except KeyError:
+        raise ImageWriteError(
+            f"{target}: unknown pixel type {pixel_type!r} (use one of {', '.join(PIXEL_TYPES)})"
+        ) from None
+
+
+def _build_spec(
+    target: Path,
+    pixels: np.ndarray,
+    channel_names: Sequence[str],
+    info_like: ImageInfo | None,
+    pixel_type: str,
+    bits: int | None,
+    compression: str | None,
+    tile: tuple[int, int] | None,
+    metadata: Mapping[str, Any] | None,
+) -> oiio.ImageSpec:
+    height, width, nchannels = pixels.shape
+    spec = oiio.ImageSpec(width, height, nchannels, _pixel_type(pixel_type, target))
+    spec.channelnames = tuple(channel_names)
+    if "A" in channel_names:
+        spec.alpha_channel = list(channel_names).index("A")
+    if info_like is not None:
+        if (info_like.width, info_like.height) != (width, height):
+            raise ImageWriteError(
+                f"{target}: pixels are {width}x{height} but the data window of "
+                f"{info_like.path} is {info_like.width}x{info_like.height}"
+            )
+        spec.x, spec.y = info_like.x, info_like.y
+        spec.full_x, spec.full_y = info_like.full_x, info_like.full_y
+        spec.full_width, spec.full_height = info_like.full_width, info_like.full_height
+        for name, value in info_like.metadata.items():
+            if _is_layout_key(name):
+                continue
+            try:
+                _set_attribute(spec, name, value, info_like.metadata_types.get(name), target)
+            except (ImageWriteError, TypeError, ValueError, RuntimeError) as exc:
+                # One odd attribute of a source plate must not stop the matte being written.
+                log.warning("%s: not copying metadata %r from %s: %s", target, name, info_like.path, exc)
+    if bits is not None:
+        spec.attribute("oiio:BitsPerSample", int(bits))
+    if compression is not None:
+        spec.attribute("compression", compression)
+    if tile is not None:
+        spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
+    for name, value in (metadata or {}).items():
+        _set_attribute(spec, str(name), value, None, target)
+    return spec
+
+
+def write_image(
+    path: str | Path,
+    pixels: np.ndarray,
+    channel_names: Sequence[str],
+    *,
+    info_like: ImageInfo | None = None,
+    pixel_type: str | None = None,
+    bits: int | None = None,
+    compression: str | None = None,
+    tile: tuple[int, int] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``pixels`` ``[H, W, C]`` (or ``[H, W]``) to any format OIIO writes, atomically.
+
+    Args:
+        path: the target; its extension picks the format (``.exr``, ``.dpx``, ``.tif``, ``.png``).
+        pixels: float data (0..1 for integer formats) covering the data window.
+        channel_names: one name per channel.
+        info_like: copy the data/display windows and shot metadata from this image.
+        pixel_type: ``"half"``, ``"float"``, ``"uint"``, ``"uint8"``, ``"uint16"``;
+            default ``"half"`` for EXR and ``"uint16"`` otherwise.
+        bits: bits per sample for formats that pack them (DPX 10 or 12 in a ``uint16`` buffer).
+        compression: format-specific compression name passed to OIIO.
+        tile: ``(w, h)`` to write a tiled file (EXR, TIFF).
+        metadata: extra attributes (str, int or float values), written last.
+
+    Raises:
+        ImageWriteError: bad arguments or a failed write; the target is then untouched.
+    """
+    target = Path(path)
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[2] < 1:
+        raise ImageWriteError(f"{target}: expected pixels [H, W, C], got shape {np.shape(pixels)}")
+    if len(channel_names) != array.shape[2]:
+        raise ImageWriteError(
+            f"{target}: {len(channel_names)} channel names for {array.shape[2]} channels"
+        )
+    if len(set(channel_names)) != len(channel_names):
+        raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
+    if pixel_type is None:
+        pixel_type = "half" if target.suffix.lower() == ".exr" else "uint16"
+    spec = _build_spec(
+        target, array, channel_names, info_like, pixel_type, bits, compression, tile, metadata
+    )
+    data = np.ascontiguousarray(array, dtype=np.float32)
+    with _atomic_target(target) as tmp:
+        _write_pixels(tmp, target, spec, data)
+
+
+def write_exr(
+    path: str | Path,
+    channels: Mapping[str, np.ndarray],
+    info_like: ImageInfo | None = None,
+    compression: str = "zip",
+    pixel_type: str = "half",
+    metadata: Mapping[str, Any] | None = None,
+    *,
+    tile: tuple[int, int] | None = None,
+) -> None:
+    """Write named ``[H, W]`` float channels to a single-part OpenEXR file, atomically.
+
+    Args:
+        path: the target ``.exr``.
+        channels: name -> ``[H, W]`` array, e.g. ``{"A": alpha}`` or ``{"matte.A": alpha}``.
+        info_like: the plate this matte belongs to: its data window and display window are
+            copied (the arrays are in data-window coordinates, so overscan survives) and so is
+            its metadata, except keys describing the old file's layout, compression, channels
+            or colour encoding.
+        compression: one of :data:`EXR_COMPRESSIONS`, optionally with a level (``"dwaa:45"``).
+        pixel_type: ``"half"``, ``"float"`` or ``"uint"``.
+        metadata: provenance attributes added last (e.g. ``{"vfxmatte:version": "0.1.0"}``).
+        tile: ``(w, h)`` for a tiled file; scanline by default.
+
+    Raises:
+        ImageWriteError: bad arguments or a failed write; the target is then untouched and no
+            temporary file is left behind.
+    """
+    target = Path(path)
+    if target.suffix.lower() != ".exr":
+        raise ImageWriteError(f"{target}: write_exr needs a .exr file name")
+    if not channels:
+        raise ImageWriteError(f"{target}: no channels to write")
+    method = compression.split(":", 1)[0].lower()
+    if method not in EXR_COMPRESSIONS:
+        raise ImageWriteError(
+            f"{target}: unknown EXR compression {compression!r} (use one of {', '.join(EXR_COMPRESSIONS)})"
+        )
+    if pixel_type not in ("half", "float", "uint"):
+        raise ImageWriteError(f"{target}: EXR pixel type must be half, float or uint, got {pixel_type!r}")
+    arrays = [np.asarray(a) for a in channels.values()]
+    shapes = {a.shape for a in arrays}
+    if len(shapes) != 1 or arrays[0].ndim != 2:
+        detail = ", ".join(f"{n}: {np.shape(a)}" for n, a in channels.items())
+        raise ImageWriteError(f"{target}: channels must all be [H, W] of one size ({detail})")
+    write_image(
+        target,
+        np.stack(arrays, axis=2),
+        list(channels),
+        info_like=info_like,
+        pixel_type=pixel_type,
+        compression=compression,
+        tile=tile,
+        metadata=metadata,
+    )

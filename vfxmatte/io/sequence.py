@@ -1,0 +1,197 @@
+"""Frame sequences on disk: patterns, frame ranges and missing-frame policies.
+
+Parsing of patterns and ranges is delegated to ``fileseq``. Padding follows the compositing
+convention (Nuke, Houdini), not fileseq's default: one ``#`` or ``@`` per digit, so
+``shot.####.exr``, ``shot.@@@@.exr``, ``shot.%04d.exr`` and ``shot.$F4.exr`` all mean four
+digits. A pattern may carry its own range (``shot.1001-1100#.exr``).
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+from pathlib import Path
+from typing import Iterable, Literal
+
+import fileseq
+
+from vfxmatte.errors import SequenceError
+
+__all__ = ["FrameSequence", "MissingPolicy", "format_frames", "parse_frame_range", "resolve_frames"]
+
+MissingPolicy = Literal["error", "skip", "hold"]
+_POLICIES = ("error", "skip", "hold")
+
+# One '#' per digit, as Nuke and the farm tools write it (fileseq's default is 4 digits per '#').
+_PAD_STYLE = fileseq.PAD_STYLE_HASH1
+
+
+def parse_frame_range(text: str) -> list[int]:
+    """Parse a frame range such as ``1001-1100``, ``1001-1100x2`` or ``1001,1010-1020``.
+
+    Frames are returned in the order written, without duplicates.
+
+    Raises:
+        SequenceError: the text is empty, unparsable or names sub-frames.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise SequenceError(f"empty frame range {text!r}")
+    cleaned = ",".join(part.strip() for part in text.strip().split(","))
+    try:
+        frames = list(fileseq.FrameSet(cleaned))
+    except (fileseq.ParseException, ValueError, TypeError) as exc:
+        raise SequenceError(
+            f"invalid frame range {text!r}: expected forms like 1001-1100, 1001-1100x2 or 1001,1010-1020"
+        ) from exc
+    if not frames:
+        raise SequenceError(f"frame range {text!r} holds no frames")
+    if any(int(f) != f for f in frames):
+        raise SequenceError(f"frame range {text!r} names sub-frames; only whole frames are supported")
+    return [int(f) for f in frames]
+
+
+def format_frames(frames: Iterable[int]) -> str:
+    """Compact text for a set of frames, e.g. ``1003-1005,1010`` (sorted, de-duplicated)."""
+    return str(fileseq.FrameSet(sorted(set(int(f) for f in frames))))
+
+
+class FrameSequence:
+    """A numbered image sequence: a pattern with one frame token and the frames of interest.
+
+    Args:
+        pattern: ``/plates/shot.####.exr``, ``shot.%04d.exr``, ``shot.@@@@.exr`` or
+            ``shot.$F4.exr``; may embed a range (``shot.1001-1100#.exr``).
+        frames: the frames of interest. ``None`` takes the range embedded in the pattern,
+            or else every frame found on disk (looked up once, on first use of ``frames``).
+
+    Raises:
+        SequenceError: the pattern has no frame token or cannot be parsed.
+    """
+
+    def __init__(self, pattern: str | Path, frames: list[int] | None = None) -> None:
+        self.pattern = str(pattern)
+        try:
+            self._seq = fileseq.FileSequence(self.pattern, pad_style=_PAD_STYLE)
+        except (fileseq.ParseException, fileseq.FileSeqException, ValueError) as exc:
+            raise SequenceError(f"cannot parse sequence pattern {self.pattern!r}: {exc}") from exc
+        token = self._seq.padding()
+        if not token or token not in Path(self.pattern).name:
+            raise SequenceError(
+                f"sequence pattern {self.pattern!r} has no frame token "
+                "(use ####, %04d, @@@@ or $F4)"
+            )
+        self._pad = self._seq.zfill()
+        self._dir = Path(self._seq.dirname() or ".")
+        self._basename = self._seq.basename()
+        self._ext = self._seq.extension()
+        if frames is not None:
+            self._frames: list[int] | None = [int(f) for f in frames]
+        elif self._seq.frameSet() is not None:
+            self._frames = [int(f) for f in self._seq.frameSet()]
+        else:
+            self._frames = None
+
+    def __repr__(self) -> str:
+        return f"FrameSequence({self.pattern!r})"
+
+    @property
+    def padding(self) -> int:
+        """Minimum number of digits in a frame number."""
+        return self._pad
+
+    @property
+    def frames(self) -> list[int]:
+        """The frames of interest (explicit, embedded in the pattern, or found on disk)."""
+        if self._frames is None:
+            self._frames = self.discover()
+        return list(self._frames)
+
+    def path(self, frame: int) -> Path:
+        """The file of ``frame``, zero-padded to the pattern's width."""
+        return Path(self._seq.frame(int(frame)))
+
+    def discover(self) -> list[int]:
+        """Frames of this pattern that exist on disk, sorted.
+
+        A file counts only if its frame number is written with exactly this pattern's padding
+        (``shot.01001.exr`` is not frame 1001 of ``shot.####.exr``); numbers longer than the
+        padding count when they carry no leading zeros (frame 10000 of ``####``).
+        """
+        try:
+            entries = list(os.scandir(self._dir))
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise SequenceError(f"cannot list {self._dir} for {self.pattern}: {exc}") from exc
+        found: set[int] = set()
+        prefix, suffix = self._basename, self._ext
+        for entry in entries:
+            name = entry.name
+            if not (name.startswith(prefix) and name.endswith(suffix)):
+                continue
+            digits = name[len(prefix) : len(name) - len(suffix)]
+            body = digits[1:] if digits.startswith("-") else digits
+            if not (body.isascii() and body.isdigit()):
+                continue
+            frame = int(digits)
+            # Strict padding: the name must be exactly the one this pattern gives the frame.
+            if self.path(frame).name == name and entry.is_file():
+                found.add(frame)
+        return sorted(found)
+
+    def missing(self, frames: Iterable[int] | None = None) -> list[int]:
+        """Frames among ``frames`` (default: :attr:`frames`) whose file does not exist, sorted."""
+        wanted = self.frames if frames is None else [int(f) for f in frames]
+        on_disk = set(self.discover())
+        return sorted({f for f in wanted if f not in on_disk})
+
+
+def resolve_frames(
+    seq: FrameSequence,
+    frames: Iterable[int] | None = None,
+    policy: MissingPolicy = "error",
+) -> list[tuple[int, Path]]:
+    """For each requested frame, the file to read under a missing-frame policy.
+
+    Args:
+        seq: the sequence.
+        frames: the frames to process (default: ``seq.frames``), in processing order.
+        policy: ``"error"`` raises on any missing frame; ``"skip"`` drops missing frames;
+            ``"hold"`` reads the nearest existing frame instead (ties go to the earlier one).
+
+    Returns:
+        ``(frame, path)`` pairs; under ``"hold"`` the path may belong to another frame.
+
+    Raises:
+        SequenceError: bad policy, no frames requested, missing frames under ``"error"``, or
+            nothing to read at all.
+    """
+    if policy not in _POLICIES:
+        raise SequenceError(f"unknown missing-frame policy {policy!r} for {seq.pattern} (use one of {', '.join(_POLICIES)})")
+    wanted = seq.frames if frames is None else [int(f) for f in frames]
+    if not wanted:
+        raise SequenceError(f"no frames requested from {seq.pattern}")
+    existing = seq.discover()
+    if not existing:
+        raise SequenceError(f"no frames of {seq.pattern} exist on disk (requested {format_frames(wanted)})")
+    on_disk = set(existing)
+    missing = sorted({f for f in wanted if f not in on_disk})
+    if missing and policy == "error":
+        raise SequenceError(f"missing frames {format_frames(missing)} of {seq.pattern}")
+    if policy == "skip":
+        kept = [(f, seq.path(f)) for f in wanted if f in on_disk]
+        if not kept:
+            raise SequenceError(f"none of frames {format_frames(wanted)} of {seq.pattern} exist on disk")
+        return kept
+    return [(f, seq.path(f if f in on_disk else _nearest(existing, f))) for f in wanted]
+
+
+def _nearest(existing: list[int], frame: int) -> int:
+    """The element of sorted ``existing`` nearest to ``frame``; ties go to the earlier frame."""
+    i = bisect.bisect_left(existing, frame)
+    if i == 0:
+        return existing[0]
+    if i == len(existing):
+        return existing[-1]
+    before, after = existing[i - 1], existing[i]
+    return before if frame - before <= after - frame else after

@@ -1,0 +1,132 @@
+"""The two-path matting network (paper §3, Fig. 1): wiring only; blocks live in sibling files."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vfxmatte.errors import InputError
+from vfxmatte.model.config import R34, SMALL, TINY, VARIANTS, TCPMattingConfig
+from vfxmatte.model.semantic_path import SemanticPath
+from vfxmatte.model.tcp import TexturalCompensatePath
+
+#: Total stride of the Semantic Path (ResNet stem + maxpool + 3 strided stages).
+STRIDE = 32
+
+# ImageNet statistics: the encoder is designed to start from ImageNet weights (§4.1).
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+class PathOutputs(NamedTuple):
+    alpha: Tensor  # [B, 1, H, W] in [0, 1]
+    sp_logit: Tensor  # [B, 1, H, W] Semantic Path output
+    tcp_logit: Tensor  # [B, 1, H, W] Textural Compensate Path output
+
+
+def alpha_from_logits(sp_logit: Tensor, tcp_logit: Tensor) -> Tensor:
+    """Paper §3: the output is tanh of the sum of the two paths' outputs.
+
+    tanh lies in (-1, 1); we map it to alpha with ``(tanh(s) + 1) / 2`` so that a zero sum means
+    alpha 0.5 and both ends of the range are reachable symmetrically.
+    """
+    return (torch.tanh(sp_logit + tcp_logit) + 1.0) * 0.5
+
+
+def pad_to_stride(x: Tensor, stride: int = STRIDE) -> tuple[Tensor, int, int]:
+    """Pad H and W up to a multiple of ``stride`` by reflection (replicate where too small)."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % stride, (-w) % stride
+    if ph == 0 and pw == 0:
+        return x, h, w
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), h, w
+
+
+class TCPMatting(nn.Module):
+    """Semantic Path + Textural Compensate Path.
+
+    Inputs are an sRGB-encoded image in [0, 1] and a one-hot trimap (bg, unknown, fg). In
+    training the TCP may get a different, noisier trimap (paper §3.3); at inference both paths
+    get the same one. Any H x W is accepted: inputs are reflection-padded to the stride and the
+    output is cropped back.
+    """
+
+    def __init__(self, cfg: TCPMattingConfig = R34) -> None:
+        super().__init__()
+        self.config = cfg
+        self.semantic = SemanticPath(cfg)
+        sp_channels = cfg.encoder_widths[self.semantic.ffu_index]
+        self.tcp = TexturalCompensatePath(cfg, sp_channels)
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
+
+    @property
+    def w_c(self) -> Tensor:
+        return self.tcp.ffu.w_c
+
+    def _check(self, image: Tensor, trimap: Tensor, name: str) -> None:
+        if image.dim() != 4 or image.shape[1] != 3:
+            raise InputError(f"image: expected [B, 3, H, W], got {tuple(image.shape)}")
+        if trimap.dim() != 4 or trimap.shape[1] != 3:
+            raise InputError(f"{name}: expected one-hot [B, 3, H, W], got {tuple(trimap.shape)}")
+        if trimap.shape[0] != image.shape[0] or trimap.shape[-2:] != image.shape[-2:]:
+            raise InputError(
+                f"{name}: shape {tuple(trimap.shape)} does not match image {tuple(image.shape)}"
+            )
+
+    def forward_paths(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor | None = None) -> PathOutputs:
+        """Like :meth:`forward`, also returning each path's logit (for training diagnostics)."""
+        self._check(image, trimap, "trimap")
+        if tcp_trimap is None:
+            tcp_trimap = trimap
+        else:
+            self._check(image, tcp_trimap, "tcp_trimap")
+        rgb = (image - self.mean) / self.std
+        x_sp, h, w = pad_to_stride(torch.cat([rgb, trimap], dim=1))  # [B, 6, H', W']
+        x_tcp, _, _ = pad_to_stride(torch.cat([rgb, tcp_trimap], dim=1))
+        sp_logit, sp_feat = self.semantic(x_sp)
+        tcp_logit = self.tcp(x_tcp, sp_feat)
+        sp_logit, tcp_logit = sp_logit[..., :h, :w], tcp_logit[..., :h, :w]
+        return PathOutputs(alpha_from_logits(sp_logit, tcp_logit), sp_logit, tcp_logit)
+
+    def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor | None = None) -> Tensor:
+        """Predict alpha.
+
+        Args:
+            image: [B, 3, H, W] sRGB-encoded RGB in [0, 1].
+            trimap: [B, 3, H, W] one-hot (bg, unknown, fg) for the Semantic Path.
+            tcp_trimap: optional separate one-hot trimap for the TCP (training, §3.3).
+
+        Returns:
+            [B, 1, H, W] alpha in [0, 1]; the raw prediction everywhere (known regions are
+            composited by the engine, not here).
+        """
+        return self.forward_paths(image, trimap, tcp_trimap).alpha
+
+
+def build_model(cfg: TCPMattingConfig | str) -> TCPMatting:
+    """Build a network from a config or a variant name ("r34", "small", "tiny")."""
+    if isinstance(cfg, str):
+        if cfg not in VARIANTS:
+            raise InputError(f"unknown model variant '{cfg}' (choose from {', '.join(VARIANTS)})")
+        cfg = VARIANTS[cfg]
+    return TCPMatting(cfg)
+
+
+def tcp_matting_r34() -> TCPMatting:
+    """The paper's network: ResNet-34 U-Net Semantic Path + 32-channel TCP."""
+    return TCPMatting(R34)
+
+
+def tcp_matting_small() -> TCPMatting:
+    """Same design at ~1/4 the cost, for CPU inference; the starter weights use it."""
+    return TCPMatting(SMALL)
+
+
+def tcp_matting_tiny() -> TCPMatting:
+    """A few-thousand-parameter variant for tests."""
+    return TCPMatting(TINY)
