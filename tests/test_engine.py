@@ -72,16 +72,29 @@ def test_only_tiles_touching_unknown_are_computed(rng):
     assert len(tiles_needing_inference(all_tiles, tri == 0.5, 128)) == 25
 
 
-def test_tile_weights_cover_every_pixel_and_are_feathered():
-    h, w = 900, 1300
+def test_tiles_are_stride_aligned_cover_every_pixel_and_are_feathered():
+    h, w = 900, 1300  # not multiples of the stride: tiles cover the frame padded to 928 x 1312
     tiles = plan_tiles(h, w, 512, 128)
-    acc = np.zeros((h, w), np.float32)
+    hp, wp = 928, 1312
+    acc = np.zeros((hp, wp), np.float32)
     for t in tiles:
         assert t.h == 512 and t.w == 512
-        acc[t.y : t.y + t.h, t.x : t.x + t.w] += tile_weight(t, h, w, 128)
+        assert t.y % 32 == 0 and t.x % 32 == 0  # the network is only shift-equivariant by its stride
+        acc[t.y : t.y + t.h, t.x : t.x + t.w] += tile_weight(t, hp, wp, 128)
     assert acc.min() > 0.0  # every pixel gets weight from some tile (blending divides by acc)
-    inner = tile_weight(tiles[0], h, w, 128)
-    assert inner[0, 0] == 1.0 and inner[-1, -1] == 0.0  # frame border full, inner edge zero
+    corner = tile_weight(tiles[0], hp, wp, 128)
+    assert corner[0, 0] > 0 and corner[-1, -1] == 0.0  # frame border kept, inner edge dead
+    assert corner[300, 200] > corner[400, 200]  # weight falls towards the inner edge
+
+
+def test_crop_tile_reflects_past_the_frame_edge():
+    from vfxmatte.engine import Tile, crop_tile
+
+    a = np.arange(10 * 7, dtype=np.float32).reshape(10, 7)
+    t = crop_tile(a, Tile(6, 2, 6, 5))  # 2 rows past the bottom, 0 past the right
+    assert t.shape == (6, 5)
+    assert np.array_equal(t[:4], a[6:10, 2:7])
+    assert np.array_equal(t[4], a[8, 2:7]) and np.array_equal(t[5], a[7, 2:7])  # reflect
 
 
 def test_coarse_all_unknown_trimap_still_gives_a_matte(tiny, rng):
@@ -115,6 +128,8 @@ def test_bad_inputs_raise_typed_errors(tiny, rng):
         s.matte((img * 255).astype(np.uint8), tri)
     with pytest.raises(InputError, match="overlap"):
         MattingSession(tiny, device="cpu", tile_size=128, overlap=64)
+    with pytest.raises(InputError, match="multiple of 32"):
+        MattingSession(tiny, device="cpu", tile_size=500, overlap=64)
 
 
 def test_device_and_precision_selection():
@@ -141,3 +156,27 @@ def test_cuda_fp16_matches_cpu_fp32(tiny, rng):
     gpu_model = copy.deepcopy(tiny)
     a_gpu = MattingSession(gpu_model, device="cuda", tile_size=256, overlap=64).matte(img, tri)
     assert np.abs(a_cpu - a_gpu)[tri == 0.5].mean() < 5e-3
+
+
+@pytest.fixture(scope="module")
+def starter_frame(tmp_path_factory):
+    """A hair frame from the example shot at 1400x1100 (larger than one default tile)."""
+    from vfxmatte.color import to_working
+    from vfxmatte.examples import make_shot010
+    from vfxmatte.io.image import read_image, read_trimap
+
+    shot = make_shot010(tmp_path_factory.mktemp("shot"), frames=[1001], width=1400, height=1100)
+    rgb, _ = read_image(shot.plates.replace("####", "1001"))
+    tri = read_trimap(shot.trimaps.replace("####", "1001"))
+    return to_working(rgb, shot.colorspace), tri
+
+
+def test_starter_weights_tiled_matches_untiled_at_defaults(starter_frame):
+    img, tri = starter_frame
+    assert (tri == 0.5).any()
+    untiled = MattingSession.from_checkpoint("starter", device="cpu", tile_size=0).matte(img, tri)
+    sess = MattingSession.from_checkpoint("starter", device="cpu")
+    assert (sess.tile_size, sess.overlap) == (DEFAULT_TILE, DEFAULT_OVERLAP)
+    tiled = sess.matte(img, tri)
+    d = np.abs(untiled - tiled)[tri == 0.5]
+    assert d.mean() <= 2e-3 and d.max() <= 0.05, (d.mean(), d.max())

@@ -51,8 +51,9 @@ def _check_alpha(x: Tensor, name: str) -> None:
 
 
 def charbonnier(pred: Tensor, gt: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
-    """Per-pixel Charbonnier distance ``sqrt((pred - gt)^2 + eps^2)`` in float32."""
-    d = pred.float() - gt.float()
+    """Per-pixel Charbonnier distance ``sqrt((pred - gt)^2 + eps^2)``, in float32 or wider."""
+    dtype = torch.promote_types(torch.promote_types(pred.dtype, gt.dtype), torch.float32)
+    d = pred.to(dtype) - gt.to(dtype)
     return torch.sqrt(d * d + eps * eps)
 
 
@@ -64,16 +65,15 @@ def masked_image_mean(values: Tensor, mask: Tensor) -> Tensor:
         mask: [B, 1, H, W] bool.
 
     Returns:
-        Scalar. 0 (connected to ``values`` so backward works) when every mask is empty.
+        Scalar. 0 (connected to ``values`` so backward works) when every mask is empty. No
+        data-dependent branch, so no host-device sync on GPU.
     """
     m = mask.to(values.dtype)
     count = m.sum(dim=(1, 2, 3))  # [B]
     total = (values * m).sum(dim=(1, 2, 3))  # [B]
-    present = count > 0
-    if not bool(present.any()):
-        return values.sum() * 0.0
-    per_image = total[present] / count[present]
-    return per_image.mean()
+    present = (count > 0).to(values.dtype)
+    per_image = total / count.clamp_min(1.0)  # 0 for an empty mask
+    return (per_image * present).sum() / present.sum().clamp_min(1.0)
 
 
 def unknown_mask(trimap: Tensor) -> Tensor:

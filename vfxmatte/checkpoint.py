@@ -94,6 +94,9 @@ def save_checkpoint(
     tmp = target.with_name(f".{target.name}.tmp")
     try:
         save_file(state, str(tmp), metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # a normal data file, not the writer's private temp
         os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)

@@ -1,12 +1,13 @@
 """Tiled inference: run the matting network on frames of any size, on GPU or CPU.
 
-Cost follows the unknown region, not the frame: the frame is covered by a grid of overlapping
-square tiles, and only tiles whose contributing area touches the trimap's unknown band are
-computed. Tiles are blended with feathered weights (a dead margin at each inner tile edge, then
-a linear cross-fade) so there are no seams, and every used pixel sits at least
-``overlap // 4`` pixels from a tile edge, where the network's receptive field sees reflection
-padding instead of image. Peak memory is set by ``tile_size`` and ``batch_size``; the frame-sized
-buffers are the image, trimap and two float32 accumulators.
+Cost follows the unknown region, not the frame: the frame (padded by reflection to the
+network's stride, as untiled inference pads it) is covered by a grid of overlapping square
+tiles whose origins are multiples of the stride, and only tiles whose contributing area
+touches the trimap's unknown band are computed. Tiles are blended with weights that are zero
+in a dead margin at each inner tile edge and grow with the distance from it, so there are no
+seams and each pixel is dominated by the tile that sees it with the most context. Peak memory
+is set by ``tile_size`` and ``batch_size``; the frame-sized buffers are the image, trimap and
+two float32 accumulators.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.errors import DeviceError, InputError
-from vfxmatte.model import TCPMatting
+from vfxmatte.model import STRIDE, TCPMatting
 
 Progress = Callable[[int, int], None]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"] | str
@@ -93,47 +94,93 @@ class Tile:
     w: int
 
 
-def axis_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles along one axis: evenly spread, neighbours overlap >= ``overlap``."""
+def axis_starts(length: int, tile: int, overlap: int, align: int = STRIDE) -> list[int]:
+    """Start offsets of tiles along one axis.
+
+    Tiles are spread evenly with neighbours overlapping by at least ``overlap``, and every start
+    is a multiple of ``align`` (the network's stride): the network is not shift-equivariant for
+    shifts that are not multiples of its stride, so an unaligned tile would see a differently
+    sampled feature grid and disagree with untiled inference everywhere, not just near its edges.
+    ``length`` and ``tile`` are multiples of ``align`` (the frame is padded to the stride first).
+    """
     if length <= tile:
         return [0]
-    step = tile - overlap
-    n = math.ceil((length - overlap) / step)
-    n = max(n, 2)
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+    n = max(math.ceil((length - overlap) / (tile - overlap)), 2)
+    while True:
+        starts = [int(round(i * (length - tile) / (n - 1) / align)) * align for i in range(n)]
+        if all(b - a <= tile - overlap for a, b in zip(starts, starts[1:])):
+            return starts
+        n += 1
 
 
 def axis_weight(start: int, size: int, length: int, overlap: int) -> np.ndarray:
-    """1-D feather weight of a tile: 1 inside; at inner edges a dead margin then a linear ramp.
+    """1-D blending weight of a tile: zero in a dead margin at inner edges, then growing.
 
-    Edges that lie on the frame border get full weight (no neighbour covers them).
+    The weight is ``max(d - margin, 0)^2`` where ``d`` is the distance to the nearest *inner*
+    tile edge (edges on the frame border do not count: no neighbour covers them) and
+    ``margin = overlap // 4``. Where tiles overlap by more than ``overlap`` (the grid spreads
+    tiles evenly), a pixel is dominated by the tile that sees it from deepest inside, i.e. with
+    the most context around it: the network's receptive field spans hundreds of pixels, so a
+    plain cross-fade near each tile's own edge lets edge-starved predictions through.
     """
-    w = np.ones(size, dtype=np.float32)
-    if overlap <= 0:
-        return w
-    margin = overlap // 4
-    ramp_len = max(overlap - 2 * margin, 1)
-    i = np.arange(size, dtype=np.float32)
-    ramp = np.clip((i - margin + 0.5) / ramp_len, 0.0, 1.0)
+    i = np.arange(size, dtype=np.float64) + 0.5
+    d = np.full(size, np.inf)
     if start > 0:
-        w = np.minimum(w, ramp)
+        d = np.minimum(d, i)
     if start + size < length:
-        w = np.minimum(w, ramp[::-1])
-    return w
+        d = np.minimum(d, size - i)
+    if not np.isfinite(d).all():
+        return np.ones(size, dtype=np.float32)
+    margin = overlap // 4
+    w = np.maximum(d - margin, 0.0) / size
+    return (w * w).astype(np.float32)
+
+
+def padded_size(length: int, stride: int = STRIDE) -> int:
+    """``length`` rounded up to a multiple of the network stride."""
+    return -(-length // stride) * stride
 
 
 def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """All tiles of the grid covering a ``height`` x ``width`` frame."""
+    """All tiles of the grid covering a frame padded to the stride.
+
+    ``height`` and ``width`` are the frame's own size; tiles are laid over the frame padded to
+    a multiple of :data:`STRIDE` (reflection padding, as untiled inference pads), so a tile may
+    reach up to ``STRIDE - 1`` pixels past the bottom or right edge. ``tile = 0`` means one tile.
+    """
+    hp, wp = padded_size(height), padded_size(width)
     if tile <= 0:
-        return [Tile(0, 0, height, width)]
+        return [Tile(0, 0, hp, wp)]
+    if tile % STRIDE:
+        raise InputError(f"tile_size must be a multiple of {STRIDE} (the network stride), got {tile}")
     if overlap < 0 or overlap >= tile // 2:
         raise InputError(f"overlap must be in [0, tile_size/2), got {overlap} for tile_size {tile}")
-    th, tw = min(tile, height), min(tile, width)
+    th, tw = min(tile, hp), min(tile, wp)
     return [
         Tile(y, x, th, tw)
-        for y in axis_starts(height, tile, overlap)
-        for x in axis_starts(width, tile, overlap)
+        for y in axis_starts(hp, tile, overlap)
+        for x in axis_starts(wp, tile, overlap)
     ]
+
+
+def _reflect_indices(start: int, size: int, length: int) -> np.ndarray | slice:
+    """Indices of ``start .. start+size`` into an axis of ``length``, reflected past the end."""
+    if start + size <= length:
+        return slice(start, start + size)
+    i = np.arange(start, start + size)
+    i = np.where(i >= length, 2 * (length - 1) - i, i)  # numpy/torch 'reflect' padding
+    return np.clip(i, 0, length - 1)  # 'edge' where the frame is shorter than the padding
+
+
+def crop_tile(array: np.ndarray, t: Tile) -> np.ndarray:
+    """The tile's window of a frame-sized array, reflection-padded past the bottom/right edge."""
+    iy = _reflect_indices(t.y, t.h, array.shape[0])
+    ix = _reflect_indices(t.x, t.w, array.shape[1])
+    if isinstance(iy, slice) and isinstance(ix, slice):
+        return array[iy, ix]
+    iy = np.arange(array.shape[0])[iy] if isinstance(iy, slice) else iy
+    ix = np.arange(array.shape[1])[ix] if isinstance(ix, slice) else ix
+    return array[np.ix_(iy, ix)]
 
 
 def tile_weight(t: Tile, height: int, width: int, overlap: int) -> np.ndarray:
@@ -153,12 +200,14 @@ def tiles_needing_inference(
     whole unknown band.
     """
     h, w = unknown.shape
+    hp, wp = padded_size(h), padded_size(w)
     keep = []
     for t in tiles:
-        sub = unknown[t.y : t.y + t.h, t.x : t.x + t.w]
+        sub = unknown[t.y : t.y + t.h, t.x : t.x + t.w]  # the part inside the frame
         if not sub.any():
             continue
-        if (sub & (tile_weight(t, h, w, overlap) > 0)).any():
+        wt = tile_weight(t, hp, wp, overlap)[: sub.shape[0], : sub.shape[1]]
+        if (sub & (wt > 0)).any():
             keep.append(t)
     return keep
 
@@ -216,7 +265,7 @@ class MattingSession:
             raise InputError(f"tile_size must be >= 0 (0 = untiled), got {tile_size}")
         self.tile_size = int(tile_size)
         self.overlap = int(overlap) if tile_size else 0
-        plan_tiles(max(tile_size, 1), max(tile_size, 1), tile_size, self.overlap)  # checks overlap
+        plan_tiles(max(tile_size, 1), max(tile_size, 1), tile_size, self.overlap)  # checks tile, overlap
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 8)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -236,8 +285,8 @@ class MattingSession:
     # -- core
     def _run_batch(self, image: np.ndarray, trimap: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         """Network prediction for tiles of equal size -> [N, h, w] float32."""
-        imgs = np.stack([image[t.y : t.y + t.h, t.x : t.x + t.w] for t in tiles])  # [N,h,w,3]
-        tris = np.stack([tm.one_hot(trimap[t.y : t.y + t.h, t.x : t.x + t.w]) for t in tiles])
+        imgs = np.stack([crop_tile(image, t) for t in tiles])  # [N,h,w,3]
+        tris = np.stack([tm.one_hot(crop_tile(trimap, t)) for t in tiles])  # [N,3,h,w]
         x = torch.from_numpy(imgs).permute(0, 3, 1, 2).to(self.device)  # [N,3,h,w]
         tr = torch.from_numpy(tris).to(self.device)  # [N,3,h,w]
         x = x.contiguous(memory_format=torch.channels_last)
@@ -257,24 +306,26 @@ class MattingSession:
     def predict(self, image: np.ndarray, trimap: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Raw blended network prediction over the frame (0 where no tile ran)."""
         h, w = trimap.shape
+        hp, wp = padded_size(h), padded_size(w)
         unknown = tm.unknown_mask(trimap)
         tiles = tiles_needing_inference(plan_tiles(h, w, self.tile_size, self.overlap), unknown, self.overlap)
-        acc = np.zeros((h, w), dtype=np.float32)
-        wsum = np.zeros((h, w), dtype=np.float32)
+        # Accumulators cover the stride-padded frame; the padding is cropped off at the end.
+        acc = np.zeros((hp, wp), dtype=np.float32)
+        wsum = np.zeros((hp, wp), dtype=np.float32)
         done = 0
         if progress:
             progress(0, len(tiles))
         for batch in self._batches(tiles):
             preds = self._run_batch(image, trimap, batch)
             for t, p in zip(batch, preds):
-                wt = tile_weight(t, h, w, self.overlap)
+                wt = tile_weight(t, hp, wp, self.overlap)
                 acc[t.y : t.y + t.h, t.x : t.x + t.w] += p * wt
                 wsum[t.y : t.y + t.h, t.x : t.x + t.w] += wt
             done += len(batch)
             if progress:
                 progress(done, len(tiles))
         np.divide(acc, wsum, out=acc, where=wsum > 0)
-        return acc
+        return acc[:h, :w]
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, progress: Progress | None = None, name: str = "frame") -> np.ndarray:
         """Alpha for one frame.

@@ -150,6 +150,7 @@ def _subimage_specs(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     specs = []
     while inp.seek_subimage(len(specs), 0):
         specs.append(inp.spec().copy())
+    inp.geterror()  # clear the failed seek past the last subimage (TIFF records it as an error)
     return specs
 
 

@@ -1,0 +1,207 @@
+"""Job files: schema, line-numbered errors, paths, environment variables, file checks, hash."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vfxmatte.checkpoint import save_checkpoint
+from vfxmatte.errors import JobError
+from vfxmatte.examples import make_shot010
+from vfxmatte.jobs import MaskTrimap, SequenceTrimap, has_frame_token, load_job, parse_job
+from vfxmatte.model import build_model
+
+GOOD = """\
+version: 1
+shot: shot010
+plate:
+  path: plates/shot010.####.exr
+  frames: 1001-1003
+  colorspace: acescg
+trimap:
+  mode: sequence
+  path: trimaps/shot010.####.png
+model:
+  checkpoint: tiny.safetensors
+  device: cpu
+output:
+  path: out/shot010.####.exr
+  compression: zip
+"""
+
+
+@pytest.fixture(scope="module")
+def shot_dir(tmp_path_factory) -> Path:
+    """A folder with a 3-frame example shot and a tiny checkpoint, laid out as GOOD expects."""
+    root = tmp_path_factory.mktemp("shot")
+    make_shot010(root, frames=range(1001, 1004), width=48, height=32)
+    save_checkpoint(root / "tiny.safetensors", build_model("tiny"))
+    return root
+
+
+def write(folder: Path, text: str, name: str = "job.yaml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def error_of(path: Path, check: bool = False) -> str:
+    with pytest.raises(JobError) as info:
+        load_job(path, check=check)
+    return str(info.value)
+
+
+def test_good_job_loads_with_defaults_and_resolved_paths(shot_dir):
+    job = load_job(write(shot_dir, GOOD))
+    assert job.shot == "shot010" and job.plate.frame_list == [1001, 1002, 1003]
+    assert job.plate.path == str(shot_dir / "plates" / "shot010.####.exr")
+    assert isinstance(job.trimap, SequenceTrimap) and job.trimap.tolerance == 0.1
+    assert job.output.channel == "A" and job.output.rgba is False and job.model.tile_size == 1024
+    assert job.color.config is None and job.plate.missing == "error"
+
+
+def test_relative_paths_resolve_against_the_job_folder_not_the_cwd(shot_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    job = load_job(write(shot_dir, GOOD))
+    assert Path(job.output.path) == shot_dir / "out" / "shot010.####.exr"
+    assert Path(job.model.checkpoint) == shot_dir / "tiny.safetensors"
+
+
+def test_unknown_key_is_reported_with_its_line_and_key_path(tmp_path):
+    text = GOOD.replace("  colorspace: acescg\n", "  colorspace: acescg\n  colourspace: acescg\n")
+    assert error_of(write(tmp_path, text)).startswith(f"{tmp_path / 'job.yaml'}:7: plate.colourspace: unknown key")
+
+
+def test_bad_enum_reports_line_and_choices(tmp_path):
+    msg = error_of(write(tmp_path, GOOD.replace("compression: zip", "compression: lzw")))
+    assert msg == f"{tmp_path / 'job.yaml'}:15: output.compression: Input should be 'zip', 'dwaa' or 'piz'"
+
+
+@pytest.mark.parametrize(
+    "old,new,where",
+    [
+        ("device: cpu", "device: cpu\n  tile_size: '512'", ":13: model.tile_size: Input should be a valid integer"),
+        ("shot: shot010", "shot: 010", ":2: shot: Input should be a valid string"),
+        ("frames: 1001-1003", "frames: 1001-", ":5: plate.frames: invalid frame range"),
+        ("device: cpu", "device: gpu", ":12: model.device: Input should be 'auto', 'cpu', 'cuda'"),
+        ("out/shot010.####.exr", "out/shot010.####.png", ":14: output.path: output must be an OpenEXR"),
+        ("version: 1", "version: 2", ":1: version: Input should be 1"),
+    ],
+)
+def test_wrong_types_and_values_name_key_and_line(tmp_path, old, new, where):
+    assert where in error_of(write(tmp_path, GOOD.replace(old, new)))
+
+
+def test_missing_required_key_is_named(tmp_path):
+    text = GOOD.replace("  path: out/shot010.####.exr\n", "")
+    assert ":13: output.path: required key is missing" in error_of(write(tmp_path, text))
+
+
+def test_every_problem_is_listed_and_the_message_is_one_line(tmp_path):
+    text = GOOD.replace("compression: zip", "compression: lzw").replace("device: cpu", "device: gpu")
+    with pytest.raises(JobError) as info:
+        load_job(write(tmp_path, text), check=False)
+    assert len(info.value.errors) == 2 and "\n" not in str(info.value)
+    assert "(and 1 more error(s))" in str(info.value)
+
+
+def test_duplicate_key_is_an_error(tmp_path):
+    text = GOOD.replace("  compression: zip\n", "  compression: zip\n  compression: piz\n")
+    assert ":16: output.compression: duplicate key (first set on line 15)" in error_of(write(tmp_path, text))
+
+
+def test_yaml_syntax_error_names_the_line(tmp_path):
+    assert ":3: invalid YAML" in error_of(write(tmp_path, "version: 1\nshot: [a\nplate: {\n"))
+
+
+def test_keyframes_mode_is_reserved_with_a_clear_error(tmp_path):
+    text = GOOD.replace("mode: sequence", "mode: keyframes")
+    msg = error_of(write(tmp_path, text))
+    assert ":8: trimap.mode: 'keyframes' is not yet supported" in msg
+
+
+def test_unknown_trimap_mode_lists_modes(tmp_path):
+    msg = error_of(write(tmp_path, GOOD.replace("mode: sequence", "mode: painted")))
+    assert ":8: trimap.mode: Input should be 'sequence', 'mask' or 'keyframes'" in msg
+
+
+def test_mask_mode_fields_and_errors_use_the_written_keys(tmp_path):
+    text = GOOD.replace("mode: sequence", "mode: mask\n  band_px: 8").replace("trimaps/shot010", "roto/shot010")
+    job = load_job(write(tmp_path, text), check=False)
+    assert isinstance(job.trimap, MaskTrimap) and job.trimap.band_px == 8
+    bad = error_of(write(tmp_path, text.replace("band_px: 8", "band_px: -1")))
+    assert ":9: trimap.band_px: Input should be greater than or equal to 0" in bad
+
+
+def test_overlap_must_leave_a_tile_core(tmp_path):
+    text = GOOD.replace("device: cpu", "device: cpu\n  tile_size: 512\n  overlap: 256")
+    assert ":14: model.overlap: overlap 256 must be less than half of tile_size 512" in error_of(write(tmp_path, text))
+
+
+def test_environment_variables_expand_in_paths(tmp_path, monkeypatch):
+    monkeypatch.setenv("SHOT_ROOT", "/show/seq/shot010")
+    text = GOOD.replace("path: plates/", "path: $SHOT_ROOT/plates/").replace("path: out/", "path: ${SHOT_ROOT}/out/")
+    job = load_job(write(tmp_path, text), check=False)
+    assert job.plate.path == "/show/seq/shot010/plates/shot010.####.exr"
+    assert job.output.path == "/show/seq/shot010/out/shot010.####.exr"
+
+
+def test_unset_environment_variable_is_named(tmp_path, monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    msg = error_of(write(tmp_path, GOOD.replace("path: plates/", "path: ${NOT_SET_ANYWHERE}/plates/")))
+    assert ":4: plate.path: environment variable $NOT_SET_ANYWHERE is not set" in msg
+
+
+def test_houdini_frame_token_and_dollar_escape_are_not_variables(tmp_path):
+    text = GOOD.replace("out/shot010.####.exr", "out/$$cache/shot010.$F4.exr")
+    job = load_job(write(tmp_path, text), check=False)
+    assert job.output.path.endswith("out/$cache/shot010.$F4.exr")
+
+
+def test_missing_checkpoint_file_is_reported_at_its_key(shot_dir, tmp_path):
+    text = GOOD.replace("tiny.safetensors", "nope.safetensors")
+    msg = error_of(write(shot_dir, text, "missing_ckpt.yaml"), check=True)
+    assert ":11: model.checkpoint:" in msg and "nope.safetensors: checkpoint not found" in msg
+
+
+def test_plate_with_no_frames_on_disk_is_reported(shot_dir):
+    msg = error_of(write(shot_dir, GOOD.replace("plates/shot010", "plates/shot999"), "no_plate.yaml"), check=True)
+    assert ":4: plate.path: no frames of" in msg
+
+
+def test_unknown_colourspace_is_reported_with_suggestions(shot_dir):
+    msg = error_of(write(shot_dir, GOOD.replace("colorspace: acescg", "colorspace: acesgc"), "bad_cs.yaml"), check=True)
+    assert ":6: plate.colorspace: unknown colourspace 'acesgc'" in msg
+
+
+def test_missing_job_file(tmp_path):
+    assert error_of(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: job file not found"
+
+
+def test_yaml_tags_cannot_run_code(tmp_path):
+    text = GOOD.replace("shot: shot010", "shot: !!python/object/apply:os.system ['echo pwned']")
+    assert "invalid YAML" in error_of(write(tmp_path, text))
+
+
+def test_job_hash_ignores_formatting_but_not_values(tmp_path):
+    a = load_job(write(tmp_path, GOOD, "a.yaml"), check=False)
+    flow = yaml.safe_dump(yaml.safe_load(GOOD), default_flow_style=True)
+    b = load_job(write(tmp_path, "# comment\n" + flow, "b.yaml"), check=False)
+    c = load_job(write(tmp_path, GOOD.replace("zip", "piz"), "c.yaml"), check=False)
+    assert a.job_hash == b.job_hash != c.job_hash and len(a.job_hash) == 64
+
+
+def test_parse_job_from_text_and_frame_token_detection(tmp_path):
+    job = parse_job(GOOD, base_dir=tmp_path)
+    assert job.plate.path.startswith(str(tmp_path))
+    assert has_frame_token("a/shot.####.exr") and has_frame_token("shot.%04d.exr") and has_frame_token("s.$F4.exr")
+    assert not has_frame_token("roto/still_mask.exr")
+
+
+def test_shipped_example_job_validates_against_the_schema():
+    job = load_job(Path(__file__).parents[1] / "jobs" / "shot010.yaml", check=False)
+    assert job.shot == "shot010" and job.plate.frame_list == list(range(1001, 1025))
+    assert job.model.checkpoint.endswith("starter") or job.model.checkpoint == "starter"

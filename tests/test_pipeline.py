@@ -1,0 +1,327 @@
+"""The shot pipeline on small real files: EXR and DPX plates made on the fly through OIIO."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+import yaml
+
+from vfxmatte import __version__
+from vfxmatte.checkpoint import save_checkpoint
+from vfxmatte.color import ColorConverter
+from vfxmatte.errors import SequenceError
+from vfxmatte.examples import make_shot010
+from vfxmatte.io.image import ImageInfo, read_image, read_trimap, write_image
+from vfxmatte.jobs import load_job
+from vfxmatte.model import build_model
+from vfxmatte.pipeline import FrameEvent, ShotPipeline, run_job
+
+FRAMES = (1001, 1002, 1003)
+H, W = 20, 32  # display window
+PAD = 4  # overscan on every side
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # Frames here are a few hundred pixels: thread start-up dominates, and on a busy 2-core
+    # machine OpenMP spin-waits made each tiny forward pass ~100x slower.
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory) -> Path:
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", build_model("tiny"))
+
+
+def _plate_pixels(frame: int) -> np.ndarray:
+    """Overscan-sized linear RGB with HDR highlights and negatives (as real plates have)."""
+    y, x = np.mgrid[0 : H + 2 * PAD, 0 : W + 2 * PAD].astype(np.float32)
+    rgb = np.stack([x / W, y / H, 0.25 + 0.01 * (frame - 1000) + 0 * x], axis=2)
+    rgb[2, 3] = (7.5, 12.0, 3.0)  # HDR
+    rgb[4, 5] = (-0.02, 0.1, 0.2)  # negative
+    return rgb.astype(np.float16).astype(np.float32)  # exactly representable in half
+
+
+def _trimap(h: int, w: int) -> np.ndarray:
+    t = np.zeros((h, w), np.float32)
+    t[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 0.5
+    t[h // 3 : 2 * h // 3, w // 3 : 2 * w // 3] = 1.0
+    return t
+
+
+def make_plates(root: Path, ext: str = "exr", frames=FRAMES, overscan: bool = True) -> None:
+    """Plates ``root/plates/shot.####.<ext>`` and trimaps ``root/trimaps/shot.####.png``."""
+    for f in frames:
+        rgb = _plate_pixels(f)
+        h, w = rgb.shape[:2]
+        if ext == "exr":
+            info = ImageInfo(
+                path=Path("src.exr"), width=w, height=h,
+                x=-PAD if overscan else 0, y=-PAD if overscan else 0,
+                full_width=W if overscan else w, full_height=H if overscan else h,
+                metadata={"Owner": "unit test", "capDate": "2026:01:01 00:00:00", "camera:lens": "35mm"},
+            )
+            write_image(root / "plates" / f"shot.{f}.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half")
+        else:  # 10-bit DPX, values as normalised code values
+            write_image(root / "plates" / f"shot.{f}.dpx", np.clip(rgb / 8, 0, 1), ["R", "G", "B"],
+                        pixel_type="uint16", bits=10)
+        write_image(root / "trimaps" / f"shot.{f}.png", _trimap(h, w), ["Y"], pixel_type="uint8")
+
+
+def write_job(root: Path, ckpt: Path, **sections) -> Path:
+    """A job for ``make_plates``' layout; ``sections`` update its mappings key by key."""
+    job = {
+        "version": 1,
+        "shot": "shot",
+        "plate": {"path": "plates/shot.####.exr", "frames": "1001-1003", "colorspace": "lin_rec709"},
+        "trimap": {"mode": "sequence", "path": "trimaps/shot.####.png"},
+        "model": {"checkpoint": str(ckpt), "device": "cpu", "tile_size": 0},
+        "output": {"path": "out/shot.####.exr"},
+    }
+    for name, values in sections.items():
+        job[name] = {**job.get(name, {}), **values}
+    path = root / "job.yaml"
+    path.write_text(yaml.safe_dump(job, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def shot(tmp_path: Path) -> Path:
+    make_plates(tmp_path)
+    return tmp_path
+
+
+class RecordingSession:
+    """Stands in for MattingSession: records what the pipeline hands the model."""
+
+    def __init__(self) -> None:
+        self.images: list[np.ndarray] = []
+        self.trimaps: list[np.ndarray] = []
+
+    def matte(self, image, trimap, progress=None, name="frame"):
+        self.images.append(image)
+        self.trimaps.append(trimap)
+        return trimap.copy()
+
+
+def read_out(path: Path) -> tuple[oiio.ImageSpec, np.ndarray]:
+    inp = oiio.ImageInput.open(str(path))
+    assert inp is not None, oiio.geterror()
+    try:
+        spec = inp.spec().copy()
+        pixels = inp.read_image(oiio.FLOAT)
+    finally:
+        inp.close()
+    return spec, np.asarray(pixels).reshape(spec.height, spec.width, spec.nchannels)
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_example_shot_end_to_end_with_the_tiny_model(tmp_path, tiny_ckpt):
+    shot = make_shot010(tmp_path / "ex", frames=FRAMES, width=48, height=32)
+    job_path = tmp_path / "job.yaml"
+    job_path.write_text(yaml.safe_dump(shot.job_dict(tmp_path / "out" / "a.####.exr", checkpoint=str(tiny_ckpt))))
+    events: list[FrameEvent] = []
+    report = run_job(load_job(job_path), progress=events.append)
+    assert report.exit_code == 0 and report.done == list(FRAMES) and not report.failed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"a.{f}.exr" for f in FRAMES]
+    assert [e.kind for e in events] == ["started", "done"] * 3 and events[-1].index == events[-1].total == 3
+    assert report.seconds_per_frame is not None and report.seconds_per_frame > 0
+    spec, alpha = read_out(tmp_path / "out" / "a.1002.exr")
+    assert list(spec.channelnames) == ["A"] and spec.format == oiio.HALF
+    assert np.isfinite(alpha).all() and alpha.min() >= 0 and alpha.max() <= 1
+    tri = read_trimap(shot.trimaps.replace("####", "1002"))
+    assert np.all(alpha[..., 0][tri == 1.0] == 1.0) and np.all(alpha[..., 0][tri == 0.0] == 0.0)
+    assert 0 < (tri == 0.5).mean() < 1  # the example's trimap has an unknown band to solve
+
+
+def test_windows_metadata_and_provenance_are_kept(shot, tiny_ckpt):
+    job = load_job(write_job(shot, tiny_ckpt))
+    assert run_job(job).exit_code == 0
+    spec, alpha = read_out(shot / "out" / "shot.1002.exr")
+    assert (spec.x, spec.y, spec.width, spec.height) == (-PAD, -PAD, W + 2 * PAD, H + 2 * PAD)
+    assert (spec.full_x, spec.full_y, spec.full_width, spec.full_height) == (0, 0, W, H)
+    assert spec.get_string_attribute("Owner") == "unit test"
+    assert spec.get_string_attribute("camera:lens") == "35mm"
+    assert spec.get_string_attribute("compression") == "zip"
+    assert spec.get_string_attribute("vfxmatte:version") == __version__
+    assert spec.get_string_attribute("vfxmatte:model") == "tiny"
+    assert spec.get_string_attribute("vfxmatte:model_hash") == job_hash_of(tiny_ckpt)
+    assert spec.get_string_attribute("vfxmatte:job_hash") == job.job_hash
+    assert spec.get_int_attribute("vfxmatte:frame") == 1002
+    # Known regions of the trimap come through exactly.
+    tri = _trimap(H + 2 * PAD, W + 2 * PAD)
+    assert np.all(alpha[..., 0][tri == 1.0] == 1.0) and np.all(alpha[..., 0][tri == 0.0] == 0.0)
+
+
+def job_hash_of(path: Path) -> str:
+    from vfxmatte.checkpoint import file_sha256
+
+    return file_sha256(path)
+
+
+@pytest.mark.parametrize("channel", ["A", "matte.A"])
+def test_channel_name_comes_from_the_job(shot, tiny_ckpt, channel):
+    run_job(load_job(write_job(shot, tiny_ckpt, output={"channel": channel, "compression": "piz"})))
+    spec, _ = read_out(shot / "out" / "shot.1001.exr")
+    assert list(spec.channelnames) == [channel]
+    assert spec.get_string_attribute("compression") == "piz"
+
+
+@pytest.mark.parametrize("channel,rgb_names", [("A", ["R", "G", "B"]), ("matte.A", ["matte.R", "matte.G", "matte.B"])])
+def test_rgba_output_keeps_the_plate_rgb_bit_exact(shot, tiny_ckpt, channel, rgb_names):
+    run_job(load_job(write_job(shot, tiny_ckpt, output={"rgba": True, "channel": channel})))
+    rgb_in, _ = read_image(shot / "plates" / "shot.1003.exr")
+    rgb_out, _ = read_image(shot / "out" / "shot.1003.exr", channels=rgb_names)
+    assert np.array_equal(rgb_in, rgb_out)  # HDR and negative values included
+    assert rgb_in.max() > 1 and rgb_in.min() < 0
+    alpha, _ = read_image(shot / "out" / "shot.1003.exr", channels=[channel])
+    assert alpha.min() >= 0 and alpha.max() <= 1
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def test_only_rgb_is_colour_converted_and_nan_inf_never_reach_the_model(shot, tiny_ckpt):
+    rgb = _plate_pixels(1002)
+    rgb[1, 1] = (np.nan, np.inf, -np.inf)
+    info = ImageInfo(path=Path("x.exr"), width=rgb.shape[1], height=rgb.shape[0])
+    write_image(shot / "plates" / "shot.1002.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half")
+    session = RecordingSession()
+    job = load_job(write_job(shot, tiny_ckpt, output={"rgba": True}))
+    with ShotPipeline(job, session=session) as pipe:
+        report = pipe.run(frames=[1002])
+    assert report.done == [1002]
+    image = session.images[0]
+    assert np.isfinite(image).all() and image.min() >= 0 and image.max() <= 1
+    clean = np.nan_to_num(rgb.astype(np.float16).astype(np.float32), nan=0, posinf=0, neginf=0)
+    expected = ColorConverter(None, "lin_rec709").apply(clean)
+    assert np.allclose(image, expected, atol=1e-6)
+    alpha, _ = read_image(shot / "out" / "shot.1002.exr", channels=["A"])
+    assert np.isfinite(alpha).all()
+
+
+def test_dpx_plate_in_cineon(tmp_path, tiny_ckpt):
+    make_plates(tmp_path, ext="dpx")
+    job = load_job(write_job(tmp_path, tiny_ckpt, plate={"path": "plates/shot.####.dpx", "colorspace": "cineon"}))
+    session = RecordingSession()
+    with ShotPipeline(job, session=session) as pipe:
+        assert pipe.run().exit_code == 0
+    code_values, info = read_image(tmp_path / "plates" / "shot.1001.dpx")
+    assert info.file_format == "dpx"
+    assert np.allclose(session.images[0], ColorConverter(None, "cineon").apply(code_values), atol=1e-6)
+    # The real model on the same job writes an EXR matte per frame.
+    assert run_job(job).done == list(FRAMES)
+    spec, _ = read_out(tmp_path / "out" / "shot.1001.exr")
+    assert spec.get_string_attribute("vfxmatte:plate_colorspace") == "cineon"
+
+
+def test_mask_mode_derives_a_trimap_with_an_unknown_band(shot, tiny_ckpt):
+    for f in FRAMES:
+        m = np.zeros((H + 2 * PAD, W + 2 * PAD), np.float32)
+        m[8:20, 10:30] = 1.0
+        write_image(shot / "roto" / f"roto.{f}.exr", m, ["A"], pixel_type="half")
+    job = load_job(write_job(shot, tiny_ckpt, trimap={"mode": "mask", "path": "roto/roto.####.exr", "band_px": 2}))
+    session = RecordingSession()
+    with ShotPipeline(job, session=session) as pipe:
+        assert pipe.run().exit_code == 0
+    t = session.trimaps[0]
+    assert set(np.unique(t)) == {0.0, 0.5, 1.0} and t[14, 20] == 1.0 and t[0, 0] == 0.0
+
+
+def test_a_still_trimap_serves_every_frame(shot, tiny_ckpt):
+    write_image(shot / "still.png", _trimap(H + 2 * PAD, W + 2 * PAD), ["Y"], pixel_type="uint8")
+    job = load_job(write_job(shot, tiny_ckpt, trimap={"path": "still.png"}))
+    plans = ShotPipeline(job).plan()
+    assert {p.trimap for p in plans} == {shot / "still.png"}
+    assert run_job(job).done == list(FRAMES)
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_skip_existing_does_not_rewrite(shot, tiny_ckpt):
+    run_job(load_job(write_job(shot, tiny_ckpt)))
+    before = {p.name: p.stat().st_mtime_ns for p in (shot / "out").iterdir()}
+    report = run_job(load_job(write_job(shot, tiny_ckpt, output={"skip_existing": True})))
+    assert sorted(report.skipped) == list(FRAMES) and not report.done and report.exit_code == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (shot / "out").iterdir()} == before
+
+
+def test_skip_existing_resumes_only_the_missing_frames(shot, tiny_ckpt):
+    run_job(load_job(write_job(shot, tiny_ckpt)), frames=[1001])
+    report = run_job(load_job(write_job(shot, tiny_ckpt, output={"skip_existing": True})))
+    assert report.done == [1002, 1003] and list(report.skipped) == [1001]
+
+
+def test_missing_frame_policy_error_fails_that_frame_only(shot, tiny_ckpt):
+    (shot / "plates" / "shot.1002.exr").unlink()
+    report = run_job(load_job(write_job(shot, tiny_ckpt)))
+    assert report.done == [1001, 1003] and list(report.failed) == [1002] and report.exit_code == 1
+    assert "plate frame missing" in report.failed[1002]
+    assert not (shot / "out" / "shot.1002.exr").exists()
+
+
+def test_missing_frame_policy_skip(shot, tiny_ckpt):
+    (shot / "plates" / "shot.1002.exr").unlink()
+    report = run_job(load_job(write_job(shot, tiny_ckpt, plate={"missing": "skip"})))
+    assert report.done == [1001, 1003] and list(report.skipped) == [1002] and report.exit_code == 0
+
+
+def test_missing_frame_policy_hold_reads_the_nearest_earlier_frame(shot, tiny_ckpt):
+    (shot / "plates" / "shot.1002.exr").unlink()
+    report = run_job(load_job(write_job(shot, tiny_ckpt, plate={"missing": "hold"})))
+    assert report.done == list(FRAMES)
+    spec, _ = read_out(shot / "out" / "shot.1002.exr")
+    assert spec.get_int_attribute("vfxmatte:frame") == 1002
+    assert spec.get_int_attribute("vfxmatte:plate_frame") == 1001
+
+
+def test_a_failed_frame_does_not_stop_the_others(shot, tiny_ckpt):
+    write_image(shot / "trimaps" / "shot.1002.png", _trimap(10, 10), ["Y"], pixel_type="uint8")
+    events: list[FrameEvent] = []
+    report = run_job(load_job(write_job(shot, tiny_ckpt)), progress=events.append)
+    assert report.done == [1001, 1003] and report.exit_code == 1
+    assert report.failed[1002].startswith("frame 1002: trimap") and "data window is 40x28" in report.failed[1002]
+    failed = [e for e in events if e.kind == "failed"]
+    assert len(failed) == 1 and failed[0].frame == 1002 and failed[0].error is not None
+    assert sorted(p.name for p in (shot / "out").iterdir()) == ["shot.1001.exr", "shot.1003.exr"]
+
+
+def test_missing_trimap_fails_the_frame_in_the_plan(shot, tiny_ckpt):
+    (shot / "trimaps" / "shot.1003.png").unlink()
+    plans = ShotPipeline(load_job(write_job(shot, tiny_ckpt))).plan()
+    assert [p.fail_reason is not None for p in plans] == [False, False, True]
+    assert "trimap missing" in plans[2].fail_reason
+
+
+def test_dry_run_writes_nothing_and_loads_no_model(shot, tiny_ckpt):
+    job = load_job(write_job(shot, tiny_ckpt))
+    events: list[FrameEvent] = []
+    with ShotPipeline(job) as pipe:
+        report = pipe.run(dry_run=True, progress=events.append)
+        assert pipe._session is None
+    assert report.planned == list(FRAMES) and not report.done and report.exit_code == 0
+    assert {e.kind for e in events} == {"planned"} and not (shot / "out").exists()
+
+
+def test_frames_override_and_no_plate_at_all(shot, tiny_ckpt):
+    job = load_job(write_job(shot, tiny_ckpt))
+    assert run_job(job, frames=[1003]).done == [1003]
+    for p in (shot / "plates").iterdir():
+        p.unlink()
+    with pytest.raises(SequenceError, match="no frames of"):
+        run_job(job)

@@ -1,0 +1,132 @@
+"""The procedural generator: deterministic, real partial coverage, textured from real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from training.synthetic import RECIPES, PhotoLibrary, SyntheticGenerator, list_images, split_holdout, write_dataset
+from vfxmatte.errors import DataError
+
+PHOTOS = Path("/work/shared/data/backgrounds")
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Two real photos when the shared set is here; otherwise two photo-like images made on the fly."""
+    real = [PHOTOS / "kodak24" / "kodim05.png", PHOTOS / "skimage_data" / "chelsea.png"]
+    if all(p.is_file() for p in real):
+        return real
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(2):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
+        p = d / f"p{i}.png"
+        cv2.imwrite(str(p), img)
+        out.append(p)
+    return out
+
+
+def test_same_seed_and_index_give_identical_samples_in_any_order(photos: list[Path]) -> None:
+    a = SyntheticGenerator(photos, seed=7, size=(96, 96))
+    b = SyntheticGenerator(photos, seed=7, size=(96, 96))
+    b.sample(5)  # a different call history must not matter
+    fa, aa = a.sample(2)
+    fb, ab = b.sample(2)
+    np.testing.assert_array_equal(fa, fb)
+    np.testing.assert_array_equal(aa, ab)
+
+
+def test_different_index_or_seed_gives_different_samples(photos: list[Path]) -> None:
+    g = SyntheticGenerator(photos, seed=1, size=(96, 96))
+    _, a0 = g.sample(0)
+    _, a1 = g.sample(1)
+    _, b0 = SyntheticGenerator(photos, seed=2, size=(96, 96)).sample(0)
+    assert not np.array_equal(a0, a1)
+    assert not np.array_equal(a0, b0)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_every_recipe_gives_a_valid_matte_with_partial_values(photos: list[Path], recipe: str) -> None:
+    g = SyntheticGenerator(photos, seed=3, size=(128, 128), recipes={recipe: 1.0})
+    for i in range(2):
+        info: dict = {}
+        fg, alpha = g.sample(i, out=info)
+        assert info["recipe"] == recipe
+        assert fg.shape == (128, 128, 3) and fg.dtype == np.float32
+        assert alpha.shape == (128, 128) and alpha.dtype == np.float32
+        assert 0.0 <= fg.min() and fg.max() <= 1.0
+        assert 0.0 <= alpha.min() and alpha.max() <= 1.0
+        partial = (alpha > 0) & (alpha < 1)
+        assert partial.mean() > 0.005, f"{recipe}: only {partial.mean():.4f} partial pixels"
+
+
+def test_mattes_have_known_regions_and_exact_zero_and_one(photos: list[Path]) -> None:
+    g = SyntheticGenerator(photos, seed=4, size=(128, 128))
+    alphas = [g.sample(i)[1] for i in range(6)]
+    # A full-frame net or veil may leave no pure background; most samples have both.
+    assert sum((a == 0).any() for a in alphas) >= 5
+    assert sum((a == 1).any() for a in alphas) >= 4
+    # Anything below half an 8-bit step is exactly zero (paper §3.3 Eq. 2 needs known pixels).
+    for a in alphas:
+        assert not ((a > 0) & (a < 0.5 / 255)).any()
+
+
+def test_hair_has_thin_subpixel_strands(photos: list[Path]) -> None:
+    """Hair mattes are mostly faint partial coverage away from the body, not a blurred ramp."""
+    g = SyntheticGenerator(photos, seed=5, size=(192, 192), recipes={"hair": 1.0})
+    faint = []
+    for i in range(3):
+        _, a = g.sample(i)
+        partial = a[(a > 0) & (a < 1)]
+        faint.append(np.mean(partial < 0.5))
+    assert np.mean(faint) > 0.4
+
+
+def test_foreground_colour_is_textured_not_flat(photos: list[Path]) -> None:
+    g = SyntheticGenerator(photos, seed=6, size=(128, 128), recipes={"hair": 1.0})
+    fg, alpha = g.sample(0)
+    inside = fg[alpha > 0.5]
+    assert inside.std(axis=0).mean() > 0.01
+
+
+def test_bad_arguments_raise_data_error(photos: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        SyntheticGenerator(tmp_path / "nope", seed=0)
+    with pytest.raises(DataError, match="no images"):
+        SyntheticGenerator(tmp_path, seed=0)
+    with pytest.raises(DataError, match="recipe"):
+        SyntheticGenerator(photos, seed=0, recipes={"feathers": 1.0})
+
+
+def test_photo_library_caps_size_and_crops(photos: list[Path]) -> None:
+    lib = PhotoLibrary(photos, max_side=150)
+    assert max(lib.get(0).shape[:2]) <= 150
+    crop = lib.crop(np.random.default_rng(0), 40, 60)
+    assert crop.shape == (40, 60, 3) and crop.dtype == np.float32
+    assert 0.0 <= crop.min() and crop.max() <= 1.0
+
+
+def test_split_holdout_separates_paths() -> None:
+    paths = [Path("/x/bsds500/train/1.jpg"), Path("/x/bsds500/test/2.jpg"), Path("/x/kodak/3.png")]
+    train, held = split_holdout(paths)
+    assert held == [paths[1]] and train == [paths[0], paths[2]]
+    assert list_images(paths[:0] + [Path(__file__)]) == [Path(__file__)]
+
+
+@pytest.mark.parametrize("fmt", ["png", "exr"])
+def test_write_dataset_writes_studio_layout(photos: list[Path], tmp_path: Path, fmt: str) -> None:
+    from training.data import StudioSet
+
+    root = write_dataset(tmp_path / "synth", n=2, seed=0, backgrounds=photos, size=(64, 64), fg_format=fmt)
+    studio = StudioSet(root)
+    assert len(studio) == 2
+    rgb, alpha, composited = studio.load(1)
+    fg, ref = SyntheticGenerator(photos, seed=0, size=(64, 64)).sample(1)
+    assert not composited
+    np.testing.assert_allclose(alpha, ref, atol=1 / 65535 + 1e-6)  # 16-bit matte
+    np.testing.assert_allclose(rgb, fg, atol=1 / 255 + 2e-3)  # 8-bit PNG or half EXR round trip

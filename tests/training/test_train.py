@@ -1,0 +1,343 @@
+"""Training config, loop, resume and export on CPU with the tiny config.
+
+The loop tests use a small procedural stand-in data set (a soft disc over noise) so they test
+the loop and not the synthetic generator; every item is a pure function of (epoch, index), the
+contract the loop relies on for resumable streams.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import training.train as train_mod
+from training import cli
+from training.config import CONFIG_DIR, ConfigError, load_config
+from training.train import (
+    BatchStream,
+    export_inference_checkpoint,
+    latest_state,
+    load_training_state,
+    lr_factor,
+    train,
+)
+from vfxmatte.checkpoint import load_model
+from vfxmatte.errors import TrainingError
+
+TINY = CONFIG_DIR / "tiny.yaml"
+REPO = Path(__file__).resolve().parents[2]
+
+
+class DiscSet:
+    """Soft disc over noise; ``fixed`` ignores the epoch (an overfitting set)."""
+
+    def __init__(self, n: int = 16, size: int = 64, seed: int = 0, fixed: bool = False) -> None:
+        self.n, self.size, self.seed, self.fixed, self.epoch = n, size, seed, fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, 0 if self.fixed else self.epoch, i])
+        s = self.size
+        yy, xx = np.mgrid[0:s, 0:s] / s
+        cx, cy, r = rng.uniform(0.3, 0.7, 3)
+        d = np.sqrt((xx - cx) ** 2 + (yy - cy) ** 2)
+        alpha = np.clip((0.6 * r - d) / 0.1 + 0.5, 0, 1).astype(np.float32)
+        fg = (rng.uniform(0, 1, (3, 1, 1)) * np.ones((3, s, s))).astype(np.float32)
+        bg = rng.uniform(0, 1, (3, s, s)).astype(np.float32)
+        image = alpha * fg + (1 - alpha) * bg
+        labels = np.where(alpha <= 0.01, 0, np.where(alpha >= 0.99, 2, 1))
+        labels[(np.abs(d - 0.6 * r) < 0.08)] = 1  # a band wider than the soft edge
+        tri = np.stack([labels == 0, labels == 1, labels == 2]).astype(np.float32)
+        t = lambda x: torch.from_numpy(np.ascontiguousarray(x))  # noqa: E731
+        return {"image": t(image), "trimap_sp": t(tri), "trimap_tcp": t(tri.copy()),
+                "alpha": t(alpha[None]), "fg": t(fg), "bg": t(bg)}
+
+
+VAL = [DiscSet(seed=99)[i] for i in range(2)]
+
+
+def tiny_cfg(out: Path, *extra: str):
+    return load_config(TINY, [f"train.out_dir={out}", "train.log_every=1", *extra])
+
+
+def read_log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+class StopAfter:
+    def __init__(self, n: int) -> None:
+        self.n, self.calls = n, 0
+
+    def __call__(self) -> bool:
+        self.calls += 1
+        return self.calls >= self.n
+
+
+# ---------------------------------------------------------------------------------------------
+# config
+
+
+def test_tiny_config_loads_through_inheritance():
+    cfg = load_config(TINY)
+    assert cfg.model == "tiny" and cfg.architecture().name == "tiny"
+    assert cfg.data.out_size == 64 and cfg.train.batch_size == 2
+    assert cfg.optim.betas == (0.5, 0.999) and cfg.optim.lr == 4e-4  # paper §4.1, from base.yaml
+    assert cfg.loss.alpha_weight == 0.9 and cfg.loss.theta == 0.1  # paper §3.3
+
+
+@pytest.mark.parametrize("name", ["base.yaml", "tiny.yaml", "starter_cpu.yaml", "starter_gpu.yaml"])
+def test_shipped_configs_validate(name):
+    load_config(CONFIG_DIR / name)
+
+
+def test_gpu_config_is_one_h100_recipe():
+    cfg = load_config(CONFIG_DIR / "starter_gpu.yaml")
+    assert cfg.model == "small" and cfg.train.amp == "bf16"
+    assert cfg.train.time_limit_minutes is not None and cfg.train.time_limit_minutes < 10
+    assert cfg.train.resume == "auto" and cfg.data.workers <= 15
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("train.bach_size=3", "train.bach_size: unknown key"),
+        ("train.amp=fp8", "train.amp:"),
+        ("optim.lr=-1", "optim.lr: must be > 0"),
+        ("data.crop_sizes=[]", "data.crop_sizes:"),
+        ("model=huge", "model: unknown variant 'huge'"),
+        ("model.tcp_width=3", "model: unknown architecture field(s) tcp_width"),
+        ("loss.theta=abc", "loss.theta:"),
+        ("data.synthetic.sed=1", "data.synthetic.sed: unknown key"),
+    ],
+)
+def test_config_errors_name_the_key(override, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(TINY, [override])
+    msg = str(e.value)
+    assert key in msg and "\n" not in msg and msg.startswith("tiny.yaml: ")
+
+
+def test_set_overrides_parse_yaml_values():
+    cfg = load_config(TINY, ["train.steps=7", "optim.lr=1e-3", "data.crop_sizes=[64, 128]",
+                             "train.time_limit_minutes=null", "model.tcp_channels=4"])
+    assert cfg.train.steps == 7 and cfg.optim.lr == 1e-3 and cfg.data.crop_sizes == [64, 128]
+    assert cfg.architecture().tcp_channels == 4 and cfg.architecture().encoder_widths[0] == 8
+
+
+def test_inherit_list_merges_in_order_and_expands_env(tmp_path, monkeypatch):
+    (tmp_path / "a.yaml").write_text(f"inherit: {TINY}\ntrain: {{steps: 3, batch_size: 4}}\n")
+    (tmp_path / "b.yaml").write_text(
+        "train: {steps: 5}\ndata:\n  synthetic:\n    backgrounds: ${BG_DIR:-/x/default}\n"
+    )
+    (tmp_path / "c.yaml").write_text("inherit: [a.yaml, b.yaml]\ntrain: {seed: 9}\n")
+    monkeypatch.delenv("BG_DIR", raising=False)
+    cfg = load_config(tmp_path / "c.yaml")
+    assert (cfg.train.steps, cfg.train.batch_size, cfg.train.seed) == (5, 4, 9)
+    assert cfg.data.synthetic.backgrounds == "/x/default"
+    assert cfg.data.out_size == 64  # from tiny.yaml two levels up
+    monkeypatch.setenv("BG_DIR", "/from/env")
+    assert load_config(tmp_path / "c.yaml").data.synthetic.backgrounds == "/from/env"
+
+
+def test_unset_env_var_without_default_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_VFXMATTE_VAR", raising=False)
+    (tmp_path / "c.yaml").write_text(f"inherit: {TINY}\ntrain:\n  out_dir: ${{NO_SUCH_VFXMATTE_VAR}}/run\n")
+    with pytest.raises(ConfigError, match="NO_SUCH_VFXMATTE_VAR"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_yaml_tags_that_build_objects_are_refused(tmp_path):
+    (tmp_path / "evil.yaml").write_text("model: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "evil.yaml")
+
+
+def test_inherit_loop_is_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text("inherit: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("inherit: a.yaml\n")
+    with pytest.raises(ConfigError, match="inherit loop"):
+        load_config(tmp_path / "a.yaml")
+
+
+# ---------------------------------------------------------------------------------------------
+# schedule and data stream
+
+
+def test_lr_warms_up_linearly_then_anneals_to_min():
+    f = [lr_factor(s, 100, 10, 0.01) for s in range(100)]
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    assert f[10] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    assert lr_factor(100, 100, 10, 0.01) == pytest.approx(0.01)
+    assert f[55] == pytest.approx(0.01 + 0.99 * 0.5, abs=1e-6)  # half way through the cosine
+
+
+def test_batch_stream_shards_disjointly_and_resumes_mid_epoch():
+    whole = BatchStream(20, 2, world=1)
+    r0, r1 = BatchStream(20, 2, rank=0, world=2), BatchStream(20, 2, rank=1, world=2)
+    it0, it1, itw = iter(r0), iter(r1), iter(whole)
+    seen = []
+    for _ in range(7):  # across an epoch boundary (5 global batches of 4 per epoch of 20)
+        a, b = next(it0), next(it1)
+        assert not set(a) & set(b)
+        assert a + b == next(itw) + next(itw)
+        seen += a + b
+    assert sorted(seen[:20]) == [(0, i) for i in range(20)] and seen[20] == (1, 0)
+    later = iter(BatchStream(20, 2, start=7))
+    full = iter(BatchStream(20, 2))
+    for _ in range(7):
+        next(full)
+    assert [next(later) for _ in range(5)] == [next(full) for _ in range(5)]
+
+
+def test_batch_stream_refuses_a_set_smaller_than_a_batch():
+    with pytest.raises(TrainingError, match="epoch_size"):
+        BatchStream(3, 2, world=2)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def test_short_run_overfits_a_fixed_batch(tmp_path):
+    fixed = DiscSet(n=2, fixed=True)
+    cfg = tiny_cfg(tmp_path, "train.steps=40", "optim.lr=3e-3", "optim.min_lr=3e-3",
+                   "optim.warmup_steps=0", "train.val_every=1000", "train.ckpt_every=1000")
+    result = train(cfg, train_set=fixed, val_set=[fixed[0], fixed[1]])
+    assert result.reason == "done" and result.step == 40
+    losses = [r["loss"] for r in read_log(tmp_path) if r["kind"] == "train"]
+    assert len(losses) == 40 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+
+
+def test_run_reports_progress_logs_and_validates(tmp_path):
+    events = []
+    cfg = tiny_cfg(tmp_path, "train.steps=4", "train.val_every=2", "train.ckpt_every=2")
+    result = train(cfg, events.append, train_set=DiscSet(), val_set=VAL)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("step") == 4
+    assert kinds.count("val") == 2 and kinds.count("checkpoint") == 2
+    val = [e for e in events if e.kind == "val"][-1].metrics
+    for key in ("loss", "sad", "mse", "grad", "conn", "w_c", "sp_std", "tcp_std"):
+        assert key in val and np.isfinite(val[key]), key
+    log = read_log(tmp_path)
+    assert {r["kind"] for r in log} == {"start", "train", "val", "checkpoint", "end"}
+    assert result.export_path == tmp_path / "export" / "latest.safetensors"
+    # keep_states (2) bounds the state files on disk.
+    assert len(list((tmp_path / "states").glob("state_*.pt"))) == 2
+
+
+def test_resume_continues_bitwise_identically(tmp_path):
+    # Straight: 8 steps. Split: stopped after 4 (as SIGTERM or the time limit would), then
+    # resumed in a fresh call, this time with a loader worker process: same stream, same weights.
+    straight = train(tiny_cfg(tmp_path / "a", "train.steps=8", "train.val_every=3"),
+                     train_set=DiscSet(), val_set=VAL)
+    first = train(tiny_cfg(tmp_path / "b", "train.steps=8", "train.val_every=3"),
+                  train_set=DiscSet(), val_set=VAL, should_stop=StopAfter(4))
+    assert (first.reason, first.step) == ("stopped", 4)
+    events = []
+    second = train(tiny_cfg(tmp_path / "b", "train.steps=8", "train.val_every=3", "data.workers=1"),
+                   events.append, train_set=DiscSet(), val_set=VAL)
+    assert second.step == 8 and events[0].metrics["resumed_from"].endswith("state_00000004.pt")
+    a, b = load_training_state(straight.state_path), load_training_state(second.state_path)
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for k, v in a["optimizer"]["state"].items():
+        assert torch.equal(v["exp_avg_sq"], b["optimizer"]["state"][k]["exp_avg_sq"])
+    assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 8
+
+
+def test_state_file_is_weights_only_loadable(tmp_path):
+    train(tiny_cfg(tmp_path, "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    path = latest_state(tmp_path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    assert state["step"] == 2 and state["config"]["model"] == "tiny"
+    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "wall_time"):
+        assert key in state
+    assert not list(path.parent.glob(".*.tmp"))  # atomic write left no temp file
+
+
+def test_finished_run_resumes_to_a_no_op(tmp_path):
+    train(tiny_cfg(tmp_path, "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    again = train(tiny_cfg(tmp_path, "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    assert again.step == 2 and again.reason == "done"
+
+
+def test_resume_never_refuses_an_existing_run(tmp_path):
+    train(tiny_cfg(tmp_path, "train.steps=1"), train_set=DiscSet(), val_set=VAL)
+    with pytest.raises(TrainingError, match="resume"):
+        train(tiny_cfg(tmp_path, "train.steps=2", "train.resume=never"), train_set=DiscSet(), val_set=VAL)
+
+
+def test_time_limit_stops_cleanly_with_state_and_export(tmp_path):
+    cfg = tiny_cfg(tmp_path, "train.steps=1000", "train.time_limit_minutes=0.0001")
+    result = train(cfg, train_set=DiscSet(), val_set=VAL)
+    assert result.reason == "time_limit" and result.step == 1
+    assert result.state_path.is_file() and result.export_path.is_file()
+    assert load_training_state(result.state_path)["step"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# export
+
+
+def test_export_loads_with_matching_provenance(tmp_path):
+    result = train(tiny_cfg(tmp_path / "run", "train.steps=3"), train_set=DiscSet(), val_set=VAL)
+    state = load_training_state(result.state_path)
+    path = export_inference_checkpoint(result.state_path, tmp_path / "model.safetensors")
+    model, ckpt = load_model(path, expect="tiny")
+    prov = ckpt.provenance
+    assert prov["steps"] == 3 and prov["config"] == state["config"]
+    assert prov["device"] == "cpu" and prov["vfxmatte_version"] and "synthetic" in prov["data"]
+    assert prov["wall_time_s"] >= 0
+    assert all(v.dtype == torch.float16 for v in ckpt.state_dict.values() if v.is_floating_point())
+    for k, v in state["model"].items():
+        if v.is_floating_point():
+            assert torch.allclose(model.state_dict()[k], v, atol=2e-3, rtol=1e-3), k
+    # The loop's own export of the last state is the same network.
+    _, loop_ckpt = load_model(result.export_path)
+    assert loop_ckpt.provenance["steps"] == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+
+def test_cli_train_then_export(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train_mod, "build_datasets", lambda cfg: (DiscSet(), VAL))
+    out = tmp_path / "run"
+    code = cli.main(["train", "--config", str(TINY), "--set", "train.steps=2", "--out", str(out)])
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("start step 0/2") and lines[-1].startswith("end step 2/2 (done")
+    code = cli.main(["export", str(out), "--out", str(tmp_path / "m.safetensors")])
+    assert code == 0 and (tmp_path / "m.safetensors").is_file()
+
+
+def test_cli_bad_config_is_one_line_and_exit_2(capsys):
+    code = cli.main(["train", "--config", str(TINY), "--set", "train.bach_size=3"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "train.bach_size: unknown key" in err
+    assert cli.main(["train"]) == 2  # missing --config
+    assert cli.main(["export", "/no/such/state.pt", "--out", "x.safetensors"]) == 1
+
+
+def test_module_entry_point_as_subprocess(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "train", "--config", str(TINY), "--set", "optim.lr=0"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "error: tiny.yaml: optim.lr: must be > 0"

@@ -1,0 +1,1056 @@
+"""Procedural foregrounds and mattes for training without studio data.
+
+What the network learns on real plates depends on how much these mattes look like real ones
+(``shared/notes/training-on-cpu.md``: flat-coloured Bezier hair did not transfer). So every
+fine structure is built the way real mattes get their partial values:
+
+* **hair** is thousands of thin strands, clumped into locks whose guide curves follow a smooth
+  flow field (outward normal, gravity, curl, noise). Strands taper (thinner and fainter toward
+  the tip), splay at the tips, and a few fly away. They are drawn anti-aliased on a canvas
+  supersampled ``ss`` times and box-filtered down, so a strand a third of a pixel wide gives
+  true partial coverage rather than a blurred ramp;
+* **fur** is dense short tufts along a silhouette;
+* **plants** are branching twigs with needles and leaves;
+* **nets and lace** are warped periodic or Voronoi thread meshes and cut-work patterns, so the
+  background shows through holes;
+* **smoke and glass/plastic** are smooth low-frequency alpha in 0.1-0.8 with rims and
+  highlights;
+* **solid bodies** (thresholded smooth noise or regions cut from photos) with a 1-2 px
+  anti-aliased edge, sometimes motion-blurred or defocused (alpha and premultiplied colour
+  blurred together).
+
+Colour never is flat: foreground colour comes from crops of the real photos given as
+``backgrounds`` (recoloured toward hair tones for hair), and every strand carries its own shade.
+
+Working space: 0..1 sRGB-encoded values, like the photos themselves (the Deep Image Matting
+convention; see ``training/DATA.md``).
+
+Every sample is a pure function of ``(seed, index)``: the random stream comes from
+``numpy.random.SeedSequence([seed, index])``; the photo cache holds decoded files only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from vfxmatte.errors import DataError
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
+
+#: Fixed-point fraction bits for cv2 drawing: 1/16-pixel positions on the supersampled canvas.
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+
+#: Hair base colours, sRGB-encoded (black, dark brown, brown, auburn, dark blond, blond,
+#: platinum, grey): measured by eye from portraits, the point is a realistic spread.
+_HAIR_COLOURS = np.array(
+    [
+        [0.06, 0.05, 0.05],
+        [0.17, 0.11, 0.08],
+        [0.32, 0.21, 0.13],
+        [0.45, 0.20, 0.10],
+        [0.55, 0.42, 0.27],
+        [0.78, 0.64, 0.42],
+        [0.88, 0.84, 0.74],
+        [0.55, 0.54, 0.52],
+    ],
+    dtype=np.float32,
+)
+
+
+def list_images(root: Path | str | Sequence[Path | str]) -> list[Path]:
+    """Image files under a folder (recursive) or from a list of files/folders, sorted.
+
+    Raises:
+        DataError: a path does not exist, or nothing usable was found.
+    """
+    roots = [root] if isinstance(root, (str, Path)) else list(root)
+    found: list[Path] = []
+    for r in roots:
+        p = Path(r)
+        if p.is_dir():
+            found.extend(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise DataError(f"{p}: background image or folder does not exist")
+    found = sorted(set(found))
+    if not found:
+        raise DataError(f"{', '.join(str(r) for r in roots)}: no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return found
+
+
+def split_holdout(paths: Sequence[Path], holdout: Sequence[str] = ("bsds500/test",)) -> tuple[list[Path], list[Path]]:
+    """Split photo paths into (train, held-out) by path fragments, e.g. BSDS500's test split.
+
+    Validation composites built from the held-out photos never share a photo with training.
+    """
+    frags = [h.replace("\\", "/") for h in holdout]
+    held = [p for p in paths if any(f in p.as_posix() for f in frags)]
+    train = [p for p in paths if p not in set(held)]
+    return train, held
+
+
+class PhotoLibrary:
+    """Real photos used for backgrounds and foreground colour, decoded once and cached.
+
+    Photos are kept as uint8 RGB with the long side capped at ``max_side`` (the shared set is
+    ~570 photos; capped, the whole cache is ~300 MB). Decoding is lazy, so a DataLoader worker
+    holds only what it touched.
+    """
+
+    def __init__(self, paths: Sequence[Path | str] | Path | str, max_side: int = 1024) -> None:
+        self.paths = list_images(paths)
+        self.max_side = int(max_side)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Workers started with "spawn" rebuild their own cache instead of pickling pixels.
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
+
+    def preload(self) -> "PhotoLibrary":
+        """Decode every photo now. Call before DataLoader workers fork: they then share the
+        decoded pixels (copy-on-write) instead of each decoding the whole set again."""
+        for i in range(len(self)):
+            self.get(i)
+        return self
+
+    def get(self, i: int) -> np.ndarray:
+        """Photo ``i`` as uint8 RGB [h, w, 3]."""
+        img = self._cache.get(i)
+        if img is None:
+            path = self.paths[i]
+            raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if raw is None:
+                raise DataError(f"{path}: cannot decode image")
+            img = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+            h, w = img.shape[:2]
+            s = self.max_side / max(h, w)
+            if s < 1.0:
+                img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+            self._cache[i] = img
+        return img
+
+    def crop(
+        self,
+        rng: np.random.Generator,
+        h: int,
+        w: int,
+        zoom: tuple[float, float] = (0.6, 1.6),
+        index: int | None = None,
+    ) -> np.ndarray:
+        """A random crop of a random photo, resized to float32 [h, w, 3] in 0..1.
+
+        ``zoom`` > 1 magnifies (fewer source pixels per output pixel); the crop is always
+        covered by the photo, so small photos get magnified as needed. Random horizontal flip.
+        """
+        i = int(rng.integers(len(self))) if index is None else index
+        img = self.get(i)
+        ph, pw = img.shape[:2]
+        z = max(float(rng.uniform(*zoom)), h / ph, w / pw)
+        sh, sw = min(ph, max(1, round(h / z))), min(pw, max(1, round(w / z)))
+        y0 = int(rng.integers(0, ph - sh + 1))
+        x0 = int(rng.integers(0, pw - sw + 1))
+        patch = img[y0 : y0 + sh, x0 : x0 + sw]
+        interp = cv2.INTER_AREA if sh > h else cv2.INTER_LINEAR
+        out = cv2.resize(patch, (w, h), interpolation=interp)
+        if rng.random() < 0.5:
+            out = out[:, ::-1]
+        return out.astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Small numeric helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _noise(rng: np.random.Generator, h: int, w: int, scale: float, octaves: int = 1) -> np.ndarray:
+    """Smooth value noise, roughly N(0, 1), with features ``scale`` pixels across.
+
+    Octaves halve the scale. The sum is built at a reduced resolution (at least ~4 px per
+    feature of the finest octave) and upsampled once, which keeps large scales cheap.
+    """
+    finest = max(2.0, scale / 2 ** (octaves - 1))
+    r = int(np.clip(finest // 4, 1, 16))
+    hh, ww = -(-h // r), -(-w // r)
+    out = np.zeros((hh, ww), np.float32)
+    amp, total = 1.0, 0.0
+    sc = scale / r
+    for _ in range(octaves):
+        sc = max(1.0, sc)
+        gh, gw = int(hh / sc) + 3, int(ww / sc) + 3
+        grid = rng.standard_normal((gh, gw)).astype(np.float32)
+        bh, bw = max(hh + 1, int(gh * sc)), max(ww + 1, int(gw * sc))
+        big = cv2.resize(grid, (bw, bh), interpolation=cv2.INTER_CUBIC)
+        oy = int(rng.integers(0, bh - hh + 1))
+        ox = int(rng.integers(0, bw - ww + 1))
+        out += amp * big[oy : oy + hh, ox : ox + ww]
+        total += amp * amp
+        amp *= 0.5
+        sc /= 2.0
+    out /= np.float32(math.sqrt(total))
+    if r > 1:
+        out = cv2.resize(out, (ww * r, hh * r), interpolation=cv2.INTER_LINEAR)[:h, :w]
+    return np.ascontiguousarray(out)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _edge_alpha(field: np.ndarray, softness: float) -> np.ndarray:
+    """Anti-aliased inside-test of ``field > 0``: a ramp ``softness`` pixels wide across the edge.
+
+    The field is divided by its gradient length, giving a signed distance near the edge.
+    """
+    gx = cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=3) * 0.125
+    gy = cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=3) * 0.125
+    g = np.sqrt(gx * gx + gy * gy) + 1e-6
+    return np.clip(0.5 + field / (g * np.float32(softness)), 0.0, 1.0).astype(np.float32)
+
+
+def _over(top: tuple[np.ndarray, np.ndarray], bottom: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Porter-Duff "over" of two (F, alpha) layers with straight colour.
+
+    Where both layers are transparent the colour is the top layer's (the ``eps`` terms), so F
+    stays defined everywhere.
+    """
+    f1, a1 = top
+    f0, a0 = bottom
+    w0 = a0 * (1.0 - a1)
+    a = a1 + w0
+    eps = np.float32(1e-4)
+    num = f1 * (a1 + eps)[..., None] + f0 * w0[..., None]
+    f = num / (a + eps)[..., None]
+    return f.astype(np.float32, copy=False), a.astype(np.float32, copy=False)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def _rotate(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
+    c, s = np.cos(ang), np.sin(ang)
+    return np.stack([v[..., 0] * c - v[..., 1] * s, v[..., 0] * s + v[..., 1] * c], axis=-1)
+
+
+def _normalise(v: np.ndarray) -> np.ndarray:
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-6)
+
+
+class _FlowField:
+    """A smooth 2D direction field (unit vectors) looked up at arbitrary points."""
+
+    def __init__(self, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
+        self.step = max(4, int(scale / 6))
+        gh, gw = h // self.step + 2, w // self.step + 2
+        ang = _noise(rng, gh, gw, max(2.0, scale / self.step)) * np.float32(math.pi)
+        self.vx = np.cos(ang).astype(np.float32)
+        self.vy = np.sin(ang).astype(np.float32)
+
+    def __call__(self, pts: np.ndarray) -> np.ndarray:
+        gy = np.clip((pts[..., 1] / self.step).astype(np.int64), 0, self.vx.shape[0] - 1)
+        gx = np.clip((pts[..., 0] / self.step).astype(np.int64), 0, self.vx.shape[1] - 1)
+        return np.stack([self.vx[gy, gx], self.vy[gy, gx]], axis=-1)
+
+
+class _StrandCanvas:
+    """Supersampled canvas for thin anti-aliased curves.
+
+    Channel 0 accumulates coverage x opacity, channel 1 the same times shade/2, so after the
+    box-filter downsample ``shade = 2 * ch1 / ch0`` is the coverage-weighted strand shade.
+    Strands are grouped into (opacity, shade, width) buckets so each bucket is one cv2 call,
+    drawn faintest first.
+    """
+
+    def __init__(self, h: int, w: int, ss: int) -> None:
+        self.h, self.w, self.ss = h, w, ss
+        self.fine = np.zeros((h * ss, w * ss, 2), np.uint8)
+        self.coarse = np.zeros((h, w, 2), np.uint8)
+        self.empty = True
+
+    def _to_fixed(self, pts: np.ndarray, scale: int) -> np.ndarray:
+        # Output pixel centres are at integer coordinates; a pixel spans `scale` canvas pixels.
+        return np.round(((pts + 0.5) * scale - 0.5) * _ONE).astype(np.int32)
+
+    def draw(self, pts: np.ndarray, width: np.ndarray, opacity: np.ndarray, shade: np.ndarray) -> None:
+        """Draw polylines ``pts`` [N, P, 2] (x, y in output pixels).
+
+        ``width`` [N] in output pixels: below ~0.6 px the strand goes to the supersampled canvas
+        (one canvas pixel wide, i.e. 1/ss px, with the remaining width folded into opacity);
+        wider strands are drawn 1-4 px wide at output resolution.
+        """
+        if len(pts) == 0:
+            return
+        self.empty = False
+        width = np.asarray(width, np.float32)
+        opacity = np.asarray(opacity, np.float32)
+        fine = width < 0.6
+        # A fine strand w px wide covers w*ss canvas pixels; one canvas pixel drawn at opacity
+        # o*w*ss/1 gives the same coverage after the downsample (capped at full opacity).
+        op_fine = np.clip(opacity * np.maximum(width * self.ss, 1.0), 0.0, 1.0)
+        ol = np.clip(np.round(np.where(fine, op_fine, opacity) * 15), 1, 15).astype(np.int64)
+        sl = np.clip(np.round(np.asarray(shade) / 2.0 * 7), 0, 7).astype(np.int64)
+        th = np.where(fine, 1, np.clip(np.round(width), 1, 4)).astype(np.int64)
+        # Faintest first: a later, stronger strand wins where strands overlap.
+        key = (ol * 8 + sl) * 8 + th
+        for is_fine, target, scale in ((True, self.fine, self.ss), (False, self.coarse, 1)):
+            sel = np.flatnonzero(fine == is_fine)
+            if len(sel) == 0:
+                continue
+            fixed = self._to_fixed(pts[sel], scale)
+            k_sel = key[sel]
+            order = np.argsort(k_sel, kind="stable")
+            bounds = np.flatnonzero(np.diff(k_sel[order])) + 1
+            for grp in np.split(order, bounds):
+                k = int(k_sel[grp[0]])
+                t, sh, o = k & 7, (k >> 3) & 7, k >> 6
+                val = 255.0 * o / 15.0
+                cv2.polylines(target, list(fixed[grp]), False, (val, val * sh / 7.0), int(t), cv2.LINE_AA, _SHIFT)
+
+    def fill(self, polys: list[np.ndarray], opacity: float, shade: float) -> None:
+        """Filled anti-aliased polygons (leaves), at output resolution."""
+        if not polys:
+            return
+        self.empty = False
+        val = 255.0 * opacity
+        fixed = [self._to_fixed(p, 1) for p in polys]
+        cv2.fillPoly(self.coarse, fixed, (val, val * shade / 2.0), cv2.LINE_AA, _SHIFT)
+
+    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
+        """(alpha [h, w], shade [h, w]) with partial coverage from the supersampled canvas."""
+        fine = self.fine
+        if self.ss > 1:
+            fine = cv2.resize(fine, (self.w, self.h), interpolation=cv2.INTER_AREA)
+        out_a, out_s = None, None
+        for canvas in (fine, self.coarse):
+            if not canvas[..., 0].any():
+                continue
+            c = canvas.astype(np.float32) * np.float32(1.0 / 255.0)
+            a = c[..., 0]
+            sh = 2.0 * c[..., 1] / np.maximum(a, np.float32(1e-3))
+            if out_a is None:
+                out_a, out_s = a, sh
+            else:
+                # Coarse strands sit over fine ones: union coverage, shade of the denser one.
+                out_s = np.where(a >= out_a, sh, out_s)
+                out_a = out_a + a - out_a * a
+        if out_a is None:
+            return np.zeros((self.h, self.w), np.float32), np.ones((self.h, self.w), np.float32)
+        out_s = np.where(out_a > 0, out_s, np.float32(1.0))
+        return out_a, out_s.astype(np.float32, copy=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes
+# --------------------------------------------------------------------------------------------
+
+
+def _body_field(rng: np.random.Generator, h: int, w: int, photos: PhotoLibrary) -> np.ndarray:
+    """Signed field whose positive part is an organic silhouette (person, animal, rock, plant).
+
+    Built at quarter resolution (it is smooth) and upsampled; :func:`_edge_alpha` gives the
+    anti-aliased edge at full resolution.
+    """
+    q = 4
+    hq, wq = max(4, h // q), max(4, w // q)
+    yy, xx = np.mgrid[0:hq, 0:wq].astype(np.float32)
+    yy *= h / hq
+    xx *= w / wq
+    cx = rng.uniform(0.25, 0.75) * w
+    cy = rng.uniform(0.3, 1.0) * h
+    rx = rng.uniform(0.18, 0.45) * w
+    ry = rng.uniform(0.2, 0.55) * h
+    ang = rng.uniform(-0.6, 0.6)
+    c, s = math.cos(ang), math.sin(ang)
+    dx, dy = xx - cx, yy - cy
+    u, v = (c * dx + s * dy) / rx, (-s * dx + c * dy) / ry
+    field = 1.0 - np.sqrt(u * u + v * v)
+    if rng.random() < 0.4:
+        # A second lobe: head on shoulders, an animal's body and head.
+        cx2 = cx + rng.uniform(-0.5, 0.5) * rx
+        cy2 = cy - rng.uniform(0.6, 1.3) * ry
+        r2 = rng.uniform(0.4, 0.8) * min(rx, ry)
+        f2 = 1.0 - np.sqrt((xx - cx2) ** 2 + (yy - cy2) ** 2) / r2
+        field = np.maximum(field, f2)
+    if rng.random() < 0.3:
+        # Silhouette cut from a photo: smoothed luminance, kept near the blob.
+        lum = _luma(photos.crop(rng, hq, wq))
+        lum = cv2.GaussianBlur(lum, (0, 0), rng.uniform(1.0, 2.5))
+        lum = (lum - lum.mean()) / (lum.std() + 1e-3)
+        field = field + 0.15 * lum * rng.choice([-1.0, 1.0])
+    field = field + rng.uniform(0.05, 0.25) * _noise(rng, hq, wq, rng.uniform(40, 160) / q, octaves=3)
+    return cv2.resize(field.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+class _Outline:
+    """Points on a silhouette outline with outward normals, for rooting hair and fur."""
+
+    def __init__(self, field: np.ndarray) -> None:
+        h, w = field.shape
+        mask = (field > 0).astype(np.uint8)
+        cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        pts = np.concatenate([c[:, 0, :] for c in cnts]).astype(np.int64) if cnts else np.zeros((0, 2), np.int64)
+        # Outline points on the frame edge are a crop, not a silhouette: no hair grows there.
+        inner = (pts[:, 0] > 1) & (pts[:, 0] < w - 2) & (pts[:, 1] > 1) & (pts[:, 1] < h - 2)
+        pts = pts[inner]
+        x, y = pts[:, 0], pts[:, 1]
+        # The field is smooth, so its gradient at the outline is a clean normal.
+        g = np.stack([field[y, x + 2] - field[y, x - 2], field[y + 2, x] - field[y - 2, x]], axis=-1)
+        self.points = pts.astype(np.float32)
+        self.normals = _normalise(-g).astype(np.float32)
+        self.length = float(len(pts))
+
+    def sample(self, rng: np.random.Generator, n: int, up_bias: float) -> tuple[np.ndarray, np.ndarray]:
+        """``n`` random outline points and their outward normals; ``up_bias`` favours the top."""
+        if len(self.points) == 0 or n <= 0:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        # Hair grows mostly from the top of a head: weight points by how much they face up.
+        wgt = np.exp(up_bias * -self.normals[:, 1])
+        idx = rng.choice(len(self.points), size=n, p=wgt / wgt.sum())
+        return self.points[idx], self.normals[idx]
+
+
+# --------------------------------------------------------------------------------------------
+# Hair and fur
+# --------------------------------------------------------------------------------------------
+
+
+def _grow(
+    roots: np.ndarray,
+    dirs: np.ndarray,
+    lengths: np.ndarray,
+    n_pts: int,
+    flow: _FlowField,
+    flow_w: float,
+    gravity: np.ndarray,
+    curl: np.ndarray,
+    jitter: np.ndarray,
+    rng: np.random.Generator,
+    wave: np.ndarray | None = None,
+) -> np.ndarray:
+    """Integrate guide curves [M, n_pts, 2] from roots along a steered direction.
+
+    Each step turns by ``curl`` (radians; times ``cos(phase + t * wave)`` when ``wave`` is given,
+    which makes waves and ringlets instead of closed loops) plus ``jitter`` noise, then bends
+    toward gravity (+y) and the flow field.
+    """
+    m = len(roots)
+    phase = rng.uniform(0, 2 * math.pi, m).astype(np.float32) if wave is not None else None
+    out = np.empty((m, n_pts, 2), np.float32)
+    pos = roots.astype(np.float32).copy()
+    d = dirs.astype(np.float32).copy()
+    step = (lengths / (n_pts - 1)).astype(np.float32)[:, None]
+    for t in range(n_pts):
+        out[:, t] = pos
+        bend = curl if wave is None else curl * np.cos(phase + t * wave)
+        turn = bend + jitter * rng.standard_normal(m).astype(np.float32)
+        d = _rotate(d, turn)
+        d = _normalise(d + gravity[:, None] * np.array([0.0, 1.0], np.float32) + flow_w * flow(pos))
+        pos = pos + d * step
+    return out
+
+
+def _strands_from_locks(
+    guides: np.ndarray,
+    per_lock: np.ndarray,
+    rng: np.random.Generator,
+    spread_root: np.ndarray,
+    spread_mid: np.ndarray,
+    splay: np.ndarray,
+    wave: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Strands [N, P, 2] clumped around lock guides; returns (strands, lock id, length fraction)."""
+    m, p, _ = guides.shape
+    lock = np.repeat(np.arange(m), per_lock)
+    n = len(lock)
+    tang = np.gradient(guides, axis=1)
+    nrm = _normalise(np.stack([-tang[..., 1], tang[..., 0]], axis=-1))
+    # Each strand runs a fraction u of its lock, sampled at p points (short strands end early).
+    u = np.clip(rng.beta(4.0, 1.3, n), 0.25, 1.0).astype(np.float32)
+    t = np.linspace(0.0, 1.0, p, dtype=np.float32)
+    s = t[None, :] * u[:, None] * (p - 1)
+    i0 = np.clip(s.astype(np.int64), 0, p - 2)
+    fr = (s - i0)[..., None]
+    g = guides[lock[:, None], i0] * (1 - fr) + guides[lock[:, None], i0 + 1] * fr
+    nv = nrm[lock[:, None], i0]
+    off = rng.standard_normal(n).astype(np.float32)
+    tt = t[None, :] * u[:, None]
+    prof = (
+        spread_root[lock, None] * (1.0 - tt) ** 2
+        + spread_mid[lock, None]
+        + splay[lock, None] * tt**2 * np.abs(rng.standard_normal(n)).astype(np.float32)[:, None]
+    )
+    amp = rng.uniform(0.0, wave, n).astype(np.float32)[:, None]
+    freq = rng.uniform(0.5, 3.0, n).astype(np.float32)[:, None]
+    ph = rng.uniform(0, 2 * math.pi, n).astype(np.float32)[:, None]
+    lateral = off[:, None] * prof + amp * np.sin(2 * math.pi * freq * tt + ph) * tt
+    return g + nv * lateral[..., None], lock, u
+
+
+def _draw_tapered(
+    canvas: _StrandCanvas,
+    strands: np.ndarray,
+    width: np.ndarray,
+    opacity: np.ndarray,
+    shade: np.ndarray,
+    taper: float = 0.5,
+) -> None:
+    """Draw strands in three pieces (root, middle, tip), thinner and fainter toward the tip."""
+    p = strands.shape[1]
+    a, b = int(p * 0.55), int(p * 0.8)
+    pieces = ((0, a + 1, 1.0), (a, b + 1, 1.0 - 0.5 * taper), (b, p, 1.0 - taper))
+    for lo, hi, f in pieces:
+        canvas.draw(strands[:, lo:hi], width * (0.4 + 0.6 * f), opacity * f, shade)
+
+
+def _hair_layer(
+    rng: np.random.Generator,
+    canvas: _StrandCanvas,
+    outline: _Outline,
+    flow: _FlowField,
+    h: int,
+    w: int,
+    fur: bool,
+) -> None:
+    """Hair (long locks) or fur (short dense tufts) growing out of a silhouette outline."""
+    size = math.sqrt(h * w)
+    perim = outline.length + 1.0
+    if fur:
+        m = int(np.clip(perim / rng.uniform(1.2, 3.0), 30, 1400))
+        per_lock = rng.integers(2, 7, m)
+        length = rng.uniform(0.012, 0.05) * size * rng.lognormal(0.0, 0.35, m)
+        n_pts = 6
+        up_bias = 0.0
+        flow_w = rng.uniform(0.0, 0.4)
+        gravity = np.full(m, rng.uniform(0.0, 0.1), np.float32)
+        curl = rng.normal(0.0, 0.05, m).astype(np.float32)
+        jitter = np.full(m, 0.08, np.float32)
+        tilt = rng.normal(0.0, 0.35) + rng.normal(0.0, 0.3, m)
+        wave = None
+    else:
+        m = int(np.clip(perim / rng.uniform(4.0, 14.0), 20, 320))
+        per_lock = rng.integers(4, 26, m)
+        length = rng.uniform(0.08, 0.35) * size * rng.lognormal(0.0, 0.3, m)
+        n_pts = 20
+        up_bias = rng.uniform(0.0, 3.0)
+        flow_w = rng.uniform(0.05, 0.5)
+        gravity = rng.uniform(0.0, 0.25) * rng.uniform(0.5, 1.0, m).astype(np.float32)
+        curly = rng.random() < 0.3
+        curl_amp = rng.uniform(0.2, 0.6) if curly else rng.uniform(0.0, 0.05)
+        curl = (curl_amp * rng.choice([-1.0, 1.0], m) * rng.uniform(0.5, 1.0, m)).astype(np.float32)
+        # Curly locks wave with a period of 4-10 steps; straight ones bend gently one way.
+        wave = (2 * math.pi / rng.uniform(4.0, 10.0, m)).astype(np.float32) if curly else None
+        jitter = np.full(m, rng.uniform(0.02, 0.12), np.float32)
+        tilt = rng.normal(0.0, 0.45, m)
+    roots, nrm = outline.sample(rng, m, up_bias)
+    if len(roots) == 0:
+        return
+    # Roots sit a little inside the silhouette so strands emerge from the mass, not its rim.
+    inset = rng.uniform(0.0, 0.02 * size if not fur else 0.008 * size, m)[:, None]
+    roots = roots - nrm * inset.astype(np.float32)
+    dirs = _rotate(nrm, tilt.astype(np.float32))
+    guides = _grow(roots, dirs, length.astype(np.float32), n_pts, flow, flow_w, gravity.astype(np.float32), curl, jitter, rng, wave)
+    spread_root = rng.uniform(0.5, 3.0, m).astype(np.float32) * (0.4 if fur else 1.0)
+    spread_mid = rng.uniform(0.2, 1.5, m).astype(np.float32) * (0.4 if fur else 1.0)
+    splay = rng.uniform(0.0, 0.06 * size if not fur else 0.01 * size, m).astype(np.float32)
+    strands, lock, _ = _strands_from_locks(guides, per_lock, rng, spread_root, spread_mid, splay, 1.5 if not fur else 0.4)
+    n = len(strands)
+    # Widths: mostly sub-pixel (true partial coverage), a few thick strands.
+    width = (rng.lognormal(math.log(rng.uniform(0.25, 0.7)), 0.45, n)).astype(np.float32)
+    opacity = np.clip(rng.beta(5.0, 1.4, n), 0.15, 1.0).astype(np.float32)
+    lock_shade = rng.lognormal(0.0, 0.25, len(per_lock)).astype(np.float32)
+    shade = np.clip(lock_shade[lock] * rng.lognormal(0.0, 0.15, n), 0.3, 1.9).astype(np.float32)
+    _draw_tapered(canvas, strands, width, opacity, shade, taper=rng.uniform(0.3, 0.8))
+    if not fur:
+        # Flyaways: lone strands that leave their lock, thin and wandering.
+        k = int(rng.integers(3, 30))
+        fr, fn = outline.sample(rng, k, up_bias)
+        if len(fr):
+            fl = (rng.uniform(0.1, 0.4, k) * size).astype(np.float32)
+            fg = _grow(fr, _rotate(fn, rng.normal(0, 0.6, k).astype(np.float32)), fl, 24, flow, flow_w * 2, np.zeros(k, np.float32), rng.normal(0, 0.08, k).astype(np.float32), np.full(k, 0.1, np.float32), rng)
+            _draw_tapered(canvas, fg, rng.uniform(0.15, 0.45, k), rng.uniform(0.3, 0.9, k), rng.uniform(0.8, 1.6, k), 0.7)
+
+
+def _hair_colour(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, natural: bool) -> np.ndarray:
+    """Foreground colour for hair/fur: a real photo texture, optionally recoloured to a hair tone.
+
+    The crop is magnified (zoom > 1), which softens it like a blur at no extra cost.
+    """
+    tex = photos.crop(rng, h, w, zoom=(1.5, 4.0) if natural else (0.8, 2.0))
+    if not natural:
+        return tex
+    base = _HAIR_COLOURS[int(rng.integers(len(_HAIR_COLOURS)))] * rng.uniform(0.8, 1.2, 3).astype(np.float32)
+    lum = _luma(tex)
+    mod = np.clip(1.0 + 0.5 * (lum / (lum.mean() + 1e-3) - 1.0), 0.6, 1.4)[..., None]
+    mix = rng.uniform(0.0, 0.35)
+    return np.clip((1 - mix) * base * mod + mix * tex, 0.0, 1.0).astype(np.float32)
+
+
+def _mass_texture(rng: np.random.Generator, field: np.ndarray, flow: _FlowField, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Streaks inside a hair/fur mass: strands along the flow field, colour only (alpha is 1 there)."""
+    size = math.sqrt(h * w)
+    canvas = _StrandCanvas(h, w, 1)
+    # Dense and low-contrast: many faint overlapping strands read as hair texture, a few
+    # strong ones as scribbles.
+    m = int(rng.uniform(0.004, 0.012) * h * w / 4)
+    pts = rng.uniform([0, 0], [w - 1, h - 1], (m * 3, 2)).astype(np.float32)
+    inside = field[pts[:, 1].astype(int), pts[:, 0].astype(int)] > 0
+    roots = pts[inside][:m]
+    k = len(roots)
+    if k:
+        dirs = flow(roots)
+        g = _grow(roots, dirs, (rng.uniform(0.04, 0.15, k) * size).astype(np.float32), 8, flow, 1.0, np.full(k, 0.05, np.float32), np.zeros(k, np.float32), np.full(k, 0.03, np.float32), rng)
+        canvas.draw(g, np.full(k, 1.0, np.float32), rng.uniform(0.15, 0.5, k), np.clip(rng.lognormal(0, 0.3, k), 0.3, 1.9))
+    return canvas.resolve()
+
+
+# --------------------------------------------------------------------------------------------
+# Layers: each returns (F [h, w, 3], alpha [h, w])
+# --------------------------------------------------------------------------------------------
+
+Layer = tuple[np.ndarray, np.ndarray]
+
+
+def _solid_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, field: np.ndarray | None = None) -> Layer:
+    if field is None:
+        field = _body_field(rng, h, w, photos)
+    a = _edge_alpha(field, rng.uniform(0.7, 2.2))
+    f = photos.crop(rng, h, w)
+    # Simple shading across the object so the foreground is not a flat photo.
+    g = _noise(rng, h, w, 0.6 * max(h, w))[..., None]
+    f = np.clip(f * (1.0 + 0.2 * g), 0, 1).astype(np.float32)
+    return f, a
+
+
+def _hairy_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int, fur: bool) -> Layer:
+    """A body with hair or fur: the most important case (portraits, animals)."""
+    size = math.sqrt(h * w)
+    field = _body_field(rng, h, w, photos)
+    body_a = _edge_alpha(field, rng.uniform(0.7, 1.8))
+    outline = _Outline(field)
+    flow = _FlowField(rng, h, w, rng.uniform(0.15, 0.5) * size)
+    natural = (not fur and rng.random() < 0.9) or (fur and rng.random() < 0.4)
+    colour = _hair_colour(rng, photos, h, w, natural)
+    canvas = _StrandCanvas(h, w, ss)
+    _hair_layer(rng, canvas, outline, flow, h, w, fur)
+    a_h, shade = canvas.resolve()
+    a_i, shade_i = _mass_texture(rng, field, flow, h, w)
+    body_shade = 1.0 + a_i * (shade_i - 1.0)
+    f_body = np.clip(colour * body_shade[..., None], 0, 1)
+    f_hair = np.clip(colour * shade[..., None], 0, 1)
+    return _over((f_hair, a_h), (f_body, body_a))
+
+
+def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Branching twigs with needles or leaves, or a grass tuft."""
+    size = math.sqrt(h * w)
+    canvas = _StrandCanvas(h, w, ss)
+    flow = _FlowField(rng, h, w, 0.4 * size)
+    if rng.random() < 0.35:
+        # Grass / seed heads: long thin blades from the bottom edge.
+        m = int(rng.integers(20, 120))
+        roots = np.stack([rng.uniform(0, w, m), np.full(m, h + 2.0)], axis=-1).astype(np.float32)
+        dirs = _rotate(np.tile(np.array([[0.0, -1.0]], np.float32), (m, 1)), rng.normal(0, 0.3, m).astype(np.float32))
+        lengths = (rng.uniform(0.3, 0.95, m) * h).astype(np.float32)
+        g = _grow(roots, dirs, lengths, 24, flow, 0.15, np.full(m, -0.02, np.float32), rng.normal(0, 0.02, m).astype(np.float32), np.full(m, 0.02, np.float32), rng)
+        strands, lock, _ = _strands_from_locks(g, rng.integers(1, 4, m), rng, np.full(m, 2.0, np.float32), np.full(m, 0.5, np.float32), np.full(m, 6.0, np.float32), 1.0)
+        n = len(strands)
+        _draw_tapered(canvas, strands, rng.uniform(0.3, 2.5, n), rng.uniform(0.6, 1.0, n), rng.uniform(0.6, 1.4, n), 0.8)
+    else:
+        # Branching twigs, grown one generation at a time (all branches of a level at once).
+        k0 = int(rng.integers(1, 4))
+        p0 = np.stack([rng.uniform(0.15, 0.85, k0) * w, np.full(k0, h + 2.0)], axis=-1).astype(np.float32)
+        d0 = _normalise(np.stack([rng.normal(0, 0.3, k0), -np.ones(k0)], axis=-1)).astype(np.float32)
+        wd = rng.uniform(1.5, 5.0, k0).astype(np.float32)
+        ln = (rng.uniform(0.35, 0.7, k0) * size).astype(np.float32)
+        segs_l, width_l = [], []
+        g = np.zeros((0, 12, 2), np.float32)
+        for depth in range(int(rng.integers(3, 6)) + 1):
+            k = len(p0)
+            g = _grow(p0, d0, ln, 12, flow, 0.2, np.full(k, -0.03, np.float32), rng.normal(0, 0.04, k).astype(np.float32), np.full(k, 0.05, np.float32), rng)
+            segs_l.append(g)
+            width_l.append(wd)
+            n_child = rng.integers(2, 5, k)
+            n_child[wd < 0.35] = 0
+            if n_child.sum() == 0 or sum(len(x) for x in segs_l) > 500:
+                break
+            parent = np.repeat(np.arange(k), n_child)
+            j = rng.integers(3, 12, len(parent))
+            tang = _normalise(g[parent, j] - g[parent, j - 1])
+            p0 = g[parent, j]
+            d0 = _rotate(tang, (rng.choice([-1.0, 1.0], len(parent)) * rng.uniform(0.3, 1.0, len(parent))).astype(np.float32))
+            wd = (wd[parent] * rng.uniform(0.45, 0.7, len(parent))).astype(np.float32)
+            ln = (ln[parent] * rng.uniform(0.4, 0.7, len(parent))).astype(np.float32)
+        segs_a = np.concatenate(segs_l)
+        widths = np.concatenate(width_l)
+        tips = [g.reshape(-1, 2)]
+        _draw_tapered(canvas, segs_a, widths, np.ones(len(segs_a), np.float32), rng.uniform(0.6, 1.3, len(segs_a)).astype(np.float32), 0.3)
+        if tips and rng.random() < 0.6:
+            # Needles: short straight strands around the last twigs.
+            tp = np.concatenate(tips)
+            k = min(3000, len(tp) * int(rng.integers(2, 6)))
+            base = tp[rng.integers(0, len(tp), k)]
+            ang = rng.uniform(0, 2 * math.pi, k)
+            ln = rng.uniform(0.01, 0.04, k) * size
+            d = np.stack([np.cos(ang), np.sin(ang)], -1)
+            needles = np.stack([base, base + d * ln[:, None]], axis=1).astype(np.float32)
+            canvas.draw(needles, rng.uniform(0.3, 1.2, k), rng.uniform(0.7, 1.0, k), rng.uniform(0.6, 1.4, k))
+        elif tips:
+            # Leaves: small ellipses at twig ends.
+            tp = np.concatenate(tips)[:: int(rng.integers(2, 5))]
+            polys = []
+            for c in tp[:300]:
+                ax = rng.uniform(0.008, 0.03) * size
+                polys.append(cv2.ellipse2Poly((0, 0), (100, int(100 * rng.uniform(0.25, 0.6))), int(rng.uniform(0, 360)), 0, 360, 20).astype(np.float32) * (ax / 100.0) + c)
+            canvas.fill(polys, 1.0, rng.uniform(0.7, 1.2))
+    a, shade = canvas.resolve()
+    tex = photos.crop(rng, h, w)
+    if rng.random() < 0.5:
+        tint = np.array([rng.uniform(0.15, 0.5), rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.3)], np.float32)
+        tex = np.clip(0.5 * tex + 0.5 * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, a
+
+
+def _net_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Periodic or irregular nets and lace, over a cloth-shaped region."""
+    size = math.sqrt(h * w)
+    kind = rng.random()
+    warp_amp = rng.uniform(0.0, 0.02) * size
+    warp_x = _noise(rng, h, w, 0.3 * size) * warp_amp
+    warp_y = _noise(rng, h, w, 0.3 * size) * warp_amp
+    if kind < 0.45:
+        canvas = _StrandCanvas(h, w, ss)
+        spacing = rng.uniform(0.01, 0.05) * size
+        theta = rng.uniform(0, math.pi)
+        fams = [theta, theta + rng.choice([math.pi / 2, math.pi / 3, rng.uniform(0.5, 1.2)])]
+        if rng.random() < 0.3:
+            fams.append(theta + 2 * math.pi / 3)
+        diag = math.hypot(h, w)
+        lines = []
+        for th in fams:
+            d = np.array([math.cos(th), math.sin(th)], np.float32)
+            nvec = np.array([-d[1], d[0]], np.float32)
+            offs = np.arange(-diag / 2, diag / 2, spacing, dtype=np.float32)
+            ts = np.arange(-diag / 2, diag / 2 + 8, 8, dtype=np.float32)
+            c = np.array([w / 2, h / 2], np.float32)
+            lines.append(c + offs[:, None, None] * nvec + ts[None, :, None] * d)
+        pts = np.concatenate(lines)
+        ix = np.clip(pts[..., 0], 0, w - 1).astype(int)
+        iy = np.clip(pts[..., 1], 0, h - 1).astype(int)
+        pts = pts + np.stack([warp_x[iy, ix], warp_y[iy, ix]], -1)
+        n = len(pts)
+        tw = rng.uniform(0.25, 2.0)
+        canvas.draw(pts, np.full(n, tw, np.float32) * rng.uniform(0.8, 1.2, n), np.full(n, rng.uniform(0.7, 1.0), np.float32), rng.uniform(0.8, 1.2, n))
+        a, shade = canvas.resolve()
+    elif kind < 0.7:
+        canvas = _StrandCanvas(h, w, ss)
+        k = int(rng.uniform(0.0005, 0.004) * h * w / 4)
+        sub = cv2.Subdiv2D((-20, -20, w + 40, h + 40))
+        for p in rng.uniform([-10, -10], [w + 10, h + 10], (max(k, 8), 2)):
+            sub.insert((float(p[0]), float(p[1])))
+        facets, _ = sub.getVoronoiFacetList([])
+        polys = [np.concatenate([f, f[:1]]).astype(np.float32) for f in facets]
+        # Resample each cell outline to a fixed count so they batch into one array.
+        res = []
+        for poly in polys:
+            seg = np.linspace(0, len(poly) - 1, 24)
+            i0 = np.clip(seg.astype(int), 0, len(poly) - 2)
+            fr = (seg - i0)[:, None]
+            res.append(poly[i0] * (1 - fr) + poly[i0 + 1] * fr)
+        pts = np.stack(res).astype(np.float32)
+        n = len(pts)
+        canvas.draw(pts, np.full(n, rng.uniform(0.25, 1.8), np.float32), np.full(n, rng.uniform(0.7, 1.0), np.float32), rng.uniform(0.8, 1.2, n))
+        a, shade = canvas.resolve()
+    else:
+        # Cut-work lace: a warped periodic pattern thresholded, anti-aliased by construction.
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        xx = xx + warp_x * 2
+        yy = yy + warp_y * 2
+        p1 = rng.uniform(0.015, 0.06) * size
+        p2 = p1 * rng.uniform(0.7, 1.5)
+        th = rng.uniform(0, math.pi)
+        u = (math.cos(th) * xx + math.sin(th) * yy) * (2 * math.pi / p1)
+        v = (-math.sin(th) * xx + math.cos(th) * yy) * (2 * math.pi / p2)
+        pat = np.cos(u) * np.cos(v) + rng.uniform(0.0, 0.6) * np.cos(u * 2 + v) + 0.3 * _noise(rng, h, w, p1 * 3)
+        a = _edge_alpha((pat - rng.uniform(-0.2, 0.5)).astype(np.float32), rng.uniform(0.8, 1.6))
+        shade = np.ones((h, w), np.float32)
+    # Optional veil (tulle) between threads, then cut the cloth region.
+    veil = rng.uniform(0.0, 0.35) if rng.random() < 0.4 else 0.0
+    a = 1.0 - (1.0 - a) * (1.0 - veil)
+    region = _edge_alpha(_body_field(rng, h, w, photos) + 0.3, rng.uniform(0.7, 1.5)) if rng.random() < 0.7 else 1.0
+    a = (a * region).astype(np.float32)
+    tex = photos.crop(rng, h, w)
+    tone = rng.random()
+    if tone < 0.35:
+        tex = 0.75 + 0.25 * tex  # white lace
+    elif tone < 0.6:
+        tex = 0.2 * tex  # black net
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, a
+
+
+def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> Layer:
+    """Smoke (low-frequency alpha) or glass / plastic (faint body, rim and highlights)."""
+    size = math.sqrt(h * w)
+    if rng.random() < 0.5:
+        n = _noise(rng, h, w, rng.uniform(0.15, 0.5) * size, octaves=4)
+        # Smooth density reaching 0.1-0.8 (a thin wisp to thick smoke), never a hard edge.
+        amax = rng.uniform(0.3, 0.8)
+        a = _smoothstep((n - rng.uniform(-1.0, 0.3)) / rng.uniform(0.8, 2.0)) * amax
+        region = cv2.GaussianBlur(_edge_alpha(_body_field(rng, h, w, photos) + 0.2, 1.0), (0, 0), 0.05 * size)
+        a = (a * region).astype(np.float32)
+        grey = rng.uniform(0.45, 1.0)
+        tint = np.clip(grey + rng.normal(0, 0.04, 3), 0, 1).astype(np.float32)
+        f = np.clip(tint * (1 + 0.15 * _noise(rng, h, w, 0.3 * size))[..., None], 0, 1).astype(np.float32)
+        return f, a
+    field = _body_field(rng, h, w, photos)
+    inside = _edge_alpha(field, rng.uniform(0.8, 2.0))
+    dist = cv2.distanceTransform((field > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    rim = np.exp(-dist / rng.uniform(1.5, 6.0)).astype(np.float32) * rng.uniform(0.2, 0.7)
+    ridge = 1.0 - np.abs(_noise(rng, h, w, rng.uniform(0.05, 0.2) * size, octaves=2))
+    hl = np.clip((ridge - rng.uniform(0.75, 0.92)) * 8.0, 0, 1) * rng.uniform(0.4, 0.9)
+    base = rng.uniform(0.05, 0.3)
+    a = np.clip(base + rim + hl, 0, 1) * inside
+    tint = np.clip(rng.uniform(0.75, 1.0) + rng.normal(0, 0.05, 3), 0, 1).astype(np.float32)
+    tex = photos.crop(rng, h, w)
+    f = np.clip(tint * (0.85 + 0.15 * tex) + hl[..., None] * 0.3, 0, 1).astype(np.float32)
+    return f, a.astype(np.float32)
+
+
+def _blur_layer(rng: np.random.Generator, layer: Layer, size: float) -> Layer:
+    """Motion blur or defocus of a layer: premultiplied colour and alpha blurred together."""
+    f, a = layer
+    h, w = a.shape
+    pm = np.concatenate([f * a[..., None], a[..., None]], axis=-1)
+    if rng.random() < 0.5:
+        length = int(rng.uniform(0.01, 0.06) * size) | 1
+        ang = rng.uniform(0, 180)
+        rot = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
+        inv = cv2.invertAffineTransform(rot)
+        r = cv2.warpAffine(pm, rot, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        r = cv2.blur(r, (length, 1))
+        out = cv2.warpAffine(r, inv, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    else:
+        # Defocus: three box passes approximate a soft disc without a large 2D convolution.
+        k = int(rng.uniform(0.003, 0.015) * size) * 2 + 1
+        out = cv2.blur(cv2.blur(cv2.blur(pm, (k, k)), (k, k)), (k, k))
+    a2 = np.clip(out[..., 3], 0, 1)
+    f2 = np.where(a2[..., None] > 1e-4, out[..., :3] / np.maximum(a2[..., None], 1e-4), f)
+    return np.clip(f2, 0, 1).astype(np.float32), a2.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# The generator
+# --------------------------------------------------------------------------------------------
+
+#: Scene recipes and their odds. Hair and fur on a body come first: alphamatting.com-style
+#: plates are mostly hair, fur, plants, nets and transparent objects.
+RECIPES: dict[str, float] = {
+    "hair": 0.34,
+    "fur": 0.2,
+    "plant": 0.12,
+    "net": 0.1,
+    "transparent": 0.1,
+    "solid_blur": 0.14,
+}
+
+
+class SyntheticGenerator:
+    """Procedural (foreground, alpha) pairs textured from real photos.
+
+    Args:
+        backgrounds: photo files or folders (searched recursively) used for colour/texture.
+        seed: base seed; sample ``i`` is a pure function of ``(seed, i)``.
+        size: (H, W) of every sample.
+        supersample: supersampling factor of the strand canvas (2-4; 3 by default).
+        recipes: odds per scene recipe (see :data:`RECIPES`), to bias the mix.
+
+    Example:
+        >>> gen = SyntheticGenerator(Path("/data/backgrounds"), seed=1, size=(640, 640))
+        >>> fg, alpha = gen.sample(0)   # fg [640, 640, 3], alpha [640, 640], float32 0..1
+    """
+
+    def __init__(
+        self,
+        backgrounds: Sequence[Path] | Path | str,
+        seed: int,
+        size: tuple[int, int] = (640, 640),
+        supersample: int = 3,
+        recipes: dict[str, float] | None = None,
+        photos: PhotoLibrary | None = None,
+    ) -> None:
+        self.photos = photos if photos is not None else PhotoLibrary(backgrounds)
+        self.seed = int(seed)
+        self.size = (int(size[0]), int(size[1]))
+        if min(self.size) < 16:
+            raise DataError(f"synthetic size must be at least 16x16, got {size}")
+        self.ss = int(supersample)
+        if not 1 <= self.ss <= 6:
+            raise DataError(f"supersample must be in 1..6, got {supersample}")
+        rec = dict(RECIPES if recipes is None else recipes)
+        unknown = set(rec) - set(RECIPES)
+        if unknown:
+            raise DataError(f"unknown synthetic recipe(s) {sorted(unknown)}; known: {sorted(RECIPES)}")
+        total = sum(rec.values())
+        if total <= 0:
+            raise DataError("synthetic recipes: odds must sum to a positive number")
+        self.recipe_names = list(rec)
+        self.recipe_p = np.array([rec[k] / total for k in self.recipe_names])
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The random stream of sample ``index``."""
+        return np.random.default_rng(np.random.SeedSequence([self.seed, int(index)]))
+
+    def sample(self, index: int, out: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``index``: (fg float32 [H, W, 3] sRGB-encoded 0..1, alpha float32 [H, W]).
+
+        ``out``, if given, receives ``out["recipe"]`` (and ``"extra"`` for a second layer).
+        """
+        rng = self.rng(index)
+        h, w = self.size
+        for _ in range(4):
+            fg, alpha, info = self._scene(rng, h, w)
+            partial = np.count_nonzero((alpha > 0) & (alpha < 1))
+            if partial >= 0.002 * h * w:
+                break
+        if out is not None:
+            out.update(info)
+        return fg, alpha
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream samples 0, 1, 2, ... forever."""
+        i = 0
+        while True:
+            yield self.sample(i)
+            i += 1
+
+    def _layer(self, name: str, rng: np.random.Generator, h: int, w: int) -> Layer:
+        p, ss = self.photos, self.ss
+        if name == "hair":
+            return _hairy_layer(rng, p, h, w, ss, fur=False)
+        if name == "fur":
+            return _hairy_layer(rng, p, h, w, ss, fur=True)
+        if name == "plant":
+            return _plant_layer(rng, p, h, w, ss)
+        if name == "net":
+            return _net_layer(rng, p, h, w, ss)
+        if name == "transparent":
+            return _transparent_layer(rng, p, h, w)
+        layer = _solid_layer(rng, p, h, w)
+        return _blur_layer(rng, layer, math.sqrt(h * w))
+
+    def _scene(self, rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        name = self.recipe_names[int(rng.choice(len(self.recipe_names), p=self.recipe_p))]
+        info: dict[str, Any] = {"recipe": name}
+        layer = self._layer(name, rng, h, w)
+        if name in ("plant", "net", "transparent") and rng.random() < 0.35:
+            # Something solid behind a fine or transparent layer: a body in the frame.
+            layer = _over(layer, _solid_layer(rng, self.photos, h, w))
+            info["extra"] = "solid"
+        elif rng.random() < 0.12:
+            extra = "transparent" if rng.random() < 0.5 else "net"
+            layer = _over(self._layer(extra, rng, h, w), layer)
+            info["extra"] = extra
+        if name in ("hair", "fur") and rng.random() < 0.15:
+            layer = _blur_layer(rng, layer, 0.3 * math.sqrt(h * w))
+            info["blurred"] = True
+        f, a = layer
+        # Real mattes are stored at 8-16 bits: values within half an 8-bit step of 0 or 1 are
+        # exactly 0 or 1, so Eq. 2's known regions exist (paper §3.3).
+        a = np.where(a < 0.5 / 255, 0.0, np.where(a > 1 - 0.5 / 255, 1.0, a)).astype(np.float32)
+        f = np.clip(f, 0.0, 1.0, out=np.ascontiguousarray(f, dtype=np.float32))
+        return f, a, info
+
+
+def write_dataset(
+    out_dir: Path | str,
+    n: int,
+    seed: int,
+    backgrounds: Sequence[Path] | Path | str,
+    size: tuple[int, int] = (640, 640),
+    alpha_bits: int = 16,
+    fg_format: str = "png",
+    start: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Write ``n`` synthetic samples in the studio layout (``training/DATA.md``).
+
+    Files: ``out_dir/fg/synth_{index:07d}.png`` (8-bit sRGB) or ``.exr`` (half, scene-linear
+    Rec.709, converted from the sRGB working space), ``out_dir/alpha/synth_{index:07d}.png``
+    (8- or 16-bit grey), and ``out_dir/synthetic.json`` recording seed, size and range, so the
+    set can be regenerated. Indices ``start .. start+n-1`` allow writing in parallel shards.
+
+    Raises:
+        DataError: bad format/bit depth, or a file cannot be written.
+    """
+    if alpha_bits not in (8, 16):
+        raise DataError(f"alpha_bits must be 8 or 16, got {alpha_bits}")
+    if fg_format not in ("png", "exr"):
+        raise DataError(f"fg_format must be 'png' or 'exr', got {fg_format!r}")
+    root = Path(out_dir)
+    (root / "fg").mkdir(parents=True, exist_ok=True)
+    (root / "alpha").mkdir(parents=True, exist_ok=True)
+    gen = SyntheticGenerator(backgrounds, seed=seed, size=size)
+    for k, i in enumerate(range(start, start + n)):
+        fg, alpha = gen.sample(i)
+        stem = f"synth_{i:07d}"
+        if fg_format == "png":
+            _imwrite(root / "fg" / f"{stem}.png", cv2.cvtColor(np.round(fg * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        else:
+            _write_exr(root / "fg" / f"{stem}.exr", srgb_to_linear(fg))
+        scale = 255 if alpha_bits == 8 else 65535
+        dtype = np.uint8 if alpha_bits == 8 else np.uint16
+        _imwrite(root / "alpha" / f"{stem}.png", np.round(alpha * scale).astype(dtype))
+        if progress is not None:
+            progress(k + 1, n)
+    meta = {"seed": seed, "size": list(size), "start": start, "n": n, "backgrounds": [str(p) for p in gen.photos.paths]}
+    (root / f"synthetic_{start:07d}.json").write_text(json.dumps(meta, indent=1))
+    return root
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded 0..1 -> scene-linear (IEC 61966-2-1 piecewise curve)."""
+    x = np.asarray(x, np.float32)
+    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(x: np.ndarray) -> np.ndarray:
+    """Scene-linear -> sRGB-encoded (IEC 61966-2-1), clipped to 0..1."""
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def _imwrite(path: Path, img: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), img):
+        raise DataError(f"{path}: could not write image")
+
+
+def _write_exr(path: Path, rgb: np.ndarray) -> None:
+    import OpenImageIO as oiio
+
+    spec = oiio.ImageSpec(rgb.shape[1], rgb.shape[0], 3, oiio.HALF)
+    spec.channelnames = ("R", "G", "B")
+    spec.attribute("compression", "zip")
+    out = oiio.ImageOutput.create(str(path))
+    if out is None or not out.open(str(path), spec):
+        raise DataError(f"{path}: could not write EXR ({oiio.geterror()})")
+    try:
+        if not out.write_image(np.ascontiguousarray(rgb, np.float32)):
+            raise DataError(f"{path}: could not write EXR ({out.geterror()})")
+    finally:
+        out.close()

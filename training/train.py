@@ -1,0 +1,928 @@
+"""The training loop: one process on CPU or GPU, or several GPUs under ``torchrun`` (DDP).
+
+Paper §4.1 recipe: Adam (0.5, 0.999), lr 4e-4, linear warm-up then cosine annealing, synced
+batch norm in the TCP. Everything that makes a run reproducible and resumable lives here:
+
+- **Data stream.** Samples are addressed by ``(epoch, index)``; epoch ``e`` visits a
+  permutation of the data set drawn from ``(seed, e)``, cut into global batches of
+  ``batch_size * world_size`` of which rank ``r`` takes the ``r``-th slice (the
+  DistributedSampler split). Position in the stream is the micro-batch counter, so a resumed run
+  starts at exactly the next micro-batch. The data set draws its randomness from the item index
+  and the epoch (``set_epoch``), not from worker state, so the stream is independent of the
+  number of workers.
+- **State files.** ``out_dir/states/state_<step>.pt``: model, optimizer, scheduler, GradScaler,
+  step, epoch, RNG states and the config, written atomically with ``torch.save`` from tensors and
+  plain Python values only, so ``torch.load(weights_only=True)`` reads it (no pickled objects).
+- **Exports.** ``out_dir/export/latest.safetensors``: the fp16 inference checkpoint with its
+  provenance, rewritten at every state save and at the end.
+- **Logs.** ``out_dir/metrics.jsonl``: one JSON object per log, validation and checkpoint event.
+
+The library never prints: progress goes to a ``progress(event)`` callback (the CLI renders it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+import vfxmatte
+from vfxmatte.checkpoint import load_state, save_checkpoint
+from vfxmatte.errors import CheckpointError, DataError, TrainingError
+from vfxmatte.model import TCPMatting, TCPMattingConfig, alpha_from_logits, build_model
+
+from training.config import TrainConfig, from_dict
+from training.losses import matting_loss, unknown_mask
+
+STATE_FORMAT = "vfxmatte-train-state/1"
+STATES_DIR = "states"
+EXPORT_NAME = "export/latest.safetensors"
+METRICS_LOG = "metrics.jsonl"
+
+
+# --------------------------------------------------------------------------------------------
+# progress reporting
+
+
+@dataclass
+class TrainEvent:
+    """What the loop reports. ``kind`` is one of: ``start``, ``step`` (every ``log_every``),
+    ``val``, ``checkpoint``, ``end``."""
+
+    kind: str
+    step: int
+    total: int
+    metrics: dict[str, Any] = field(default_factory=dict)
+    message: str = ""
+
+
+ProgressFn = Callable[[TrainEvent], None]
+
+
+@dataclass
+class TrainResult:
+    step: int
+    total: int
+    #: "done" (all steps), "time_limit", or "stopped" (should_stop returned True).
+    reason: str
+    state_path: Optional[Path]
+    export_path: Optional[Path]
+    wall_time_s: float
+    last_val: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------------------------
+# schedule
+
+
+def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
+    """Multiplier of the base lr at optimizer step ``step`` (0-based).
+
+    Linear warm-up over ``warmup`` steps (Goyal et al., paper §4.1), then cosine annealing from 1
+    to ``min_ratio`` at ``total`` (Loshchilov & Hutter, paper §4.1).
+    """
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    span = max(1, total - warmup)
+    t = min(1.0, (step - warmup) / span)
+    return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+# --------------------------------------------------------------------------------------------
+# data
+
+
+class BatchStream:
+    """Endless, resumable batch sampler over ``(epoch, index)`` pairs, sharded by rank.
+
+    Global micro-batch ``j`` of an epoch holds the consecutive indices ``[j*G, (j+1)*G)`` with
+    ``G = batch_size * world``; rank ``r`` takes ``[r*batch_size, (r+1)*batch_size)`` of it (the
+    DistributedSampler split, without shuffling). Items are already random per
+    ``(epoch, index)``, and consecutive indices in one worker let the data set share a generated
+    foreground between neighbours (``synthetic_reuse``). The tail of an epoch that does not fill
+    a global batch is dropped, so every rank sees the same number of batches.
+    """
+
+    def __init__(self, size: int, batch_size: int, rank: int = 0, world: int = 1, start: int = 0):
+        self.size, self.batch_size = size, batch_size
+        self.rank, self.world, self.start = rank, world, start
+        self.per_epoch = size // (batch_size * world)
+        if self.per_epoch < 1:
+            raise TrainingError(
+                f"data set of {size} samples is smaller than one global batch "
+                f"({batch_size} x {world} processes): raise data.epoch_size"
+            )
+
+    def epoch_of(self, micro_batch: int) -> int:
+        return micro_batch // self.per_epoch
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        k = self.start
+        while True:
+            epoch, j = divmod(k, self.per_epoch)
+            base = (j * self.world + self.rank) * self.batch_size
+            yield [(epoch, i) for i in range(base, base + self.batch_size)]
+            k += 1
+
+
+class EpochIndexed(Dataset):
+    """Wraps a data set so items are fetched by ``(epoch, index)``.
+
+    Each worker holds its own copy of the data set; calling ``set_epoch`` on that copy before
+    the fetch keeps persistent workers in step with the stream (a ``set_epoch`` in the main
+    process would not reach them).
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+        self._epoch: Optional[int] = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if epoch != self._epoch:
+            if hasattr(self.dataset, "set_epoch"):
+                self.dataset.set_epoch(epoch)
+            self._epoch = epoch
+        return self.dataset[index]
+
+
+#: The item fields the loop uses; the rest (fg, bg, ...) stay in the worker.
+BATCH_KEYS = ("image", "trimap_sp", "trimap_tcp", "alpha")
+
+
+def collate_training_batch(items: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """Stack only the fields the loop needs, trimaps as uint8.
+
+    fg/bg stay in the worker and the one-hot trimaps (exactly 0/1) travel as bytes: at
+    32 x 512^2 that is 180 MB instead of 340 MB per batch through shared memory and pinning.
+    """
+    try:
+        batch = {k: torch.stack([it[k] for it in items]) for k in BATCH_KEYS}
+    except KeyError as exc:
+        raise DataError(f"training item lacks '{exc.args[0]}' (needs {', '.join(BATCH_KEYS)})") from exc
+    for k in ("trimap_sp", "trimap_tcp"):
+        batch[k] = (batch[k] > 0.5).to(torch.uint8)
+    return batch
+
+
+def _worker_init(worker_id: int) -> None:
+    # One OpenCV / torch thread per worker: the workers together own the cores.
+    try:
+        from training.data import worker_init_fn
+    except ImportError:  # data module absent: stand-in data sets in tests
+        torch.set_num_threads(1)
+        return
+    worker_init_fn(worker_id)
+
+
+def describe_data(cfg: TrainConfig) -> str:
+    d = cfg.data
+    parts = []
+    if d.synthetic is not None:
+        parts.append(f"synthetic(backgrounds={d.synthetic.backgrounds}, seed={d.synthetic.seed})")
+    if d.studio_roots:
+        parts.append(f"studio({', '.join(d.studio_roots)})")
+    return (
+        f"{' + '.join(parts)}; crops {d.crop_sizes} -> {d.out_size}px; "
+        f"val: {d.val_samples} synthetic samples seed {d.val_seed} at {d.val_size}px"
+    )
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
+    """The training data set and the fixed validation samples a config describes.
+
+    Synthetic data: the photos are split with :func:`training.synthetic.split_holdout`
+    (BSDS500's test split, else every 10th photo) so validation composites never reuse a
+    training photo. Studio data: one root (``data.studio_roots``), mixed with synthetic items
+    at ``data.synthetic.fraction`` when both are given; validation stays synthetic.
+    """
+    from training.data import MattingDataset, build_validation_set
+    from training.synthetic import PhotoLibrary, SyntheticGenerator, list_images, split_holdout
+
+    d = cfg.data
+    if len(d.studio_roots) > 1:
+        raise TrainingError("data.studio_roots: one studio root is supported per run for now")
+    studio = d.studio_roots[0] if d.studio_roots else None
+    gen_side = max(d.crop_sizes)
+    train_lib = val_lib = None
+    gen = val_gen = None
+    if d.synthetic is not None:
+        photos = list_images(d.synthetic.backgrounds)
+        train_paths, held = split_holdout(photos)
+        if not held or not train_paths:
+            held, train_paths = photos[::10], [p for i, p in enumerate(photos) if i % 10]
+        if not held or not train_paths:
+            raise DataError(f"{d.synthetic.backgrounds}: too few photos to hold some out for validation")
+        train_lib, val_lib = PhotoLibrary(train_paths), PhotoLibrary(held)
+        gen = SyntheticGenerator(train_paths, seed=d.synthetic.seed, size=(gen_side, gen_side),
+                                 supersample=d.synthetic.supersample, photos=train_lib)
+        val_gen = SyntheticGenerator(held, seed=d.val_seed, size=(gen_side, gen_side),
+                                     supersample=d.synthetic.supersample, photos=val_lib)
+    train_set = MattingDataset(
+        studio=studio, synthetic=gen, length=d.epoch_size, backgrounds=train_lib,
+        out_size=d.out_size, crop_sizes=d.crop_sizes,
+        synthetic_fraction=d.synthetic.fraction if d.synthetic else 0.0,
+        synthetic_reuse=d.synthetic.reuse if d.synthetic else 1,
+        seed=d.synthetic.seed if d.synthetic else cfg.train.seed,
+    )
+    if d.val_samples == 0:
+        return train_set, []
+    if val_gen is None:
+        raise TrainingError("data.val_samples: validation needs data.synthetic (never benchmark data)")
+    val = build_validation_set(val_gen, n=d.val_samples, seed=d.val_seed, size=d.val_size,
+                               backgrounds=val_lib, crop_sizes=d.crop_sizes)
+    return train_set, val
+
+
+# --------------------------------------------------------------------------------------------
+# devices, precision, distribution
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def dist_from_env() -> Dist:
+    """torchrun sets RANK, WORLD_SIZE and LOCAL_RANK; a plain launch has none of them."""
+    try:
+        return Dist(
+            int(os.environ.get("RANK", "0")),
+            int(os.environ.get("WORLD_SIZE", "1")),
+            int(os.environ.get("LOCAL_RANK", "0")),
+        )
+    except ValueError as exc:
+        raise TrainingError(f"bad RANK/WORLD_SIZE/LOCAL_RANK in the environment ({exc})") from exc
+
+
+def resolve_device(name: str, d: Dist) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise TrainingError(f"train.device: {name} requested but CUDA is not available")
+        if d.enabled or name == "cuda":
+            return torch.device("cuda", d.local_rank if d.enabled else torch.cuda.current_device())
+    return torch.device(name)
+
+
+def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
+    """The autocast dtype, or None for full fp32."""
+    if amp == "off":
+        return None
+    if device.type != "cuda":
+        if amp == "bf16":
+            return torch.bfloat16
+        if amp == "fp16":
+            raise TrainingError("train.amp: fp16 needs a CUDA device (use bf16 or off on CPU)")
+        return None  # auto on CPU: off
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
+        if not torch.cuda.is_bf16_supported():
+            raise TrainingError("train.amp: bf16 is not supported by this GPU (use fp16 or auto)")
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+# --------------------------------------------------------------------------------------------
+# state files
+
+
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {
+            "kind": str(np_state[0]),
+            "key": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+            "pos": int(np_state[2]),
+            "has_gauss": int(np_state[3]),
+            "gauss": float(np_state[4]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _to_tuple(x: Any) -> Any:
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_to_tuple(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def _cpu(obj: Any) -> Any:
+    """Copy every tensor of a nested structure to the CPU (state files load anywhere)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cpu(v) for v in obj)
+    return obj
+
+
+def save_state(state: dict[str, Any], path: Path) -> Path:
+    """Write a training state atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TrainingError(f"{path}: cannot write training state ({exc})") from exc
+    return path
+
+
+def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a state file with the restricted loader (tensors and plain values only)."""
+    p = Path(path)
+    if p.is_dir():
+        found = latest_state(p)
+        if found is None:
+            raise TrainingError(f"{p}: no training state found (looked in {p / STATES_DIR})")
+        p = found
+    if not p.is_file():
+        raise TrainingError(f"{p}: training state not found")
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad state file
+        raise TrainingError(f"{p}: not a readable training state ({exc})") from exc
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TrainingError(f"{p}: not a vfxmatte training state (format {STATE_FORMAT!r} expected)")
+    state["path"] = str(p)
+    return state
+
+
+def list_states(out_dir: Path) -> list[Path]:
+    """State files in ``out_dir/states``, oldest step first."""
+    d = Path(out_dir) / STATES_DIR
+    if not d.is_dir():
+        return []
+
+    def step_of(p: Path) -> int:
+        try:
+            return int(p.stem.split("_")[-1])
+        except ValueError:
+            return -1
+
+    return sorted((p for p in d.glob("state_*.pt") if step_of(p) >= 0), key=step_of)
+
+
+def latest_state(out_dir: Path) -> Optional[Path]:
+    states = list_states(out_dir)
+    return states[-1] if states else None
+
+
+def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Write the fp16 inference checkpoint of a training state (a dict or a state file/run dir).
+
+    The checkpoint carries its architecture and a provenance record: the training config,
+    steps, wall time, data description, device and vfxmatte version.
+    """
+    if not isinstance(state, dict):
+        state = load_training_state(state)
+    try:
+        arch = TCPMattingConfig.from_dict(state["arch"], source="training state")
+        model = build_model(arch)
+        load_state(model, state["model"], source=str(state.get("path", "training state")))
+    except KeyError as exc:
+        raise TrainingError(f"training state lacks '{exc.args[0]}'") from exc
+    provenance = {
+        "trainer": "vfxmatte training (training.train)",
+        "config": state.get("config", {}),
+        "steps": int(state["step"]),
+        "total_steps": int(state.get("total_steps", 0)),
+        "epoch": int(state.get("epoch", 0)),
+        "wall_time_s": round(float(state.get("wall_time", 0.0)), 1),
+        "data": state.get("data", ""),
+        "device": state.get("device", ""),
+        "world_size": int(state.get("world_size", 1)),
+        "vfxmatte_version": vfxmatte.__version__,
+        "trained_with_version": state.get("vfxmatte_version", ""),
+        "last_val": state.get("last_val", {}),
+    }
+    try:
+        return save_checkpoint(path, model, provenance, half=True)
+    except CheckpointError as exc:
+        raise TrainingError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------------------------
+# validation
+
+
+def _metrics_fn() -> Optional[Callable[..., dict]]:
+    try:
+        from vfxmatte.metrics import evaluate
+    except ImportError:
+        return None
+    return evaluate
+
+
+def _trimap_canonical(onehot: Tensor) -> np.ndarray:
+    """One-hot (bg, unknown, fg) [3, H, W] -> canonical float trimap [H, W] (0, 0.5, 1)."""
+    idx = onehot.argmax(dim=0).float() * 0.5
+    return idx.numpy().astype(np.float32)
+
+
+@torch.no_grad()
+def validate(
+    model: TCPMatting,
+    samples: Sequence[dict[str, Tensor]],
+    cfg: TrainConfig,
+    device: torch.device,
+    amp_dtype: Optional[torch.dtype],
+    channels_last: bool = False,
+    batch_size: int = 8,
+) -> dict[str, Any]:
+    """Loss and matting metrics on the fixed validation samples, plus TCP diagnostics.
+
+    ``sp_std`` / ``tcp_std``: standard deviation of each path's logit over the unknown region;
+    with ``w_c`` they show whether the TCP carries any of the prediction.
+    """
+    was_training = model.training
+    model.eval()
+    evaluate = _metrics_fn()
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    sp_vals, tcp_vals = [], []
+    loss_sum = alpha_sum = bg_sum = 0.0
+    n_batches = 0
+    try:
+        for start in range(0, len(samples), batch_size):
+            chunk = samples[start : start + batch_size]
+            batch = {k: torch.stack([s[k] for s in chunk]) for k in ("image", "trimap_sp", "alpha")}
+            image = batch["image"].to(device)
+            trimap = batch["trimap_sp"].to(device)
+            gt = batch["alpha"].to(device)
+            if channels_last:
+                image = image.contiguous(memory_format=torch.channels_last)
+                trimap = trimap.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp_dtype):
+                out = model.forward_paths(image, trimap)
+            pred = alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
+            terms = matting_loss(
+                pred, gt, trimap,
+                alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
+                theta=cfg.loss.theta, eps=cfg.loss.eps,
+            )
+            loss_sum += float(terms.total)
+            alpha_sum += float(terms.alpha)
+            bg_sum += float(terms.bg)
+            n_batches += 1
+            unknown = unknown_mask(trimap)
+            sp_vals.append(out.sp_logit.float()[unknown].cpu())
+            tcp_vals.append(out.tcp_logit.float()[unknown].cpu())
+            if evaluate is not None:
+                pred_np = pred.cpu().numpy()
+                gt_np = gt.float().cpu().numpy()
+                tri_cpu = batch["trimap_sp"]
+                for i in range(pred_np.shape[0]):
+                    m = evaluate(pred_np[i, 0], gt_np[i, 0], _trimap_canonical(tri_cpu[i]))
+                    for k, v in m.items():
+                        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                            totals[k] = totals.get(k, 0.0) + float(v)
+                            counts[k] = counts.get(k, 0) + 1
+    finally:
+        model.train(was_training)
+    result: dict[str, Any] = {
+        "loss": loss_sum / max(1, n_batches),
+        "loss_alpha": alpha_sum / max(1, n_batches),
+        "loss_bg": bg_sum / max(1, n_batches),
+    }
+    result.update({k: totals[k] / counts[k] for k in totals})
+    sp = torch.cat(sp_vals) if sp_vals else torch.zeros(0)
+    tcp = torch.cat(tcp_vals) if tcp_vals else torch.zeros(0)
+    result["w_c"] = float(model.w_c.detach().float())
+    result["sp_std"] = float(sp.std()) if sp.numel() > 1 else 0.0
+    result["tcp_std"] = float(tcp.std()) if tcp.numel() > 1 else 0.0
+    result["tcp_sp_std_ratio"] = result["tcp_std"] / result["sp_std"] if result["sp_std"] > 0 else 0.0
+    return result
+
+
+class PathLogits(nn.Module):
+    """``forward`` = the network's ``forward_paths`` logits, for DDP / torch.compile to wrap.
+
+    The loop turns the logits into alpha in float32 outside autocast: under bf16, alpha near 1
+    would otherwise be quantised in steps of 1/256, coarser than the mattes' fine detail.
+    """
+
+    def __init__(self, net: TCPMatting) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.net.forward_paths(image, trimap, tcp_trimap)
+        return out.sp_logit, out.tcp_logit
+
+
+def _autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# the loop
+
+
+class _JsonLog:
+    def __init__(self, path: Optional[Path]) -> None:
+        self._f = open(path, "a", encoding="utf-8") if path is not None else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._f is not None:
+            self._f.write(json.dumps(record, sort_keys=True) + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+
+def _find_resume(cfg: TrainConfig, out_dir: Path) -> Optional[Path]:
+    mode = cfg.train.resume
+    if mode == "auto":
+        return latest_state(out_dir)
+    if mode == "never":
+        existing = latest_state(out_dir)
+        if existing is not None:
+            raise TrainingError(
+                f"{out_dir}: already holds training state {existing.name} and train.resume is 'never' "
+                "(use another out_dir or resume: auto)"
+            )
+        return None
+    p = Path(mode).expanduser()
+    if not p.exists():
+        raise TrainingError(f"train.resume: {p} not found")
+    return latest_state(p) if p.is_dir() else p
+
+
+def train(
+    cfg: TrainConfig,
+    progress: Optional[ProgressFn] = None,
+    *,
+    train_set: Any = None,
+    val_set: Optional[Sequence[dict[str, Tensor]]] = None,
+    should_stop: Optional[Callable[[], bool]] = None,
+) -> TrainResult:
+    """Train (or continue training) the network a config describes.
+
+    Args:
+        cfg: validated config (see :mod:`training.config`).
+        progress: called with a :class:`TrainEvent` on start, every ``log_every`` steps, after
+            validation and checkpoints, and at the end.
+        train_set / val_set: override the data sets the config describes (tests). The training
+            set needs ``__len__``, ``__getitem__`` returning a dict of tensors ``image``,
+            ``trimap_sp``, ``trimap_tcp``, ``alpha``, and optionally ``set_epoch``.
+        should_stop: polled after every step; True stops cleanly like the time limit (the CLI
+            wires SIGTERM/SIGINT to it).
+
+    Returns:
+        A :class:`TrainResult`; ``reason`` tells whether all steps ran.
+    """
+    t_start = time.monotonic()
+    dd = dist_from_env()
+    # Under DDP only rank 0 reports and writes files; the others train in step.
+    report = progress if (progress is not None and dd.main) else (lambda e: None)
+    device = resolve_device(cfg.train.device, dd)
+    if dd.enabled and not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    loader_iter = None
+    log = _JsonLog(None)
+    threads_before = torch.get_num_threads()
+    try:
+        out_dir = Path(cfg.train.out_dir)
+        resume_from = _find_resume(cfg, out_dir)
+        if dd.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            log = _JsonLog(out_dir / METRICS_LOG)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        amp_dtype = resolve_amp(cfg.train.amp, device)
+        channels_last = cfg.train.channels_last == "on" or (
+            cfg.train.channels_last == "auto" and device.type == "cuda"
+        )
+
+        # Same seed on every rank: identical initial weights (DDP also broadcasts rank 0's).
+        seed = cfg.train.seed
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+        arch = cfg.architecture()
+        model = build_model(arch)
+        if cfg.encoder_init and resume_from is None:
+            from vfxmatte.model import load_torchvision_weights, read_torchvision_file
+
+            try:
+                load_torchvision_weights(model.semantic.encoder, read_torchvision_file(cfg.encoder_init))
+            except CheckpointError as exc:
+                raise TrainingError(f"encoder_init: {exc}") from exc
+        if cfg.init_checkpoint and resume_from is None:
+            from vfxmatte.checkpoint import load_model
+
+            try:
+                init, _ = load_model(cfg.init_checkpoint, expect=arch)
+            except CheckpointError as exc:
+                raise TrainingError(f"init_checkpoint: {exc}") from exc
+            model.load_state_dict(init.state_dict())
+        model.to(device)
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+
+        total = cfg.train.steps
+        optimizer = torch.optim.Adam(
+            model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas), weight_decay=cfg.optim.weight_decay
+        )
+        min_ratio = cfg.optim.min_lr / cfg.optim.lr
+        warmup = cfg.optim.warmup_steps
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: lr_factor(s, total, warmup, min_ratio)
+        )
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+        step = 0
+        wall_before = 0.0
+        last_val: dict[str, Any] = {}
+        if resume_from is not None:
+            state = load_training_state(resume_from)
+            try:
+                load_state(model, state["model"], source=str(resume_from))
+            except CheckpointError as exc:
+                raise TrainingError(f"{resume_from}: cannot resume with this model config ({exc})") from exc
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            if scaler.is_enabled() and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            step = int(state["step"])
+            wall_before = float(state.get("wall_time", 0.0))
+            last_val = dict(state.get("last_val", {}))
+            _set_rng_state(state["rng"])
+            del state
+
+        # Multi-GPU: synced batch norm (paper §4.1 puts it in the TCP; we convert the whole
+        # network so the Semantic Path's statistics also see the global batch).
+        train_module: nn.Module = PathLogits(model)
+        if dd.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            if device.type == "cuda":
+                train_module = nn.SyncBatchNorm.convert_sync_batchnorm(train_module)
+            train_module = DDP(
+                train_module, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        if cfg.train.compile:
+            train_module = torch.compile(train_module)
+
+        # Data.
+        if train_set is None or val_set is None:
+            built_train, built_val = build_datasets(cfg)
+            train_set = built_train if train_set is None else train_set
+            val_set = built_val if val_set is None else val_set
+        accum = cfg.train.grad_accum
+        stream = BatchStream(len(train_set), cfg.train.batch_size, dd.rank, dd.world, start=step * accum)
+        workers = cfg.data.workers
+        loader = DataLoader(
+            EpochIndexed(train_set),
+            batch_sampler=stream,
+            num_workers=workers,
+            pin_memory=device.type == "cuda",
+            persistent_workers=workers > 0,
+            prefetch_factor=cfg.data.prefetch_factor if workers > 0 else None,
+            worker_init_fn=_worker_init if workers > 0 else None,
+            collate_fn=collate_training_batch,
+            multiprocessing_context=cfg.data.start_method if workers > 0 else None,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        loader_iter = iter(loader)
+
+        def state_dict_now() -> dict[str, Any]:
+            return {
+                "format": STATE_FORMAT,
+                "model": _cpu(model.state_dict()),
+                "optimizer": _cpu(optimizer.state_dict()),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+                "step": step,
+                "total_steps": total,
+                "epoch": stream.epoch_of(step * accum),
+                "micro_batches": step * accum,
+                "wall_time": wall_before + (time.monotonic() - t_start),
+                "rng": _rng_state(),
+                "config": cfg.to_dict(),
+                "arch": arch.to_dict(),
+                "data": describe_data(cfg),
+                "device": _device_name(device),
+                "world_size": dd.world,
+                "vfxmatte_version": vfxmatte.__version__,
+                "last_val": last_val,
+            }
+
+        def checkpoint() -> tuple[Optional[Path], Optional[Path]]:
+            if not dd.main:
+                _barrier(dd)
+                return None, None
+            st = state_dict_now()
+            sp = save_state(st, out_dir / STATES_DIR / f"state_{step:08d}.pt")
+            for old in list_states(out_dir)[: -cfg.train.keep_states]:
+                old.unlink(missing_ok=True)
+            ep = export_inference_checkpoint(st, out_dir / EXPORT_NAME)
+            log.write({"kind": "checkpoint", "step": step, "state": str(sp), "export": str(ep)})
+            report(TrainEvent("checkpoint", step, total, {"state": str(sp), "export": str(ep)}))
+            _barrier(dd)
+            return sp, ep
+
+        def run_validation() -> dict[str, Any]:
+            if dd.main and val_set:
+                res = validate(model, val_set, cfg, device, amp_dtype, channels_last, cfg.train.batch_size)
+                res["step"] = step
+                log.write({"kind": "val", **res})
+                report(TrainEvent("val", step, total, res))
+                _barrier(dd)
+                return res
+            _barrier(dd)
+            return last_val
+
+        report(TrainEvent("start", step, total, {
+            "device": _device_name(device), "world_size": dd.world, "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
+            "resumed_from": str(resume_from) if resume_from else None,
+            "params": sum(p.numel() for p in model.parameters()), "out_dir": str(out_dir),
+            "data": describe_data(cfg),
+        }))
+        log.write({"kind": "start", "step": step, "total": total, "resumed_from": str(resume_from) if resume_from else None})
+
+        model.train()
+        limit_s = cfg.train.time_limit_minutes * 60.0 if cfg.train.time_limit_minutes else None
+        reason = "done"
+        window = {"loss": torch.zeros((), device=device), "alpha": torch.zeros((), device=device),
+                  "bg": torch.zeros((), device=device)}
+        window_steps = 0
+        window_t0 = time.monotonic()
+        data_wait = 0.0
+        state_path = export_path = None
+        saved_at = -1
+
+        while step < total:
+            for micro in range(accum):
+                t0 = time.monotonic()
+                batch = next(loader_iter)
+                data_wait += time.monotonic() - t0
+                image = batch["image"].to(device, non_blocking=True)
+                tri_sp = batch["trimap_sp"].to(device, non_blocking=True).float()
+                tri_tcp = batch["trimap_tcp"].to(device, non_blocking=True).float()
+                gt = batch["alpha"].to(device, non_blocking=True)
+                if channels_last:
+                    image = image.contiguous(memory_format=torch.channels_last)
+                    tri_sp = tri_sp.contiguous(memory_format=torch.channels_last)
+                    tri_tcp = tri_tcp.contiguous(memory_format=torch.channels_last)
+                sync = (
+                    train_module.no_sync()
+                    if dd.enabled and micro < accum - 1 and hasattr(train_module, "no_sync")
+                    else contextlib.nullcontext()
+                )
+                with sync:
+                    with _autocast(device, amp_dtype):
+                        sp_logit, tcp_logit = train_module(image, tri_sp, tri_tcp)
+                    pred = alpha_from_logits(sp_logit.float(), tcp_logit.float())  # [B, 1, H, W]
+                    terms = matting_loss(
+                        pred, gt, tri_sp,
+                        alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
+                        theta=cfg.loss.theta, eps=cfg.loss.eps,
+                    )
+                    scaler.scale(terms.total / accum).backward()
+                window["loss"] += terms.total.detach() / accum
+                window["alpha"] += terms.alpha.detach() / accum
+                window["bg"] += terms.bg.detach() / accum
+            if cfg.optim.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            step += 1
+            window_steps += 1
+
+            if step % cfg.train.log_every == 0 or step == total:
+                if dd.enabled:  # the logged loss is the mean over all ranks' samples
+                    packed = torch.stack(list(window.values()))
+                    dist.all_reduce(packed)
+                    for v, r in zip(window.values(), packed / dd.world):
+                        v.copy_(r)
+                vals = {k: float(v) / window_steps for k, v in window.items()}
+                if not math.isfinite(vals["loss"]) and amp_dtype != torch.float16:
+                    raise TrainingError(f"loss became {vals['loss']} at step {step} (try a lower optim.lr)")
+                dt = time.monotonic() - window_t0
+                rec = {
+                    "step": step, "loss": vals["loss"], "loss_alpha": vals["alpha"], "loss_bg": vals["bg"],
+                    "lr": scheduler.get_last_lr()[0], "w_c": float(model.w_c.detach()),
+                    "step_time_s": dt / window_steps, "data_wait_s": data_wait / window_steps,
+                    "samples_per_s": window_steps * accum * cfg.train.batch_size * dd.world / max(dt, 1e-9),
+                    "elapsed_s": time.monotonic() - t_start,
+                }
+                if scaler.is_enabled():
+                    rec["grad_scale"] = float(scaler.get_scale())
+                log.write({"kind": "train", **rec})
+                report(TrainEvent("step", step, total, rec))
+                for v in window.values():
+                    v.zero_()
+                window_steps, data_wait, window_t0 = 0, 0.0, time.monotonic()
+
+            if step % cfg.train.val_every == 0 or step == total:
+                last_val = run_validation()
+            over_time = limit_s is not None and time.monotonic() - t_start >= limit_s
+            stop_now = _any_rank(over_time or bool(should_stop and should_stop()), dd, device)
+            if step % cfg.train.ckpt_every == 0 or step == total or stop_now:
+                state_path, export_path = checkpoint()
+                saved_at = step
+            if stop_now and step < total:
+                reason = "time_limit" if over_time else "stopped"
+                break
+
+        if saved_at != step:  # nothing ran (already finished) or the last save is stale
+            state_path, export_path = checkpoint()
+        wall = wall_before + (time.monotonic() - t_start)
+        log.write({"kind": "end", "step": step, "reason": reason, "wall_time_s": wall})
+        report(TrainEvent("end", step, total, {"reason": reason, "wall_time_s": wall,
+                                               "state": str(state_path), "export": str(export_path)}))
+        return TrainResult(step, total, reason, state_path, export_path, wall, last_val)
+    finally:
+        if loader_iter is not None:
+            del loader_iter  # shuts the workers down
+        log.close()
+        torch.set_num_threads(threads_before)
+        if dd.enabled and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
+def _barrier(dd: Dist) -> None:
+    if dd.enabled:
+        dist.barrier()
+
+
+def _any_rank(flag: bool, dd: Dist, device: torch.device) -> bool:
+    """True on every rank if it is True on any (all ranks must stop at the same step)."""
+    if not dd.enabled:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def load_config_from_state(state: dict[str, Any]) -> TrainConfig:
+    """The config a training state was made with."""
+    return from_dict(state["config"], source=str(state.get("path", "training state")))

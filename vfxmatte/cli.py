@@ -1,0 +1,441 @@
+"""The ``vfxmatte`` command: the only place that prints or exits.
+
+Commands::
+
+    vfxmatte validate JOB
+    vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
+    vfxmatte example shot010 [--out DIR]
+    vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--json]
+
+Global options (before or after the command): ``--quiet``, ``--log-format text|json`` (JSON
+lines on stdout, one object per frame event, for farm log parsers), ``--debug`` (tracebacks
+and debug logs).
+
+Exit codes: 0 success; 1 some frames failed (or, for ``validate``/``--dry-run``, would fail);
+2 a bad job, bad arguments or a problem that stops the whole run. A :class:`VfxMatteError`
+prints one line, ``vfxmatte: error: <message>``, and a traceback only under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from vfxmatte import __version__
+from vfxmatte.errors import VfxMatteError
+
+__all__ = ["main", "build_parser"]
+
+PROG = "vfxmatte"
+EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+# --------------------------------------------------------------------------- output
+
+
+class Output:
+    """Where a command's words go: stdout for results, stderr for progress, logs and errors."""
+
+    def __init__(self, quiet: bool = False, log_format: str = "text", debug: bool = False) -> None:
+        self.quiet, self.json, self.debug = quiet, log_format == "json", debug
+
+    @property
+    def stdout(self):  # looked up on use, so redirected streams (tests, wrappers) are honoured
+        return sys.stdout
+
+    @property
+    def stderr(self):
+        return sys.stderr
+
+    def console(self, stderr: bool = False):
+        from rich.console import Console
+
+        return Console(file=self.stderr if stderr else self.stdout, highlight=False, soft_wrap=True)
+
+    def show_progress_bar(self) -> bool:
+        return not (self.quiet or self.json) and self.stderr.isatty()
+
+    def line(self, text: str) -> None:
+        """A plain result line on stdout (not in quiet or JSON mode)."""
+        if not (self.quiet or self.json):
+            print(text, file=self.stdout, flush=True)
+
+    def event(self, obj: dict[str, Any]) -> None:
+        """One JSON object per line on stdout (JSON mode only)."""
+        if self.json:
+            print(json.dumps(obj, default=str, separators=(",", ":")), file=self.stdout, flush=True)
+
+    def error(self, exc: VfxMatteError, all_lines: bool = False) -> None:
+        """One line per error (``all_lines``: each problem of a job file on its own line)."""
+        if self.debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.stderr)
+        lines = (getattr(exc, "errors", None) if all_lines else None) or [str(exc)]
+        for text in lines:
+            print(f"{PROG}: error: {text}", file=self.stderr, flush=True)
+        self.event({"event": "error", "type": type(exc).__name__, "message": str(exc),
+                    "errors": getattr(exc, "errors", [str(exc)]), "ts": round(time.time(), 3)})
+
+    def warn(self, message: str) -> None:
+        if not self.json:
+            print(f"{PROG}: {message}", file=self.stderr, flush=True)
+
+
+class _JsonLogFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        obj = {
+            "event": "log",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "ts": round(record.created, 3),
+        }
+        if record.exc_info:
+            obj["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(obj, default=str, separators=(",", ":"))
+
+
+def _configure_logging(out: Output) -> None:
+    """Library logs go to stderr: warnings by default, everything under --debug."""
+    logger = logging.getLogger("vfxmatte")
+    for h in list(logger.handlers):
+        if getattr(h, "_vfxmatte_cli", False):
+            logger.removeHandler(h)
+    handler = logging.StreamHandler(sys.stderr)
+    handler._vfxmatte_cli = True  # type: ignore[attr-defined]
+    if out.json:
+        handler.setFormatter(_JsonLogFormatter())
+    else:
+        handler.setFormatter(logging.Formatter(f"{PROG}: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if out.debug else logging.ERROR if out.quiet else logging.WARNING)
+    logger.propagate = False
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _frames_arg(text: str) -> list[int]:
+    from vfxmatte.errors import SequenceError
+    from vfxmatte.io.sequence import parse_frame_range
+
+    try:
+        return parse_frame_range(text)
+    except SequenceError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _device_arg(text: str) -> str:
+    from vfxmatte.jobs import check_device_name
+
+    try:
+        return check_device_name(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid device {text!r} (choose auto, cpu, cuda, cuda:N or mps)") from None
+
+
+def _size_arg(text: str) -> tuple[int, int]:
+    w, sep, h = text.lower().partition("x")
+    if not (sep and w.isdigit() and h.isdigit()):
+        raise argparse.ArgumentTypeError(f"invalid size {text!r} (use WxH, e.g. 960x540)")
+    return int(w), int(h)
+
+
+# --------------------------------------------------------------------------- run / validate
+
+
+def _fmt_seconds(s: float | None) -> str:
+    return "-" if s is None else f"{s:.2f}s"
+
+
+class _FrameReporter:
+    """Turns pipeline :class:`FrameEvent` s into a progress bar, text lines or JSON lines."""
+
+    def __init__(self, out: Output, shot: str) -> None:
+        self.out, self.shot = out, shot
+        self.progress = None
+        self.task = None
+        self._seconds: list[float] = []
+
+    def __enter__(self) -> "_FrameReporter":
+        if self.out.show_progress_bar():
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                ProgressColumn,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+            from rich.text import Text
+
+            class SecondsPerFrame(ProgressColumn):
+                def render(self, task) -> Text:  # noqa: ANN001 - rich's Task
+                    spf = task.fields.get("spf")
+                    return Text("-- s/frame" if spf is None else f"{spf:.2f} s/frame", style="cyan")
+
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("frames"),
+                TimeRemainingColumn(),
+                SecondsPerFrame(),
+                TextColumn("{task.fields[current]}"),
+                console=self.out.console(stderr=True),
+                transient=False,
+            )
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def __call__(self, ev) -> None:  # noqa: ANN001 - vfxmatte.pipeline.FrameEvent
+        out = self.out
+        out.event({**ev.to_dict(), "shot": self.shot, "ts": round(time.time(), 3)})
+        if ev.kind == "done" and ev.seconds is not None:
+            self._seconds.append(ev.seconds)
+        if self.progress is not None:
+            if self.task is None:
+                self.task = self.progress.add_task(self.shot, total=ev.total, spf=None, current="")
+            if ev.kind == "started":
+                self.progress.update(self.task, current=f"frame {ev.frame}")
+            else:
+                spf = sum(self._seconds) / len(self._seconds) if self._seconds else None
+                self.progress.update(self.task, advance=1, spf=spf, current="")
+                if ev.kind == "failed":
+                    self.progress.console.print(f"[red]frame {ev.frame} failed:[/red] {ev.reason}", markup=True, highlight=False)
+        elif not out.json:
+            if ev.kind == "failed":
+                print(f"{PROG}: frame {ev.frame} failed: {ev.reason}", file=out.stderr, flush=True)
+            elif ev.kind == "done":
+                out.line(f"frame {ev.frame} done in {_fmt_seconds(ev.seconds)} -> {ev.output}")
+            elif ev.kind == "skipped":
+                out.line(f"frame {ev.frame} skipped: {ev.reason}")
+            elif ev.kind == "planned":
+                extra = f" ({ev.reason})" if ev.reason else ""
+                out.line(f"frame {ev.frame} would be written to {ev.output}{extra}")
+        if ev.kind == "failed" and out.debug and ev.error is not None:
+            traceback.print_exception(type(ev.error), ev.error, ev.error.__traceback__, file=out.stderr)
+
+
+def _summary(out: Output, report) -> None:  # noqa: ANN001 - RunReport
+    from vfxmatte.io.sequence import format_frames
+
+    out.event({"event": "summary", **report.to_dict(), "ts": round(time.time(), 3)})
+    if report.dry_run:
+        parts = [f"{len(report.planned)} to matte"]
+    else:
+        parts = [f"{len(report.done)} done"]
+    parts += [f"{len(report.skipped)} skipped", f"{len(report.failed)} failed"]
+    spf = report.seconds_per_frame
+    timing = "" if report.dry_run else f" in {report.total_seconds:.1f}s" + (f" ({spf:.2f} s/frame)" if spf else "")
+    out.line(f"{report.shot}: {', '.join(parts)}{timing}")
+    if report.failed:
+        out.line(f"failed frames: {format_frames(report.failed)}")
+    out.line(f"{'alphas would be written to' if report.dry_run else 'alphas:'} {report.output_pattern}")
+
+
+def _cmd_run(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.jobs import load_job
+    from vfxmatte.pipeline import run_job
+
+    job = load_job(args.job)
+    with _FrameReporter(out, job.shot) as reporter:
+        report = run_job(job, frames=args.frames, device=args.device, dry_run=args.dry_run, progress=reporter)
+    _summary(out, report)
+    return report.exit_code
+
+
+def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.io.sequence import format_frames
+    from vfxmatte.jobs import load_job
+    from vfxmatte.pipeline import ShotPipeline
+
+    job = load_job(args.job)
+    plans = ShotPipeline(job).plan()
+    failing = {p.frame: p.fail_reason for p in plans if p.fail_reason}
+    frames = [p.frame for p in plans]
+    info = {
+        "event": "validate",
+        "job": str(args.job),
+        "shot": job.shot,
+        "job_hash": job.job_hash,
+        "frames": format_frames(frames),
+        "would_fail": {str(k): v for k, v in failing.items()},
+        "output": job.output.path,
+    }
+    out.event(info)
+    for f, reason in failing.items():
+        out.warn(f"frame {f} would fail: {reason}")
+    status = "OK" if not failing else f"{len(failing)} of {len(frames)} frames would fail"
+    out.line(
+        f"{args.job}: {status}: shot {job.shot}, frames {format_frames(frames)} ({len(frames)}), "
+        f"plate {job.plate.colorspace}, trimap {job.trimap.mode}, model {Path(job.model.checkpoint).stem}, "
+        f"job hash {job.job_hash[:12]}"
+    )
+    return EXIT_FRAMES_FAILED if failing else EXIT_OK
+
+
+# --------------------------------------------------------------------------- example / eval
+
+
+def _cmd_example(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.examples import make_example
+
+    options: dict[str, Any] = {}
+    if args.frames is not None:
+        options["frames"] = args.frames
+    if args.size is not None:
+        options["width"], options["height"] = args.size
+    t0 = time.perf_counter()
+    shot = make_example(args.name, args.out, **options)
+    dt = time.perf_counter() - t0
+    out.event({"event": "example", "name": shot.name, "plates": shot.plates, "trimaps": shot.trimaps,
+               "truth": shot.truth, "frames": len(shot.frames), "seconds": round(dt, 3)})
+    out.line(f"{shot.name}: {len(shot.frames)} frames ({shot.frames[0]}-{shot.frames[-1]}, {shot.colorspace}) in {dt:.1f}s")
+    out.line(f"  plates:  {shot.plates}")
+    out.line(f"  trimaps: {shot.trimaps}")
+    out.line(f"  truth:   {shot.truth}")
+    if args.out == Path("examples") / shot.name:  # where jobs/NAME.yaml looks for them
+        out.line(f"next: {PROG} run jobs/{shot.name}.yaml")
+    return EXIT_OK
+
+
+def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.engine import MattingSession
+    from vfxmatte.evaluate import evaluate_predictor, load_eval_set
+
+    samples = load_eval_set(args.folder, trimap_dir=args.trimap_dir)
+    session = MattingSession.from_checkpoint(args.model, device=args.device)
+    progress = None
+    bar = None
+    if out.show_progress_bar():
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                       TextColumn("{task.fields[name]}"), console=out.console(stderr=True))
+        task = bar.add_task("eval", total=len(samples), name="")
+        bar.start()
+        progress = lambda done, total, name: bar.update(task, completed=done, name=name)  # noqa: E731
+    try:
+        report = evaluate_predictor(samples, lambda img, tri: session.matte(img, tri), progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    data = report.to_dict()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str), file=out.stdout, flush=True)
+        return EXIT_OK
+    if out.json:
+        out.event({"event": "eval", "folder": str(args.folder), **data})
+        return EXIT_OK
+    if out.quiet:
+        return EXIT_OK
+    from rich.table import Table
+
+    table = Table(title=f"{args.folder} ({args.trimap_dir}, model {args.model})")
+    for col in ("image", "SAD", "MSE", "Grad", "Conn", "s"):
+        table.add_column(col, justify="left" if col == "image" else "right")
+    for s in report.images:
+        table.add_row(s.name, f"{s.sad:.2f}", f"{s.mse:.5f}", f"{s.grad:.2f}", f"{s.conn:.2f}", f"{s.seconds:.2f}")
+    m = report.mean
+    table.add_section()
+    table.add_row("mean", f"{m['sad']:.2f}", f"{m['mse']:.5f}", f"{m['grad']:.2f}", f"{m['conn']:.2f}",
+                  f"{report.seconds_per_image:.2f}", style="bold")
+    out.console().print(table)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    # On sub-commands the defaults are suppressed so a flag given before the command survives.
+    d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
+    g = parser.add_argument_group("global options")
+    g.add_argument("-q", "--quiet", action="store_true", default=d(False), help="print only errors")
+    g.add_argument("--log-format", choices=("text", "json"), default=d("text"),
+                   help="json: one JSON object per line on stdout (frame events, summary, errors)")
+    g.add_argument("--debug", action="store_true", default=d(False), help="show tracebacks and debug logs")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for docs and shell completion)."""
+    p = _Parser(prog=PROG, description="Batch alpha matting for VFX plate sequences.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _global_options(p, suppress=False)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, func: Callable[[argparse.Namespace, Output], int], help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        _global_options(sp, suppress=True)
+        sp.set_defaults(func=func)
+        return sp
+
+    v = add("validate", _cmd_validate, "check a job file and the files it names")
+    v.add_argument("job", type=Path, help="job file (.yaml)")
+
+    r = add("run", _cmd_run, "matte a shot as a job file describes")
+    r.add_argument("job", type=Path, help="job file (.yaml)")
+    r.add_argument("--frames", type=_frames_arg, metavar="RANGE",
+                   help="frames to process instead of the job's (1001-1010, 1001-1100x4, 1001,1005)")
+    r.add_argument("--device", type=_device_arg, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (overrides the job)")
+    r.add_argument("--dry-run", action="store_true", help="show what would be done; read, load and write nothing")
+
+    from vfxmatte.examples import EXAMPLES
+
+    e = add("example", _cmd_example, "generate a procedural example shot (plates, trimaps, true alphas)")
+    e.add_argument("name", choices=sorted(EXAMPLES), help="example shot")
+    e.add_argument("--out", type=Path, default=None, help="output folder (default: examples/NAME, where jobs/NAME.yaml looks)")
+    e.add_argument("--frames", type=_frames_arg, metavar="RANGE", help="frames to make (default: 1001-1024)")
+    e.add_argument("--size", type=_size_arg, metavar="WxH", help="plate size (default: 960x540)")
+
+    ev = add("eval", _cmd_eval, "score a model on an alphamatting.com-style folder (image/, trimap1/, alpha/)")
+    ev.add_argument("folder", type=Path)
+    ev.add_argument("--model", default="starter", help="built-in name or checkpoint path (default: starter)")
+    ev.add_argument("--trimap-dir", default="trimap1", help="trimap folder under FOLDER (default: trimap1)")
+    ev.add_argument("--device", type=_device_arg, default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
+    ev.add_argument("--json", action="store_true", help="print the scores as one JSON document")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 frames failed, 2 bad job or usage)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "command", None) == "example" and args.out is None:
+        args.out = Path("examples") / args.name
+    out = Output(quiet=args.quiet, log_format=args.log_format, debug=args.debug)
+    _configure_logging(out)
+    try:
+        return args.func(args, out)
+    except VfxMatteError as exc:
+        # validate lists every problem of a job file; other commands print the first.
+        out.error(exc, all_lines=args.command == "validate")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

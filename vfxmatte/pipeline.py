@@ -1,0 +1,427 @@
+"""The shot pipeline: plate -> colour -> trimap -> matte -> EXR, frame by frame.
+
+:class:`ShotPipeline` holds what lives for a whole run (the model on its device, the colour
+conversion) and processes frames one at a time:
+
+1. **read** the plate frame (the job's layer) over its data window;
+2. **colour**: RGB to the network's working encoding through :mod:`vfxmatte.color`; NaN, Inf
+   and HDR values are sanitised there, so nothing non-finite reaches the alpha;
+3. **trimap**: read it (``sequence``) or derive it from a roto mask (``mask``); it must match
+   the plate's data window size;
+4. **infer** through :class:`vfxmatte.engine.MattingSession`;
+5. **write** a half-float EXR atomically: the alpha in the job's channel (``A`` or
+   ``matte.A``), optionally beside the plate's RGB exactly as read; data and display windows and
+   the plate's metadata are kept and provenance (``vfxmatte:*``) is added.
+
+A frame that fails is recorded with its reason and the run goes on; :attr:`RunReport.exit_code`
+is then 1. Problems that concern every frame (no plate on disk, unloadable checkpoint, missing
+device) raise before any frame runs. Nothing here prints: events go to a ``progress`` callback
+and to :mod:`logging`.
+
+Example:
+    >>> from vfxmatte.jobs import load_job
+    >>> report = run_job(load_job("jobs/shot010.yaml"), frames=[1001, 1002])  # doctest: +SKIP
+    >>> report.exit_code, report.seconds_per_frame  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Literal, Protocol
+
+import numpy as np
+
+from vfxmatte import __version__
+from vfxmatte import trimap as tm
+from vfxmatte.color import ColorConverter
+from vfxmatte.errors import SequenceError, TrimapError, VfxMatteError
+from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr
+from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
+from vfxmatte.jobs import Job, KeyframesTrimap, MaskTrimap, has_frame_token
+
+__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "run_job"]
+
+log = logging.getLogger(__name__)
+
+EventKind = Literal["planned", "started", "done", "skipped", "failed"]
+
+
+@dataclass(frozen=True)
+class FramePlan:
+    """What the pipeline will do with one frame, decided before any pixel is read."""
+
+    frame: int
+    #: the output file of this frame
+    output: Path
+    #: the plate file to read (another frame's file when held); None when missing
+    plate: Path | None = None
+    #: the trimap or mask file to read; None when the plate is missing
+    trimap: Path | None = None
+    #: the plate frame actually read, when ``missing: hold`` stands in for this one
+    held_from: int | None = None
+    #: set when the frame will be skipped (plate missing under ``skip``, output exists)
+    skip_reason: str | None = None
+    #: set when the frame cannot be done (plate or trimap missing)
+    fail_reason: str | None = None
+
+    @property
+    def source_frame(self) -> int:
+        """The plate frame whose pixels are read."""
+        return self.frame if self.held_from is None else self.held_from
+
+
+@dataclass(frozen=True)
+class FrameEvent:
+    """One frame's progress, handed to the ``progress`` callback.
+
+    ``index`` counts from 1 over the ``total`` frames of the run. ``started`` comes before a
+    frame is processed; ``done``, ``skipped`` or ``failed`` after; a dry run sends ``planned``.
+    """
+
+    kind: EventKind
+    frame: int
+    index: int
+    total: int
+    output: Path | None = None
+    seconds: float | None = None
+    reason: str | None = None
+    #: the exception behind a ``failed`` event raised while processing (not for plan failures)
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (the exception is left out; its message is ``reason``)."""
+        d: dict[str, Any] = {"event": self.kind, "frame": self.frame, "index": self.index, "total": self.total}
+        if self.output is not None:
+            d["output"] = str(self.output)
+        if self.seconds is not None:
+            d["seconds"] = round(self.seconds, 4)
+        if self.reason is not None:
+            d["reason"] = self.reason
+        return d
+
+
+Progress = Callable[[FrameEvent], None]
+
+
+@dataclass
+class RunReport:
+    """What a run did: frames done, skipped and failed (with reasons), and how long frames took."""
+
+    shot: str
+    job_hash: str
+    output_pattern: str
+    dry_run: bool = False
+    done: list[int] = field(default_factory=list)
+    skipped: dict[int, str] = field(default_factory=dict)
+    failed: dict[int, str] = field(default_factory=dict)
+    #: frames a dry run would matte
+    planned: list[int] = field(default_factory=list)
+    #: wall seconds of each frame done
+    seconds: dict[int, float] = field(default_factory=dict)
+    total_seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 when no frame failed, else 1."""
+        return 0 if self.ok else 1
+
+    @property
+    def seconds_per_frame(self) -> float | None:
+        """Mean wall seconds per frame done; None when none was done."""
+        return sum(self.seconds.values()) / len(self.seconds) if self.seconds else None
+
+    def to_dict(self) -> dict[str, Any]:
+        spf = self.seconds_per_frame
+        return {
+            "shot": self.shot,
+            "job_hash": self.job_hash,
+            "output": self.output_pattern,
+            "dry_run": self.dry_run,
+            "done": format_frames(self.done) if self.done else "",
+            "planned": format_frames(self.planned) if self.planned else "",
+            "skipped": {str(k): v for k, v in sorted(self.skipped.items())},
+            "failed": {str(k): v for k, v in sorted(self.failed.items())},
+            "seconds_per_frame": None if spf is None else round(spf, 4),
+            "total_seconds": round(self.total_seconds, 3),
+        }
+
+
+class Matter(Protocol):
+    """What the pipeline needs of a session (a :class:`~vfxmatte.engine.MattingSession`)."""
+
+    def matte(self, image: np.ndarray, trimap: np.ndarray, progress: Any = None, name: str = "frame") -> np.ndarray: ...
+
+
+class ShotPipeline:
+    """Runs a :class:`~vfxmatte.jobs.Job`: opens the model once, then processes frames.
+
+    Use as a context manager (or call :meth:`close`) so the model and its device memory are
+    released::
+
+        with ShotPipeline(job) as pipe:
+            report = pipe.run(frames=[1001, 1002])
+
+    Args:
+        job: the validated job.
+        device: overrides ``job.model.device`` (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``).
+        session: an already-open session to use instead of loading ``job.model.checkpoint``.
+    """
+
+    def __init__(self, job: Job, device: str | None = None, session: Matter | None = None) -> None:
+        if isinstance(job.trimap, KeyframesTrimap):  # the schema refuses it; guard built-by-hand jobs
+            raise VfxMatteError("trimap mode 'keyframes' is not yet supported")
+        self.job = job
+        self.device = device or job.model.device
+        self._session: Matter | None = session
+        self._own_session = session is None
+        self._converter: ColorConverter | None = None
+        self._plate = FrameSequence(job.plate.path)
+        self._output = FrameSequence(job.output.path)
+        tri_path = job.trimap.path
+        self._trimap = FrameSequence(tri_path) if has_frame_token(tri_path) else None
+
+    # -- lifetime
+    def __enter__(self) -> "ShotPipeline":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        """Build the colour conversion and load the model (once; later calls do nothing).
+
+        Raises:
+            ColorError, CheckpointError, DeviceError: for the whole run.
+        """
+        if self._converter is None:
+            self._converter = ColorConverter(self.job.color.config, self.job.plate.colorspace)
+        if self._session is None:
+            from vfxmatte.engine import MattingSession
+
+            m = self.job.model
+            self._session = MattingSession.from_checkpoint(
+                m.checkpoint,
+                device=self.device,
+                precision=m.precision,
+                tile_size=m.tile_size,
+                overlap=m.overlap,
+                batch_size=m.batch_size,
+            )
+            log.debug("loaded %s on %s", m.checkpoint, getattr(self._session, "device", "?"))
+
+    def close(self) -> None:
+        """Release the model (and, on CUDA, its cached device memory)."""
+        if self._own_session and self._session is not None:
+            device = getattr(self._session, "device", None)
+            self._session = None
+            if getattr(device, "type", None) == "cuda":
+                import torch
+
+                torch.cuda.empty_cache()
+
+    # -- planning
+    def plan(self, frames: Iterable[int] | None = None) -> list[FramePlan]:
+        """Decide per frame what to read and write, and which frames skip or fail.
+
+        Args:
+            frames: frames to process; default the job's ``plate.frames``, else the range in
+                the plate pattern, else every plate frame on disk.
+
+        Raises:
+            SequenceError: no frames requested, or none of them (under ``hold``: no plate
+                frame at all) exists on disk.
+        """
+        seq, policy = self._plate, self.job.plate.missing
+        if frames is not None:
+            wanted = list(dict.fromkeys(int(f) for f in frames))
+        elif self.job.plate.frame_list is not None:
+            wanted = self.job.plate.frame_list
+        else:
+            wanted = seq.frames
+        # Under "error" the missing frames fail one by one below instead of stopping the run.
+        found = dict(resolve_frames(seq, wanted, "hold" if policy == "hold" else "skip"))
+        by_path = {seq.path(f): f for f in seq.discover()} if policy == "hold" else {}
+
+        plans = []
+        for f in wanted:
+            out = self._output.path(f)
+            if f not in found:
+                reason = f"plate frame missing: {seq.path(f)}"
+                if policy == "skip":
+                    plans.append(FramePlan(f, out, skip_reason=reason))
+                else:
+                    plans.append(FramePlan(f, out, fail_reason=reason))
+                continue
+            plate = found[f]
+            hold = by_path[plate] if plate != seq.path(f) else None
+            src = f if hold is None else hold
+            trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
+            if self.job.output.skip_existing and out.is_file():
+                plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
+            elif not trimap.is_file():
+                kind = "mask" if isinstance(self.job.trimap, MaskTrimap) else "trimap"
+                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=f"{kind} missing: {trimap}"))
+            else:
+                plans.append(FramePlan(f, out, plate, trimap, hold))
+        return plans
+
+    # -- one frame
+    def _read_trimap(self, item: FramePlan) -> np.ndarray:
+        spec, path = self.job.trimap, Path(str(item.trimap))
+        if isinstance(spec, MaskTrimap):
+            return tm.from_mask(read_mask(path), spec.band_px, spec.threshold)
+        return read_trimap(path, tolerance=spec.tolerance)
+
+    def provenance(self, item: FramePlan) -> dict[str, Any]:
+        """The ``vfxmatte:*`` metadata written into a frame's EXR."""
+        ckpt = getattr(self._session, "checkpoint", None)
+        model = getattr(getattr(self._session, "model", None), "config", None)
+        meta: dict[str, Any] = {
+            "vfxmatte:version": __version__,
+            # "starter" for a built-in, else the checkpoint file's name without its suffix
+            "vfxmatte:model": Path(self.job.model.checkpoint).stem,
+            "vfxmatte:model_arch": getattr(model, "name", "unknown"),
+            "vfxmatte:model_hash": getattr(ckpt, "sha256", "") or "unknown",
+            "vfxmatte:job_hash": self.job.job_hash,
+            "vfxmatte:shot": self.job.shot,
+            "vfxmatte:frame": int(item.frame),
+            "vfxmatte:plate_frame": int(item.source_frame),
+            "vfxmatte:plate_colorspace": self.job.plate.colorspace,
+        }
+        return meta
+
+    def process(self, item: FramePlan) -> None:
+        """Matte one planned frame and write it.
+
+        Raises:
+            VfxMatteError: the frame's files are unreadable, mismatched or unwritable.
+        """
+        if item.plate is None or item.trimap is None:
+            raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
+        self.open()
+        assert self._converter is not None and self._session is not None
+        rgb, info = read_image(item.plate, layer=self.job.plate.layer)  # [H, W, 3], data window
+        # Alpha never goes through colour: only the plate's RGB is converted (and sanitised).
+        working = self._converter.apply(rgb)
+        trimap = self._read_trimap(item)
+        if trimap.shape != rgb.shape[:2]:
+            raise TrimapError(
+                f"frame {item.frame}: trimap {item.trimap} is {trimap.shape[1]}x{trimap.shape[0]} but the "
+                f"plate's data window is {info.width}x{info.height} ({item.plate})"
+            )
+        alpha = self._session.matte(working, trimap, name=f"frame {item.frame}")
+        alpha = np.clip(np.nan_to_num(alpha, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        self._write(item, info, rgb, alpha)
+
+    def _write(self, item: FramePlan, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> None:
+        out = self.job.output
+        channels: dict[str, np.ndarray] = {}
+        if out.rgba:
+            # The plate's RGB as read, untouched by the working-space conversion.
+            for name, k in zip(out.rgb_channels, range(3)):
+                channels[name] = rgb[..., k]
+        channels[out.channel] = alpha
+        write_exr(
+            item.output,
+            channels,
+            info_like=info,
+            compression=out.compression,
+            pixel_type="half",
+            metadata=self.provenance(item),
+        )
+
+    # -- the run
+    def run(
+        self,
+        frames: Iterable[int] | None = None,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> RunReport:
+        """Process frames; a failed frame is recorded and the others go on.
+
+        Args:
+            frames: see :meth:`plan`.
+            dry_run: plan only: read no pixels, load no model, write nothing.
+            progress: called with a :class:`FrameEvent` per frame event.
+
+        Raises:
+            VfxMatteError: problems for the whole run (no plate on disk, checkpoint, device,
+                colour config); per-frame problems are in the report instead.
+        """
+        start = time.perf_counter()
+        plans = self.plan(frames)
+        report = RunReport(self.job.shot, self.job.job_hash, self.job.output.path, dry_run=dry_run)
+        total = len(plans)
+
+        def emit(kind: EventKind, i: int, item: FramePlan, **kw: Any) -> None:
+            if progress is not None:
+                progress(FrameEvent(kind, item.frame, i, total, output=item.output, **kw))
+
+        if not dry_run and any(p.skip_reason is None and p.fail_reason is None for p in plans):
+            self.open()
+        for i, item in enumerate(plans, 1):
+            if item.skip_reason is not None:
+                report.skipped[item.frame] = item.skip_reason
+                log.info("frame %d skipped: %s", item.frame, item.skip_reason)
+                emit("skipped", i, item, reason=item.skip_reason)
+                continue
+            if item.fail_reason is not None:
+                report.failed[item.frame] = item.fail_reason
+                log.warning("frame %d failed: %s", item.frame, item.fail_reason)
+                emit("failed", i, item, reason=item.fail_reason)
+                continue
+            if dry_run:
+                report.planned.append(item.frame)
+                reason = f"held from frame {item.held_from}" if item.held_from is not None else None
+                emit("planned", i, item, reason=reason)
+                continue
+            emit("started", i, item)
+            t0 = time.perf_counter()
+            try:
+                self.process(item)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
+                reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
+                report.failed[item.frame] = reason
+                log.warning("frame %d failed: %s", item.frame, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+                emit("failed", i, item, reason=reason, seconds=time.perf_counter() - t0, error=exc)
+                continue
+            dt = time.perf_counter() - t0
+            report.done.append(item.frame)
+            report.seconds[item.frame] = dt
+            log.info("frame %d done in %.2fs -> %s", item.frame, dt, item.output)
+            emit("done", i, item, seconds=dt)
+        report.total_seconds = time.perf_counter() - start
+        return report
+
+
+def run_job(
+    job: Job,
+    frames: Iterable[int] | None = None,
+    device: str | None = None,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run ``job`` (or the given ``frames`` of it) and return what happened.
+
+    Args:
+        job: from :func:`vfxmatte.jobs.load_job`.
+        frames: a subset or other list of frames; default the job's range.
+        device: overrides the job's ``model.device``.
+        dry_run: plan only; nothing is read, loaded or written.
+        progress: receives a :class:`FrameEvent` per frame event.
+
+    Returns:
+        A :class:`RunReport`; its ``exit_code`` is 1 if any frame failed.
+
+    Raises:
+        VfxMatteError: a problem for the whole run (see :meth:`ShotPipeline.run`).
+    """
+    with ShotPipeline(job, device=device) as pipe:
+        return pipe.run(frames, dry_run=dry_run, progress=progress)
