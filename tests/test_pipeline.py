@@ -192,6 +192,19 @@ def test_rgba_output_keeps_the_plate_rgb_bit_exact(shot, tiny_ckpt, channel, rgb
     assert alpha.min() >= 0 and alpha.max() <= 1
 
 
+def test_colour_tag_only_on_outputs_that_carry_the_plate_rgb(shot, tiny_ckpt):
+    rgb = _plate_pixels(1003)
+    info = ImageInfo(path=Path("x.exr"), width=rgb.shape[1], height=rgb.shape[0])
+    write_image(shot / "plates" / "shot.1003.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half",
+                metadata={"colorInteropID": "lin_ap1_scene"})
+    run_job(load_job(write_job(shot, tiny_ckpt)), frames=[1003])
+    spec, _ = read_out(shot / "out" / "shot.1003.exr")
+    assert spec.getattribute("colorInteropID") is None  # an alpha has no colourspace
+    run_job(load_job(write_job(shot, tiny_ckpt, output={"rgba": True})), frames=[1003])
+    spec, _ = read_out(shot / "out" / "shot.1003.exr")
+    assert spec.getattribute("colorInteropID") == "lin_ap1_scene"
+
+
 # --------------------------------------------------------------------------- colour
 
 

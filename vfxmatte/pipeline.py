@@ -334,8 +334,13 @@ class ShotPipeline:
             info_like=info,
             compression=out.compression,
             pixel_type="half",
-            metadata=self.provenance(item),
+            metadata={**self.provenance(item), **self._rgb_colour_tags(info)} if out.rgba else self.provenance(item),
         )
+
+    @staticmethod
+    def _rgb_colour_tags(info) -> dict:
+        """The plate's colour tags, kept only where its RGB is written unchanged (RGBA output)."""
+        return {k: info.metadata[k] for k in ("colorInteropID",) if k in info.metadata}
 
     # -- the run
     def run(

@@ -66,6 +66,7 @@ _LAYOUT_KEYS = frozenset(
         "oiio:BitsPerSample",
         "oiio:UnassociatedAlpha",
         "oiio:ColorSpace",
+        "colorInteropID",  # a colour tag describes RGB; callers re-add it where RGB is written
         "oiio:Gamma",
         "oiio:RowsPerChunk",
     }
