@@ -146,6 +146,7 @@ def main() -> None:
     ap.add_argument("--untiled-max-mp", type=float, default=9.0,
                     help="skip untiled runs above this many megapixels for r34 (memory)")
     ap.add_argument("--eight-k", action="store_true", help="add an 8K tiled case per variant")
+    ap.add_argument("--tiled-only", action="store_true", help="skip the untiled runs")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     # internal: one case per subprocess
@@ -166,7 +167,8 @@ def main() -> None:
               "conv_gflops": conv_throughput_gflops(args.device), "variants": {}, "cases": []}
     for v in args.variants:
         report["variants"][v] = {"gflops_per_megapixel": flops_per_megapixel(v)}
-    cases = [(v, s, f, t) for v in args.variants for s in args.sizes for f in args.fractions for t in (1, 0)]
+    modes = (1,) if args.tiled_only else (1, 0)
+    cases = [(v, s, f, t) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
     if args.eight_k:
         cases += [(v, "8K", f, 1) for v in args.variants for f in (0.05,)]
     tmp = Path(out_path.parent / "_alphas")

@@ -10,9 +10,12 @@ batch norm in the TCP. Everything that makes a run reproducible and resumable li
   starts at exactly the next micro-batch. The data set draws its randomness from the item index
   and the epoch (``set_epoch``), not from worker state, so the stream is independent of the
   number of workers.
-- **State files.** ``out_dir/states/state_<step>.pt``: model, optimizer, scheduler, GradScaler,
-  step, epoch, RNG states and the config, written atomically with ``torch.save`` from tensors and
-  plain Python values only, so ``torch.load(weights_only=True)`` reads it (no pickled objects).
+- **State files.** ``out_dir/states/state_<step>.safetensors``: model, optimizer, scheduler,
+  GradScaler, step, epoch, RNG states and the config, written atomically (temp file + rename).
+  No pickle: every tensor is a safetensors tensor (``model.<name>``,
+  ``optim.state.<param>.<name>``, ``rng.torch``, ``rng.cuda.<i>``, ``rng.numpy.key``) and
+  everything else is one JSON document in the file's string metadata, where each tensor is a
+  ``{"__tensor__": "<tensor name>"}`` reference (see :func:`save_state`).
 - **Exports.** ``out_dir/export/latest.safetensors``: the fp16 inference checkpoint with its
   provenance, rewritten at every state save and at the end.
 - **Logs.** ``out_dir/metrics.jsonl``: one JSON object per log, validation and checkpoint event.
@@ -46,7 +49,8 @@ from vfxmatte.model import TCPMatting, TCPMattingConfig, alpha_from_logits, buil
 from training.config import TrainConfig, from_dict
 from training.losses import matting_loss, unknown_mask
 
-STATE_FORMAT = "vfxmatte-train-state/1"
+STATE_FORMAT = "vfxmatte-train-state/2"
+STATE_SUFFIX = ".safetensors"
 STATES_DIR = "states"
 EXPORT_NAME = "export/latest.safetensors"
 METRICS_LOG = "metrics.jsonl"
@@ -358,24 +362,121 @@ def _cpu(obj: Any) -> Any:
     return obj
 
 
+#: Reference to a tensor in the JSON document of a state file.
+_TENSOR_REF = "__tensor__"
+#: Tensor name prefix of each top-level entry of a state (others use their own key).
+_PREFIX = {"optimizer": "optim"}
+#: Metadata keys of a state file: the format tag and the JSON document.
+_META_FORMAT, _META_STATE = "vfxmatte.format", "vfxmatte.train_state"
+
+
+def _pack(obj: Any, name: str, tensors: dict[str, Tensor], seen: set[int]) -> Any:
+    """``obj`` as a JSON value; each tensor moves to ``tensors[name]`` and leaves a reference.
+
+    Tuples become lists (the loader restores the ones it needs); dict keys become strings.
+    """
+    if isinstance(obj, Tensor):
+        if name in tensors:
+            raise TrainingError(f"training state: two tensors named '{name}'")
+        t = obj.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr() if t.numel() else None
+        if ptr is not None and ptr in seen:  # safetensors refuses shared storage
+            t = t.clone()
+        elif ptr is not None:
+            seen.add(ptr)
+        tensors[name] = t
+        return {_TENSOR_REF: name}
+    if isinstance(obj, dict):
+        return {str(k): _pack(v, f"{name}.{k}", tensors, seen) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_pack(v, f"{name}.{i}", tensors, seen) for i, v in enumerate(obj)]
+    if isinstance(obj, np.ndarray):
+        return _pack(torch.from_numpy(np.ascontiguousarray(obj)), name, tensors, seen)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TrainingError(f"training state: '{name}' is a {type(obj).__name__}, not storable without pickle")
+
+
+def _unpack(obj: Any, tensors: dict[str, Tensor]) -> Any:
+    if isinstance(obj, dict):
+        if set(obj) == {_TENSOR_REF}:
+            return tensors[obj[_TENSOR_REF]]  # KeyError: the file lacks a referenced tensor
+        return {k: _unpack(v, tensors) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unpack(v, tensors) for v in obj]
+    return obj
+
+
+def _encode_state(state: dict[str, Any]) -> tuple[dict[str, Tensor], dict[str, str]]:
+    """A training state as safetensors tensors plus string metadata (one JSON document)."""
+    tensors: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    doc: dict[str, Any] = {}
+    for key, value in state.items():
+        if key == "path":  # where it was read from, not part of the state
+            continue
+        if key == "scheduler" and isinstance(value, dict):
+            # LambdaLR's lr_lambdas are functions (None in its state_dict): the loop rebuilds them.
+            value = {k: v for k, v in value.items() if k != "lr_lambdas"}
+        doc[key] = _pack(value, _PREFIX.get(key, key), tensors, seen)
+    doc["format"] = STATE_FORMAT
+    try:
+        text = json.dumps(doc)
+    except (TypeError, ValueError) as exc:
+        raise TrainingError(f"training state: not JSON-serialisable ({exc})") from exc
+    return tensors, {_META_FORMAT: STATE_FORMAT, _META_STATE: text}
+
+
+def _decode_state(doc: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, Any]:
+    """Inverse of :func:`_encode_state`: the state dict the loop saved."""
+    state = _unpack(doc, tensors)
+    opt = state.get("optimizer")
+    if isinstance(opt, dict):
+        opt["state"] = {int(k): v for k, v in opt.get("state", {}).items()}
+        for group in opt.get("param_groups", []):
+            if isinstance(group.get("betas"), list):
+                group["betas"] = tuple(group["betas"])
+    sched = state.get("scheduler")
+    if isinstance(sched, dict) and "lr_lambdas" not in sched:
+        sched["lr_lambdas"] = [None] * len(sched.get("base_lrs", []))
+    rng = state.get("rng")
+    if isinstance(rng, dict) and "python" in rng:
+        rng["python"] = _to_tuple(rng["python"])
+    return state
+
+
 def save_state(state: dict[str, Any], path: Path) -> Path:
-    """Write a training state atomically (temp file + rename)."""
+    """Write a training state atomically (temp file + rename) as one ``.safetensors`` file.
+
+    Tensors (anywhere in ``state``) are stored as safetensors tensors named by their path
+    (``model.<name>``, ``optim.state.<param>.<name>``, ``rng.torch``, ...); the rest, which
+    must be plain JSON-able values, is one JSON document in the metadata. Nothing is pickled.
+    """
+    from safetensors.torch import save_file
+
+    tensors, meta = _encode_state(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
+        save_file(tensors, str(tmp), metadata=meta)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - OSError or a safetensors refusal
         tmp.unlink(missing_ok=True)
         raise TrainingError(f"{path}: cannot write training state ({exc})") from exc
     return path
 
 
 def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a state file with the restricted loader (tensors and plain values only)."""
+    """Read a state file (or a run directory's latest one) without unpickling anything."""
+    from safetensors import safe_open
+
     p = Path(path)
     if p.is_dir():
         found = latest_state(p)
@@ -385,11 +486,23 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not p.is_file():
         raise TrainingError(f"{p}: training state not found")
     try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad state file
-        raise TrainingError(f"{p}: not a readable training state ({exc})") from exc
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        with safe_open(str(p), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad state file
+        hint = " (pickled .pt states are no longer read)" if p.suffix == ".pt" else ""
+        raise TrainingError(f"{p}: not a readable safetensors training state{hint} ({exc})") from exc
+    if meta.get(_META_FORMAT) != STATE_FORMAT or _META_STATE not in meta:
         raise TrainingError(f"{p}: not a vfxmatte training state (format {STATE_FORMAT!r} expected)")
+    try:
+        doc = json.loads(meta[_META_STATE])
+        if not isinstance(doc, dict) or doc.get("format") != STATE_FORMAT:
+            raise ValueError("the state document is not a vfxmatte training state")
+        state = _decode_state(doc, tensors)
+    except KeyError as exc:
+        raise TrainingError(f"{p}: corrupt training state (missing tensor {exc.args[0]!r})") from exc
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise TrainingError(f"{p}: corrupt training state metadata ({exc})") from exc
     state["path"] = str(p)
     return state
 
@@ -406,7 +519,7 @@ def list_states(out_dir: Path) -> list[Path]:
         except ValueError:
             return -1
 
-    return sorted((p for p in d.glob("state_*.pt") if step_of(p) >= 0), key=step_of)
+    return sorted((p for p in d.glob(f"state_*{STATE_SUFFIX}") if step_of(p) >= 0), key=step_of)
 
 
 def latest_state(out_dir: Path) -> Optional[Path]:
@@ -771,7 +884,7 @@ def train(
                 _barrier(dd)
                 return None, None
             st = state_dict_now()
-            sp = save_state(st, out_dir / STATES_DIR / f"state_{step:08d}.pt")
+            sp = save_state(st, out_dir / STATES_DIR / f"state_{step:08d}{STATE_SUFFIX}")
             for old in list_states(out_dir)[: -cfg.train.keep_states]:
                 old.unlink(missing_ok=True)
             ep = export_inference_checkpoint(st, out_dir / EXPORT_NAME)

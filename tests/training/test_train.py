@@ -8,6 +8,7 @@ contract the loop relies on for resumable streams.
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 import training.train as train_mod
 from training import cli
@@ -235,7 +238,7 @@ def test_run_reports_progress_logs_and_validates(tmp_path):
     assert {r["kind"] for r in log} == {"start", "train", "val", "checkpoint", "end"}
     assert result.export_path == tmp_path / "export" / "latest.safetensors"
     # keep_states (2) bounds the state files on disk.
-    assert len(list((tmp_path / "states").glob("state_*.pt"))) == 2
+    assert len(list((tmp_path / "states").glob("state_*.safetensors"))) == 2
 
 
 def test_resume_continues_bitwise_identically(tmp_path):
@@ -249,7 +252,7 @@ def test_resume_continues_bitwise_identically(tmp_path):
     events = []
     second = train(tiny_cfg(tmp_path / "b", "train.steps=8", "train.val_every=3", "data.workers=1"),
                    events.append, train_set=DiscSet(), val_set=VAL)
-    assert second.step == 8 and events[0].metrics["resumed_from"].endswith("state_00000004.pt")
+    assert second.step == 8 and events[0].metrics["resumed_from"].endswith("state_00000004.safetensors")
     a, b = load_training_state(straight.state_path), load_training_state(second.state_path)
     assert a["model"].keys() == b["model"].keys()
     for k in a["model"]:
@@ -259,14 +262,82 @@ def test_resume_continues_bitwise_identically(tmp_path):
     assert a["scheduler"]["last_epoch"] == b["scheduler"]["last_epoch"] == 8
 
 
-def test_state_file_is_weights_only_loadable(tmp_path):
+def test_state_file_is_safetensors_with_json_metadata(tmp_path):
     train(tiny_cfg(tmp_path, "train.steps=2"), train_set=DiscSet(), val_set=VAL)
     path = latest_state(tmp_path)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    assert state["step"] == 2 and state["config"]["model"] == "tiny"
-    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "wall_time"):
-        assert key in state
+    assert path.name == "state_00000002.safetensors"
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        names = set(f.keys())
+        rng_torch = f.get_tensor("rng.torch")
+    assert set(meta) == {"vfxmatte.format", "vfxmatte.train_state"}
+    doc = json.loads(meta["vfxmatte.train_state"])
+    assert doc["format"] == meta["vfxmatte.format"] == train_mod.STATE_FORMAT
+    assert doc["step"] == 2 and doc["micro_batches"] == 2 and doc["config"]["model"] == "tiny"
+    for key in ("model", "optimizer", "scheduler", "scaler", "rng", "epoch", "wall_time", "arch"):
+        assert key in doc, key
+    assert isinstance(doc["optimizer"]["param_groups"], list) and "lr_lambdas" not in doc["scheduler"]
+    assert doc["scheduler"]["last_epoch"] == 2 and doc["rng"]["python"][0] == 3
+    assert {"optim.state.0.exp_avg", "optim.state.0.exp_avg_sq", "optim.state.0.step",
+            "rng.torch", "rng.numpy.key"} <= names
+    assert any(n.startswith("model.") for n in names)
+    assert rng_torch.dtype == torch.uint8
     assert not list(path.parent.glob(".*.tmp"))  # atomic write left no temp file
+    state = load_training_state(path)
+    assert state["step"] == 2 and isinstance(state["rng"]["python"], tuple)
+    assert all(isinstance(k, int) for k in state["optimizer"]["state"])
+    assert state["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert state["scheduler"]["lr_lambdas"] == [None]
+
+
+def test_resume_never_unpickles(tmp_path, monkeypatch):
+    train(tiny_cfg(tmp_path, "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a training state was unpickled")
+
+    for mod, name in [(pickle, "loads"), (pickle, "load"), (pickle, "Unpickler"),
+                      (torch, "load"), (torch.serialization, "load")]:
+        monkeypatch.setattr(mod, name, refuse)
+    result = train(tiny_cfg(tmp_path, "train.steps=3"), train_set=DiscSet(), val_set=VAL)
+    assert result.step == 3 and load_training_state(tmp_path)["step"] == 3
+    export_inference_checkpoint(tmp_path, tmp_path / "m.safetensors")
+
+
+def test_training_package_has_no_pickle_loader():
+    for src in (REPO / "training").glob("*.py"):
+        text = src.read_text()
+        assert "torch.load" not in text and "import pickle" not in text, src.name
+
+
+def test_corrupt_or_foreign_state_files_are_refused(tmp_path):
+    states = tmp_path / "states"
+    states.mkdir()
+    garbage = states / "state_00000001.safetensors"
+    garbage.write_bytes(b"\x80\x04not a safetensors file")
+    with pytest.raises(TrainingError, match="state_00000001.safetensors: not a readable"):
+        load_training_state(tmp_path)
+    old = tmp_path / "state_00000001.pt"
+    old.write_bytes(b"\x80\x04pickled")
+    with pytest.raises(TrainingError, match=r"state_00000001\.pt: .*pickled \.pt states"):
+        load_training_state(old)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"x": "y"})
+    with pytest.raises(TrainingError, match="foreign.safetensors: not a vfxmatte training state"):
+        load_training_state(foreign)
+    bad_json = tmp_path / "bad.safetensors"
+    save_file({"w": torch.zeros(2)}, str(bad_json),
+              metadata={"vfxmatte.format": train_mod.STATE_FORMAT, "vfxmatte.train_state": "{oops"})
+    with pytest.raises(TrainingError, match="bad.safetensors: corrupt training state"):
+        load_training_state(bad_json)
+    missing = tmp_path / "missing.safetensors"
+    doc = {"format": train_mod.STATE_FORMAT, "model": {"w": {"__tensor__": "model.w"}}}
+    save_file({"w": torch.zeros(2)}, str(missing),
+              metadata={"vfxmatte.format": train_mod.STATE_FORMAT, "vfxmatte.train_state": json.dumps(doc)})
+    with pytest.raises(TrainingError, match="missing.safetensors: corrupt training state .*model.w"):
+        load_training_state(missing)
+    with pytest.raises(TrainingError, match=r"state_00000001\.safetensors"):
+        export_inference_checkpoint(tmp_path, tmp_path / "m.safetensors")
 
 
 def test_finished_run_resumes_to_a_no_op(tmp_path):
@@ -331,7 +402,7 @@ def test_cli_bad_config_is_one_line_and_exit_2(capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "train.bach_size: unknown key" in err
     assert cli.main(["train"]) == 2  # missing --config
-    assert cli.main(["export", "/no/such/state.pt", "--out", "x.safetensors"]) == 1
+    assert cli.main(["export", "/no/such/state.safetensors", "--out", "x.safetensors"]) == 1
 
 
 def test_module_entry_point_as_subprocess(tmp_path):
