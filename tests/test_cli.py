@@ -24,12 +24,8 @@ FRAMES = (1001, 1002, 1003)
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Tiny frames: thread start-up dominates (see tests/test_pipeline.py).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny frames: see conftest.one_torch_thread."""
 
 
 @pytest.fixture(scope="module")

@@ -28,15 +28,8 @@ PAD = 4  # overscan on every side
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Frames here are a few hundred pixels: thread start-up dominates, and on a busy 2-core
-    # machine OpenMP spin-waits made each tiny forward pass ~100x slower.
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Tiny frames: see conftest.one_torch_thread."""
 
 
 

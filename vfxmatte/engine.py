@@ -309,6 +309,9 @@ class MattingSession:
         hp, wp = padded_size(h), padded_size(w)
         unknown = tm.unknown_mask(trimap)
         tiles = tiles_needing_inference(plan_tiles(h, w, self.tile_size, self.overlap), unknown, self.overlap)
+        # Tiles of a row (column) share their y (x) weights: compute each 1-D profile once.
+        wy = {t.y: axis_weight(t.y, t.h, hp, self.overlap) for t in tiles}
+        wx = {t.x: axis_weight(t.x, t.w, wp, self.overlap) for t in tiles}
         # Accumulators cover the stride-padded frame; the padding is cropped off at the end.
         acc = np.zeros((hp, wp), dtype=np.float32)
         wsum = np.zeros((hp, wp), dtype=np.float32)
@@ -318,7 +321,7 @@ class MattingSession:
         for batch in self._batches(tiles):
             preds = self._run_batch(image, trimap, batch)
             for t, p in zip(batch, preds):
-                wt = tile_weight(t, hp, wp, self.overlap)
+                wt = wy[t.y][:, None] * wx[t.x][None, :]  # == tile_weight(t, hp, wp, overlap)
                 acc[t.y : t.y + t.h, t.x : t.x + t.w] += p * wt
                 wsum[t.y : t.y + t.h, t.x : t.x + t.w] += wt
             done += len(batch)
