@@ -47,6 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print events as JSON lines")
     t.add_argument("--debug", action="store_true", help="show tracebacks")
 
+    v = sub.add_parser("validate", help="score checkpoints on a config's held-out synthetic composites")
+    v.add_argument("checkpoints", nargs="+", help="inference checkpoints (.safetensors) or 'starter'")
+    v.add_argument("--config", "-c", action="append", required=True,
+                   help="YAML config whose data.val_* settings define the validation set")
+    v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    v.add_argument("--json", action="store_true", help="print one JSON line per checkpoint")
+    v.add_argument("--debug", action="store_true", help="show tracebacks")
+
     e = sub.add_parser("export", help="write the fp16 inference checkpoint of a training state")
     e.add_argument("state", help="training state file, or a run directory (its latest state)")
     e.add_argument("--out", "-o", required=True, help="output .safetensors path")
@@ -168,6 +177,21 @@ def _train(args: argparse.Namespace) -> int:
     return EXIT_OK if result.reason in ("done", "time_limit") else EXIT_FAIL
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from training.config import load_config
+    from training.train import validate_checkpoints
+
+    cfg = load_config(args.config, list(args.overrides))
+    results = validate_checkpoints(cfg, args.checkpoints, device=args.device)
+    keys = ("sad", "mse", "grad", "conn", "loss", "w_c", "tcp_sp_std_ratio")
+    for r in results:
+        if args.json:
+            print(json.dumps(r, sort_keys=True))
+        else:
+            print(r["checkpoint"] + "  " + "  ".join(f"{k} {_fmt(r[k])}" for k in keys if k in r))
+    return EXIT_OK
+
+
 def _export(args: argparse.Namespace) -> int:
     from training.train import export_inference_checkpoint
 
@@ -187,6 +211,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if args.command == "train":
             return _train(args)
+        if args.command == "validate":
+            return _validate(args)
         return _export(args)
     except VfxMatteError as exc:
         if debug:

@@ -654,6 +654,37 @@ def validate(
     return result
 
 
+def validate_checkpoints(
+    cfg: TrainConfig,
+    checkpoints: Sequence[str | os.PathLike[str]],
+    device: str = "cpu",
+) -> list[dict[str, Any]]:
+    """Score inference checkpoints on the config's held-out validation composites.
+
+    The same samples, loss and metrics as the periodic validation of :func:`train` (so numbers
+    compare with a run's ``val`` log lines at the same ``data.val_*`` settings): the way to pick
+    between checkpoints without touching benchmark data. Each result adds ``checkpoint``.
+
+    Raises:
+        CheckpointError: a checkpoint is missing, unreadable or not of the config's architecture.
+        TrainingError: the config describes no validation data.
+    """
+    from vfxmatte.checkpoint import load_model
+
+    if cfg.data.val_samples <= 0:
+        raise TrainingError("data.val_samples: 0 (nothing to validate on)")
+    arch = cfg.architecture()
+    models = [(str(c), load_model(c, expect=arch)[0]) for c in checkpoints]  # fail before data
+    _, val = build_datasets(cfg)
+    dev = torch.device(device)
+    out = []
+    for name, model in models:
+        model = model.float().to(dev)
+        res = validate(model, val, cfg, dev, None, batch_size=cfg.train.batch_size)
+        out.append({"checkpoint": name, **res})
+    return out
+
+
 class PathLogits(nn.Module):
     """``forward`` = the network's ``forward_paths`` logits, for DDP / torch.compile to wrap.
 

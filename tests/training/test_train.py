@@ -397,6 +397,29 @@ def test_cli_train_then_export(tmp_path, monkeypatch, capsys):
     assert code == 0 and (tmp_path / "m.safetensors").is_file()
 
 
+def test_cli_validate_scores_checkpoints_on_held_out_composites(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(train_mod, "build_datasets", lambda cfg: (DiscSet(fixed=True), VAL))
+    out = tmp_path / "run"
+    assert cli.main(["train", "--config", str(TINY), "--set", "train.steps=1", "--out", str(out)]) == 0
+    export_inference_checkpoint(out, tmp_path / "early.safetensors")
+    assert cli.main(["train", "--config", str(TINY), "--set", "train.steps=60", "--set", "optim.lr=3e-3",
+                     "--out", str(out)]) == 0
+    export_inference_checkpoint(out, tmp_path / "late.safetensors")
+    capsys.readouterr()
+    code = cli.main(["validate", "--config", str(TINY), "--json",
+                     str(tmp_path / "early.safetensors"), str(tmp_path / "late.safetensors")])
+    assert code == 0
+    early, late = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert early["checkpoint"].endswith("early.safetensors")
+    assert {"sad", "mse", "grad", "conn", "loss", "w_c"} <= early.keys()
+    assert late["loss"] < early["loss"] and late["sad"] < early["sad"]
+    # The numbers are those of the run's own periodic validation of the same weights.
+    last_val = [r for r in read_log(out) if r["kind"] == "val"][-1]
+    assert last_val["step"] == 60 and abs(last_val["loss"] - late["loss"]) < 1e-3 * last_val["loss"] + 1e-4
+    assert cli.main(["validate", "--config", str(TINY), str(tmp_path / "missing.safetensors")]) == 1
+    assert "missing.safetensors" in capsys.readouterr().err
+
+
 def test_cli_bad_config_is_one_line_and_exit_2(capsys):
     code = cli.main(["train", "--config", str(TINY), "--set", "train.bach_size=3"])
     err = capsys.readouterr().err
