@@ -108,7 +108,8 @@ def run_case(args: argparse.Namespace) -> dict:
     w, h = SIZES[args.size]
     img, tri = make_frame(w, h, args.fraction)
     tile = DEFAULT_TILE if args.tiled else 0
-    sess = MattingSession(model, device=args.device, tile_size=tile, overlap=DEFAULT_OVERLAP)
+    sess = MattingSession(model, device=args.device, tile_size=tile, overlap=DEFAULT_OVERLAP,
+                          fold_norms=bool(args.fold))
     # Pixels the network actually processes (tiles run, or the padded whole frame).
     if tile:
         tiles = tiles_needing_inference(plan_tiles(h, w, tile, DEFAULT_OVERLAP), tri == 0.5, DEFAULT_OVERLAP)
@@ -126,7 +127,7 @@ def run_case(args: argparse.Namespace) -> dict:
     dt = time.perf_counter() - t0
     out = {
         "variant": args.variant, "size": args.size, "unknown_fraction": args.fraction,
-        "tiled": bool(args.tiled), "device": str(sess.device), "seconds": dt,
+        "tiled": bool(args.tiled), "fold_norms": bool(args.fold), "device": str(sess.device), "seconds": dt,
         "network_megapixels": pixels / 1e6, "peak_rss_mib": peak_rss_mib(),
     }
     if sess.device.type == "cuda":
@@ -147,6 +148,8 @@ def main() -> None:
                     help="skip untiled runs above this many megapixels for r34 (memory)")
     ap.add_argument("--eight-k", action="store_true", help="add an 8K tiled case per variant")
     ap.add_argument("--tiled-only", action="store_true", help="skip the untiled runs")
+    ap.add_argument("--unfolded-too", action="store_true",
+                    help="also run each tiled case without batch-norm folding (its speed-up)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     # internal: one case per subprocess
@@ -156,6 +159,7 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, help=argparse.SUPPRESS)
     ap.add_argument("--tiled", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--save-alpha", help=argparse.SUPPRESS)
+    ap.add_argument("--fold", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args)))
@@ -168,20 +172,22 @@ def main() -> None:
     for v in args.variants:
         report["variants"][v] = {"gflops_per_megapixel": flops_per_megapixel(v)}
     modes = (1,) if args.tiled_only else (1, 0)
-    cases = [(v, s, f, t) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
+    cases = [(v, s, f, t, 1) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
+    if args.unfolded_too:
+        cases += [(v, s, f, 1, 0) for v in args.variants for s in args.sizes for f in args.fractions]
     if args.eight_k:
-        cases += [(v, "8K", f, 1) for v in args.variants for f in (0.05,)]
+        cases += [(v, "8K", f, 1, 1) for v in args.variants for f in (0.05,)]
     tmp = Path(out_path.parent / "_alphas")
     tmp.mkdir(exist_ok=True)
-    for v, s, f, tiled in cases:
+    for v, s, f, tiled, fold in cases:
         w, h = SIZES[s]
         if not tiled and v == "r34" and w * h / 1e6 > args.untiled_max_mp:
             report["cases"].append({"variant": v, "size": s, "unknown_fraction": f, "tiled": False,
                                     "skipped": "untiled r34 exceeds the memory budget"})
             continue
-        save = tmp / f"{v}_{s}_{f}_{tiled}.npy"
+        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}.npy"
         cmd = [sys.executable, __file__, "--case", "--variant", v, "--size", s, "--fraction", str(f),
-               "--tiled", str(tiled), "--device", args.device, "--save-alpha", str(save)]
+               "--tiled", str(tiled), "--fold", str(fold), "--device", args.device, "--save-alpha", str(save)]
         if args.checkpoint:
             cmd += ["--checkpoint", args.checkpoint]
         try:

@@ -24,7 +24,7 @@ def render(path: str) -> str:
         "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in r["cases"]:
-        mode = "tiled" if c["tiled"] else "untiled"
+        mode = ("tiled" if c["tiled"] else "untiled") + ("" if c.get("fold_norms", True) else ", BN unfolded")
         if "seconds" not in c:
             lines.append(f"| {c['variant']} | {c['size']} | {c['unknown_fraction']:.0%} | {mode} | {c.get('skipped')} | | | | | |")
             continue

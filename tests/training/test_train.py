@@ -99,7 +99,7 @@ def test_tiny_config_loads_through_inheritance():
     assert cfg.loss.alpha_weight == 0.9 and cfg.loss.theta == 0.1  # paper §3.3
 
 
-@pytest.mark.parametrize("name", ["base.yaml", "tiny.yaml", "starter_cpu.yaml", "starter_gpu.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIG_DIR.glob("*.yaml")))
 def test_shipped_configs_validate(name):
     load_config(CONFIG_DIR / name)
 
