@@ -12,7 +12,7 @@ import yaml
 from vfxmatte import __version__
 from vfxmatte.checkpoint import save_checkpoint
 from vfxmatte.color import ColorConverter
-from vfxmatte.errors import SequenceError
+from vfxmatte.errors import JobError, SequenceError
 from vfxmatte.examples import make_shot010
 from vfxmatte.io.image import ImageInfo, read_image, read_trimap, write_image
 from vfxmatte.jobs import load_job
@@ -233,6 +233,34 @@ def test_dpx_plate_in_cineon(tmp_path, tiny_ckpt):
     assert run_job(job).done == list(FRAMES)
     spec, _ = read_out(tmp_path / "out" / "shot.1001.exr")
     assert spec.get_string_attribute("vfxmatte:plate_colorspace") == "cineon"
+
+
+def test_rgba_from_a_cineon_dpx_plate_can_be_written_as_linear_light(tmp_path, tiny_ckpt):
+    make_plates(tmp_path, ext="dpx")
+    plate = {"path": "plates/shot.####.dpx", "colorspace": "cineon"}
+    run_job(load_job(write_job(tmp_path, tiny_ckpt, plate=plate, output={"rgba": True})), frames=[1001])
+    code_values, _ = read_image(tmp_path / "plates" / "shot.1001.dpx")
+    as_read, _ = read_image(tmp_path / "out" / "shot.1001.exr", channels=["R", "G", "B"])
+    assert np.allclose(as_read, code_values, atol=1e-3)  # default: the log code values (half)
+    job = load_job(write_job(tmp_path, tiny_ckpt, plate=plate,
+                             output={"rgba": True, "rgb_colorspace": "lin_rec709", "skip_existing": False}))
+    run_job(job, frames=[1001])
+    linear, _ = read_image(tmp_path / "out" / "shot.1001.exr", channels=["R", "G", "B"])
+    expected = ColorConverter(None, "cineon", "lin_rec709").apply(code_values)
+    assert np.allclose(linear, expected, rtol=2e-3, atol=1e-4)  # half precision
+    assert not np.allclose(linear, code_values, atol=0.05)  # really converted
+    spec, _ = read_out(tmp_path / "out" / "shot.1001.exr")
+    assert spec.get_string_attribute("vfxmatte:rgb_colorspace") == "Linear Rec.709 (sRGB)"
+    assert spec.getattribute("colorInteropID") is None
+
+
+@pytest.mark.parametrize("output,message", [
+    ({"rgb_colorspace": "lin_rec709"}, "output.rgb_colorspace.*needs output.rgba"),
+    ({"rgba": True, "rgb_colorspace": "lin_rec7O9"}, "output.rgb_colorspace.*unknown colourspace 'lin_rec7O9'"),
+])
+def test_rgb_colorspace_errors_name_the_key(shot, tiny_ckpt, output, message):
+    with pytest.raises(JobError, match=message):
+        load_job(write_job(shot, tiny_ckpt, output=output))
 
 
 def test_mask_mode_derives_a_trimap_with_an_unknown_band(shot, tiny_ckpt):

@@ -288,8 +288,13 @@ class OutputSpec(_Section):
     path: str
     #: Alpha channel name: ``A``, or ``matte.A`` for a named layer.
     channel: str = "A"
-    #: Also write the plate's RGB, unchanged, beside the alpha (same layer prefix as ``channel``).
+    #: Also write the plate's RGB beside the alpha (same layer prefix as ``channel``).
     rgba: bool = False
+    #: Colourspace of that RGB: unset writes the plate's RGB bit-exact, as read (a log plate
+    #: stays log); a name (``scene_linear``, ``acescg``, ``lin_rec709``, any colourspace or role
+    #: of the config) converts it there, e.g. so a Cineon DPX plate lands as linear light in the
+    #: EXR that Nuke reads as linear. Only meaningful with ``rgba: true``.
+    rgb_colorspace: Union[str, None] = None
     compression: Literal["zip", "dwaa", "piz"] = "zip"
     #: Leave frames whose output already exists (resume an interrupted run).
     skip_existing: bool = False
@@ -573,6 +578,13 @@ def check_job(job: Job) -> None:
         color.resolve_colorspace(config, job.plate.colorspace)
     except ColorError as exc:
         raise JobError(f"{_where(job, ('plate', 'colorspace'))}: {exc}") from None
+    if job.output.rgb_colorspace is not None:
+        if not job.output.rgba:
+            raise JobError(f"{_where(job, ('output', 'rgb_colorspace'))}: needs output.rgba: true (no RGB is written)")
+        try:
+            color.ColorConverter(config, job.plate.colorspace, job.output.rgb_colorspace)
+        except ColorError as exc:
+            raise JobError(f"{_where(job, ('output', 'rgb_colorspace'))}: {exc}") from None
     try:
         if not FrameSequence(job.plate.path).discover():
             raise JobError(f"{_where(job, ('plate', 'path'))}: no frames of {job.plate.path} exist on disk")

@@ -182,6 +182,7 @@ class ShotPipeline:
         self._session: Matter | None = session
         self._own_session = session is None
         self._converter: ColorConverter | None = None
+        self._rgb_out: ColorConverter | None = None  # plate -> output.rgb_colorspace (RGBA mode)
         self._plate = FrameSequence(job.plate.path)
         self._output = FrameSequence(job.output.path)
         tri_path = job.trimap.path
@@ -202,6 +203,9 @@ class ShotPipeline:
         """
         if self._converter is None:
             self._converter = ColorConverter(self.job.color.config, self.job.plate.colorspace)
+        out = self.job.output
+        if out.rgba and out.rgb_colorspace is not None and self._rgb_out is None:
+            self._rgb_out = ColorConverter(self.job.color.config, self.job.plate.colorspace, out.rgb_colorspace)
         if self._session is None:
             from vfxmatte.engine import MattingSession
 
@@ -323,8 +327,16 @@ class ShotPipeline:
     def _write(self, item: FramePlan, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> None:
         out = self.job.output
         channels: dict[str, np.ndarray] = {}
+        metadata = self.provenance(item)
         if out.rgba:
-            # The plate's RGB as read, untouched by the working-space conversion.
+            if self._rgb_out is not None:
+                # Converted to the job's output colourspace (NaN/Inf already made 0 by apply).
+                rgb = self._rgb_out.apply(rgb)
+                metadata["vfxmatte:rgb_colorspace"] = self._rgb_out.dst
+            else:
+                # The plate's RGB as read, untouched by the working-space conversion; its
+                # colour tag still describes it.
+                metadata.update(self._rgb_colour_tags(info))
             for name, k in zip(out.rgb_channels, range(3)):
                 channels[name] = rgb[..., k]
         channels[out.channel] = alpha
@@ -334,7 +346,7 @@ class ShotPipeline:
             info_like=info,
             compression=out.compression,
             pixel_type="half",
-            metadata={**self.provenance(item), **self._rgb_colour_tags(info)} if out.rgba else self.provenance(item),
+            metadata=metadata,
         )
 
     @staticmethod
