@@ -527,6 +527,25 @@ def latest_state(out_dir: Path) -> Optional[Path]:
     return states[-1] if states else None
 
 
+def _init_record(name: str, ckpt: Any) -> dict[str, Any]:
+    """What a run was warm-started from: the checkpoint's name, hash and its own provenance, so
+    an export carries its whole training lineage (e.g. GPU chunks, then a CPU fine-tune)."""
+    return {"checkpoint": str(name), "sha256": ckpt.sha256, "provenance": ckpt.provenance}
+
+
+def _init_record_from_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Lineage for states written before it was recorded: read the config's init_checkpoint."""
+    name = config.get("init_checkpoint")
+    if not name:
+        return {}
+    from vfxmatte.checkpoint import load_checkpoint
+
+    try:
+        return _init_record(name, load_checkpoint(name))
+    except CheckpointError:
+        return {"checkpoint": str(name), "sha256": "unknown (file no longer readable)"}
+
+
 def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Write the fp16 inference checkpoint of a training state (a dict or a state file/run dir).
 
@@ -555,6 +574,9 @@ def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], 
         "trained_with_version": state.get("vfxmatte_version", ""),
         "last_val": state.get("last_val", {}),
     }
+    init = state.get("init") or _init_record_from_config(state.get("config", {}))
+    if init:
+        provenance["initialised_from"] = init
     try:
         return save_checkpoint(path, model, provenance, half=True)
     except CheckpointError as exc:
@@ -810,14 +832,16 @@ def train(
                 load_torchvision_weights(model.semantic.encoder, read_torchvision_file(cfg.encoder_init))
             except CheckpointError as exc:
                 raise TrainingError(f"encoder_init: {exc}") from exc
+        init_record: dict[str, Any] = {}  # lineage: what the weights were initialised from
         if cfg.init_checkpoint and resume_from is None:
             from vfxmatte.checkpoint import load_model
 
             try:
-                init, _ = load_model(cfg.init_checkpoint, expect=arch)
+                init, init_ckpt = load_model(cfg.init_checkpoint, expect=arch)
             except CheckpointError as exc:
                 raise TrainingError(f"init_checkpoint: {exc}") from exc
             model.load_state_dict(init.state_dict())
+            init_record = _init_record(cfg.init_checkpoint, init_ckpt)
         model.to(device)
         if channels_last:
             model.to(memory_format=torch.channels_last)
@@ -849,6 +873,7 @@ def train(
             step = int(state["step"])
             wall_before = float(state.get("wall_time", 0.0))
             last_val = dict(state.get("last_val", {}))
+            init_record = dict(state.get("init", {}))
             _set_rng_state(state["rng"])
             del state
 
@@ -908,6 +933,7 @@ def train(
                 "world_size": dd.world,
                 "vfxmatte_version": vfxmatte.__version__,
                 "last_val": last_val,
+                "init": init_record,
             }
 
         def checkpoint() -> tuple[Optional[Path], Optional[Path]]:

@@ -382,6 +382,25 @@ def test_export_loads_with_matching_provenance(tmp_path):
     assert loop_ckpt.provenance["steps"] == 3
 
 
+def test_warm_started_export_carries_its_lineage_through_resume(tmp_path):
+    first = train(tiny_cfg(tmp_path / "a", "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    parent = export_inference_checkpoint(first.state_path, tmp_path / "parent.safetensors")
+    _, parent_ckpt = load_model(parent)
+    cfg = tiny_cfg(tmp_path / "b", "train.steps=2", f"init_checkpoint={parent}")
+    train(cfg, train_set=DiscSet(), val_set=VAL)
+    cfg = tiny_cfg(tmp_path / "b", "train.steps=4", f"init_checkpoint={parent}")
+    result = train(cfg, train_set=DiscSet(), val_set=VAL)  # resumes at 2: init is not reloaded
+    assert [r["step"] for r in read_log(tmp_path / "b") if r["kind"] == "start"] == [0, 2]
+    parent.unlink()  # the lineage lives in the state, not in the parent file
+    _, child = load_model(export_inference_checkpoint(result.state_path, tmp_path / "child.safetensors"))
+    lineage = child.provenance["initialised_from"]
+    assert lineage["checkpoint"] == str(parent) and lineage["sha256"] == parent_ckpt.sha256
+    assert lineage["provenance"]["steps"] == 2 and child.provenance["steps"] == 4
+    # A run from scratch records no parent.
+    _, scratch = load_model(first.export_path)
+    assert "initialised_from" not in scratch.provenance
+
+
 # ---------------------------------------------------------------------------------------------
 # command line
 
