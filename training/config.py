@@ -186,6 +186,10 @@ class TrainLoopConfig(_Section):
     compile: bool = False
     #: CPU threads for torch (null: torch's default).
     threads: Optional[int] = None
+    #: Keep every batch norm's running statistics fixed (norms run in eval mode; their affine
+    #: weights still train). For fine-tuning with small batches (a few crops per step on a CPU),
+    #: whose batch statistics are too noisy to normalise with or to average into the weights.
+    freeze_norm_stats: bool = False
     log_every: int = 10
     val_every: int = 500
     ckpt_every: int = 500

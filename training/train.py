@@ -707,6 +707,16 @@ def validate_checkpoints(
     return out
 
 
+def set_train_mode(model: nn.Module, freeze_norm_stats: bool = False) -> None:
+    """``model.train()``, optionally with every batch norm left in eval mode (running statistics
+    fixed and used for normalisation; affine parameters still receive gradients)."""
+    model.train()
+    if freeze_norm_stats:
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 class PathLogits(nn.Module):
     """``forward`` = the network's ``forward_paths`` logits, for DDP / torch.compile to wrap.
 
@@ -953,6 +963,7 @@ def train(
         def run_validation() -> dict[str, Any]:
             if dd.main and val_set:
                 res = validate(model, val_set, cfg, device, amp_dtype, channels_last, cfg.train.batch_size)
+                set_train_mode(model, cfg.train.freeze_norm_stats)  # validate restored train()
                 res["step"] = step
                 log.write({"kind": "val", **res})
                 report(TrainEvent("val", step, total, res))
@@ -969,7 +980,7 @@ def train(
         }))
         log.write({"kind": "start", "step": step, "total": total, "resumed_from": str(resume_from) if resume_from else None})
 
-        model.train()
+        set_train_mode(model, cfg.train.freeze_norm_stats)
         limit_s = cfg.train.time_limit_minutes * 60.0 if cfg.train.time_limit_minutes else None
         reason = "done"
         window = {"loss": torch.zeros((), device=device), "alpha": torch.zeros((), device=device),

@@ -382,6 +382,22 @@ def test_export_loads_with_matching_provenance(tmp_path):
     assert loop_ckpt.provenance["steps"] == 3
 
 
+@pytest.mark.parametrize("freeze", [False, True])
+def test_freeze_norm_stats_keeps_running_statistics_but_trains(tmp_path, freeze):
+    first = train(tiny_cfg(tmp_path / "a", "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    before = load_training_state(first.state_path)["model"]
+    cfg = tiny_cfg(tmp_path / "b", "train.steps=3", f"init_checkpoint={first.export_path}",
+                   f"train.freeze_norm_stats={str(freeze).lower()}", "train.val_every=1")
+    after = load_training_state(train(cfg, train_set=DiscSet(), val_set=VAL).state_path)["model"]
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    weights = [k for k in before if k.endswith("weight") and before[k].dim() == 4]
+    assert stats and weights
+    # (the export the run started from is fp16: compare at that precision)
+    same = [torch.allclose(before[k].half().float(), after[k].float(), atol=1e-3) for k in stats]
+    assert all(same) if freeze else not any(same)
+    assert not any(torch.allclose(before[k].half().float(), after[k].float(), atol=1e-5) for k in weights[:3])
+
+
 def test_warm_started_export_carries_its_lineage_through_resume(tmp_path):
     first = train(tiny_cfg(tmp_path / "a", "train.steps=2"), train_set=DiscSet(), val_set=VAL)
     parent = export_inference_checkpoint(first.state_path, tmp_path / "parent.safetensors")
