@@ -110,3 +110,21 @@ def test_torchvision_state_dict_initialises_encoder_and_zeroes_trimap_filters():
     assert torch.equal(w[:, :3], sd["conv1.weight"])
     assert torch.count_nonzero(w[:, 3:]) == 0
     assert torch.equal(m.semantic.encoder.layer4[2].conv2.weight, sd["layer4.2.conv2.weight"])
+
+
+def test_cat_channels_equals_torch_cat_in_every_layout():
+    from vfxmatte.model.blocks import cat_channels
+
+    g = torch.Generator().manual_seed(0)
+    a = torch.rand(2, 3, 17, 9, generator=g)
+    b = torch.rand(2, 5, 17, 9, generator=g).half()
+    cl = torch.channels_last
+    with torch.inference_mode():
+        for x, y in ((a, b), (a.contiguous(memory_format=cl), b.contiguous(memory_format=cl))):
+            out = cat_channels([x, y])
+            assert out.dtype == torch.float32 and torch.equal(out, torch.cat([x, y], dim=1))
+        assert cat_channels([a.contiguous(memory_format=cl), b]).is_contiguous(memory_format=cl)
+    # With autograd it is torch.cat, gradients included.
+    x = a.clone().requires_grad_()
+    cat_channels([x.contiguous(memory_format=cl), b.float()]).sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(a))

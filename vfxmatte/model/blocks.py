@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+
+import torch
 from torch import Tensor, nn
 
 
@@ -36,3 +39,28 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.relu(x + self.norm2(self.conv2(self.conv1(x))))
+
+
+def cat_channels(tensors: list[Tensor]) -> Tensor:
+    """``torch.cat(tensors, dim=1)``, faster for channels_last tensors at inference.
+
+    On the CPU, torch 2.x concatenates channels_last tensors along channels through a slow
+    generic path (26 ms for two 16-channel 800x608 maps, against 6 ms for copying each into its
+    slice of a preallocated output). Without autograd the slices are filled directly; with
+    autograd ``torch.cat`` keeps its simple backward. Both give identical values.
+    """
+    first = tensors[0]
+    if torch.is_grad_enabled() or first.dim() != 4 or not first.is_contiguous(memory_format=torch.channels_last):
+        return torch.cat(tensors, dim=1)
+    n, _, h, w = first.shape
+    out = torch.empty(
+        (n, sum(t.shape[1] for t in tensors), h, w),
+        dtype=functools.reduce(torch.promote_types, [t.dtype for t in tensors]),
+        device=first.device,
+        memory_format=torch.channels_last,
+    )
+    c = 0
+    for t in tensors:
+        out[:, c : c + t.shape[1]].copy_(t)
+        c += t.shape[1]
+    return out

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vfxmatte.errors import InputError
+from vfxmatte.model.blocks import cat_channels
 from vfxmatte.model.config import R34, SMALL, TINY, VARIANTS, TCPMattingConfig
 from vfxmatte.model.semantic_path import SemanticPath
 from vfxmatte.model.tcp import TexturalCompensatePath
@@ -86,8 +87,8 @@ class TCPMatting(nn.Module):
         else:
             self._check(image, tcp_trimap, "tcp_trimap")
         rgb = (image - self.mean) / self.std
-        x_sp, h, w = pad_to_stride(torch.cat([rgb, trimap], dim=1))  # [B, 6, H', W']
-        x_tcp, _, _ = pad_to_stride(torch.cat([rgb, tcp_trimap], dim=1))
+        x_sp, h, w = pad_to_stride(cat_channels([rgb, trimap]))  # [B, 6, H', W']
+        x_tcp = x_sp if tcp_trimap is trimap else pad_to_stride(cat_channels([rgb, tcp_trimap]))[0]
         sp_logit, sp_feat = self.semantic(x_sp)
         tcp_logit = self.tcp(x_tcp, sp_feat)
         sp_logit, tcp_logit = sp_logit[..., :h, :w], tcp_logit[..., :h, :w]

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vfxmatte.model.blocks import ConvNormReLU
+from vfxmatte.model.blocks import ConvNormReLU, cat_channels
 from vfxmatte.model.config import TCPMattingConfig
 from vfxmatte.model.resnet import ResNetEncoder
 
@@ -26,7 +26,7 @@ class DecoderStage(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor) -> Tensor:
         x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-        return self.conv2(self.conv1(torch.cat([x, self.skip(skip)], dim=1)))
+        return self.conv2(self.conv1(cat_channels([x, self.skip(skip)])))
 
 
 class SemanticPath(nn.Module):
