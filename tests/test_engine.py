@@ -194,4 +194,5 @@ def test_starter_weights_tiled_matches_untiled_at_defaults(starter_frame):
     assert (sess.tile_size, sess.overlap) == (DEFAULT_TILE, DEFAULT_OVERLAP)
     tiled = sess.matte(img, tri)
     d = np.abs(untiled - tiled)[tri == 0.5]
-    assert d.mean() <= 2e-3 and d.max() <= 0.05, (d.mean(), d.max())
+    # Measured 5e-5 / 0.006 at the defaults; 1024/256 shrunk tiles gave 8e-4 / 0.040 here.
+    assert d.mean() <= 5e-4 and d.max() <= 0.02, (d.mean(), d.max())

@@ -30,10 +30,13 @@ Progress = Callable[[int, int], None]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"] | str
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
-#: Default tile edge and overlap (pixels). Measured in benchmarks/bench_engine.py: at these
-#: values tiled output matches untiled within the tolerances of the engine tests.
-DEFAULT_TILE = 1024
-DEFAULT_OVERLAP = 256
+#: Default largest tile edge and least overlap (pixels). Chosen by measurement (starter
+#: weights, example-shot hair frames, tiled vs untiled inside the unknown band): 1280/384 gives
+#: max |diff| 0.006 at 1400x1100 and 2200x1700 while running 1.3x and 1.7x the frame's pixels;
+#: 1024/256 (tiles shrunk the same way) ran fewer pixels but reached max 0.04-0.06, too little
+#: context at the seams. Memory per tile is what bounds the tile size (benchmarks/RESULTS.md).
+DEFAULT_TILE = 1280
+DEFAULT_OVERLAP = 384
 
 
 # --------------------------------------------------------------------------- devices
@@ -101,8 +104,8 @@ def axis_layout(length: int, tile: int, overlap: int, align: int = STRIDE) -> tu
     ``tile`` is the largest tile allowed (memory): the axis gets the fewest tiles of at most that
     size whose neighbours overlap by at least ``overlap``, and the tiles are then shrunk to the
     smallest size that still keeps that overlap, so the network does not recompute pixels for
-    nothing (a 2048 x 1088 frame with 1024-px tiles runs 6 tiles of 864 x 672, 1.6x its pixels,
-    instead of 6 of 1024 x 1024, 2.8x). Every start is a multiple of ``align`` (the network's
+    nothing (a 2048 x 1088 frame with 1024-px tiles and 256 px overlap runs 6 tiles of 864 x 672,
+    1.6x its pixels, instead of 6 of 1024 x 1024, 2.8x). Every start is a multiple of ``align`` (the network's
     stride): the network is not shift-equivariant for shifts that are not multiples of its stride,
     so an unaligned tile would see a differently sampled feature grid and disagree with untiled
     inference everywhere, not just near its edges. ``length`` and ``tile`` are multiples of
