@@ -533,19 +533,6 @@ def _init_record(name: str, ckpt: Any) -> dict[str, Any]:
     return {"checkpoint": str(name), "sha256": ckpt.sha256, "provenance": ckpt.provenance}
 
 
-def _init_record_from_config(config: dict[str, Any]) -> dict[str, Any]:
-    """Lineage for states written before it was recorded: read the config's init_checkpoint."""
-    name = config.get("init_checkpoint")
-    if not name:
-        return {}
-    from vfxmatte.checkpoint import load_checkpoint
-
-    try:
-        return _init_record(name, load_checkpoint(name))
-    except CheckpointError:
-        return {"checkpoint": str(name), "sha256": "unknown (file no longer readable)"}
-
-
 def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Write the fp16 inference checkpoint of a training state (a dict or a state file/run dir).
 
@@ -574,9 +561,8 @@ def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], 
         "trained_with_version": state.get("vfxmatte_version", ""),
         "last_val": state.get("last_val", {}),
     }
-    init = state.get("init") or _init_record_from_config(state.get("config", {}))
-    if init:
-        provenance["initialised_from"] = init
+    if state.get("init"):
+        provenance["initialised_from"] = state["init"]
     try:
         return save_checkpoint(path, model, provenance, half=True)
     except CheckpointError as exc:
@@ -616,7 +602,7 @@ def validate(
     ``sp_std`` / ``tcp_std``: standard deviation of each path's logit over the unknown region;
     with ``w_c`` they show whether the TCP carries any of the prediction.
     """
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]  # per module: frozen norms stay frozen
     model.eval()
     evaluate = _metrics_fn()
     totals: dict[str, float] = {}
@@ -660,7 +646,8 @@ def validate(
                             totals[k] = totals.get(k, 0.0) + float(v)
                             counts[k] = counts.get(k, 0) + 1
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
     result: dict[str, Any] = {
         "loss": loss_sum / max(1, n_batches),
         "loss_alpha": alpha_sum / max(1, n_batches),
@@ -963,7 +950,6 @@ def train(
         def run_validation() -> dict[str, Any]:
             if dd.main and val_set:
                 res = validate(model, val_set, cfg, device, amp_dtype, channels_last, cfg.train.batch_size)
-                set_train_mode(model, cfg.train.freeze_norm_stats)  # validate restored train()
                 res["step"] = step
                 log.write({"kind": "val", **res})
                 report(TrainEvent("val", step, total, res))

@@ -104,9 +104,9 @@ def axis_layout(length: int, tile: int, overlap: int, align: int = STRIDE) -> tu
     ``tile`` is the largest tile allowed (memory): the axis gets the fewest tiles of at most that
     size whose neighbours overlap by at least ``overlap``, and the tiles are then shrunk to the
     smallest size that still keeps that overlap, so the network does not recompute pixels for
-    nothing (a 2048 x 1088 frame with 1024-px tiles and 256 px overlap runs 6 tiles of 864 x 672,
-    1.6x its pixels, instead of 6 of 1024 x 1024, 2.8x). Every start is a multiple of ``align`` (the network's
-    stride): the network is not shift-equivariant for shifts that are not multiples of its stride,
+    nothing (a 2048 x 1088 frame with 1024-px tiles and 256 px overlap runs 6 tiles of
+    864 x 672, 1.6x its pixels, instead of 6 of 1024 x 1024, 2.8x). Every start is a multiple of
+    ``align`` (the network's stride): the network is not shift-equivariant for shifts that are not multiples of its stride,
     so an unaligned tile would see a differently sampled feature grid and disagree with untiled
     inference everywhere, not just near its edges. ``length`` and ``tile`` are multiples of
     ``align`` (the frame is padded to the stride first).
@@ -282,7 +282,7 @@ class MattingSession:
         # channels_last: oneDNN's and cuDNN's fast conv layout (NCHW is ~1.5x slower here).
         # Folding batch norm into the convs removes a memory pass per norm layer (inference only;
         # the caller's model is not modified).
-        net = fold_batchnorm(model) if fold_norms else model.eval()
+        net = fold_batchnorm(model) if fold_norms else model
         self.model = net.to(self.device).to(memory_format=torch.channels_last).eval()
 
     @classmethod

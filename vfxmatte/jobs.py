@@ -294,7 +294,7 @@ class OutputSpec(_Section):
     #: stays log); a name (``scene_linear``, ``acescg``, ``lin_rec709``, any colourspace or role
     #: of the config) converts it there, e.g. so a Cineon DPX plate lands as linear light in the
     #: EXR that Nuke reads as linear. Only meaningful with ``rgba: true``.
-    rgb_colorspace: Union[str, None] = None
+    rgb_colorspace: str | None = None
     compression: Literal["zip", "dwaa", "piz"] = "zip"
     #: Leave frames whose output already exists (resume an interrupted run).
     skip_existing: bool = False
