@@ -3,7 +3,7 @@
 
     python benchmarks/bench_quality.py --data /work/shared/benchmarks/alphamatting-dev \\
         --out benchmarks/results/quality.json [--md benchmarks/results/quality.md] \\
-        [--methods cf knn ramp vfxmatte] [--model starter|PATH] [--limit N]
+        [--methods cf knn ramp vfxmatte] [--model starter|PATH | --model LABEL=PATH ...] [--limit N]
     python benchmarks/bench_quality.py --from-json benchmarks/results/quality.json [--md FILE]
 
 For every trimap set (trimap1, trimap2) and every method, one fresh Python subprocess loads the
@@ -68,8 +68,8 @@ def _warmup_sample():
 def run_worker(args: argparse.Namespace) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
-    if args.worker == MODEL_METHOD:
-        predict = _model_predictor(args.model)
+    if args.worker.startswith(MODEL_METHOD):
+        predict = _model_predictor(args.model[0])
     else:
         predict = peers.PEERS[args.worker].predict
     samples = load_eval_set(args.data, trimap_dir=args.trimap_dir)
@@ -115,13 +115,30 @@ def _engine_unavailable() -> str | None:
     return None
 
 
+def model_methods(specs: list[str]) -> dict[str, str]:
+    """``--model`` values -> {method name: checkpoint}. One unlabelled model is method
+    ``vfxmatte``; ``LABEL=PATH`` entries are methods ``vfxmatte:LABEL`` (several models, one run)."""
+    out: dict[str, str] = {}
+    for spec in specs:
+        label, sep, path = spec.partition("=")
+        if not sep:
+            label, path = "", spec
+        name = f"{MODEL_METHOD}:{label}" if label else MODEL_METHOD
+        if name in out:
+            raise ValueError(f"--model {spec}: method {name} given twice (label models as LABEL=PATH)")
+        out[name] = path
+    return out
+
+
 def run_job(method: str, trimap_dir: str, args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench_quality_") as tmp:
         out = Path(tmp) / "result.json"
         cmd = [
             sys.executable, str(Path(__file__).resolve()), "--worker", method, "--data", str(args.data),
-            "--trimap-dir", trimap_dir, "--worker-out", str(out), "--model", args.model,
+            "--trimap-dir", trimap_dir, "--worker-out", str(out),
         ]
+        if method.startswith(MODEL_METHOD):
+            cmd += ["--model", args.models[method]]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         start = time.perf_counter()
@@ -191,7 +208,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--out", type=Path, help="JSON results file")
     ap.add_argument("--md", type=Path, help="Markdown table file (default: stdout)")
     ap.add_argument("--methods", nargs="+", help=f"subset of {sorted(peers.PEERS)} and {MODEL_METHOD!r}")
-    ap.add_argument("--model", default="starter", help="checkpoint name or path for the vfxmatte method")
+    ap.add_argument("--model", action="append", default=None,
+                    help="checkpoint name or path for the vfxmatte method (default starter); repeat as "
+                         "LABEL=PATH to score several models in one run (methods vfxmatte:LABEL)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N plates of each set")
     ap.add_argument("--trimap-sets", nargs="+", default=list(TRIMAP_SETS))
     ap.add_argument("--from-json", type=Path, help="only re-render the Markdown of an earlier --out file")
@@ -200,6 +219,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--trimap-dir", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    args.model = args.model or ["starter"]
+    try:
+        args.models = model_methods(args.model)
+    except ValueError as exc:
+        ap.error(str(exc))
     if args.from_json is None and (args.data is None or (args.worker is None and args.out is None)):
         ap.error("--data and --out are required")
     return args
@@ -238,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"error: unknown methods {unknown}; choose from {sorted(known)}", file=sys.stderr)
         return 2
-    methods = [m for m in requested if m not in skipped]
+    if MODEL_METHOD in skipped:
+        skipped.update({m: skipped[MODEL_METHOD] for m in args.models})
+    # 'vfxmatte' stands for every --model given
+    expanded = [x for m in requested for x in (args.models if m == MODEL_METHOD else [m])]
+    methods = [m for m in expanded if m not in skipped]
 
     doc = {
         "benchmark": "matte quality (SAD/MSE/Grad/Conn)",
@@ -250,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             "prediction": "clipped, rounded to 8 bits, known trimap regions pasted (fg=1, bg=0)",
             "timing": "seconds per predict() call after one 64x64 warm-up call; one fresh process per method and trimap set",
             "limit": args.limit or None,
-            "model": args.model if MODEL_METHOD in methods else None,
+            "model": args.models.get(MODEL_METHOD) if MODEL_METHOD in methods else None,
+            "models": {m: p for m, p in args.models.items() if m in methods},
             "training": "none: the data is only read and scored",
         },
         "results": {},

@@ -833,10 +833,20 @@ def train(
         if cfg.init_checkpoint and resume_from is None:
             from vfxmatte.checkpoint import load_model
 
+            from vfxmatte.model.config import SHAPE_FREE_FIELDS
+
             try:
-                init, init_ckpt = load_model(cfg.init_checkpoint, expect=arch)
+                init, init_ckpt = load_model(cfg.init_checkpoint)
             except CheckpointError as exc:
                 raise TrainingError(f"init_checkpoint: {exc}") from exc
+            # Fields that change no tensor (name, sp_downsample, w_c_init) may differ: a warm
+            # start into another inference mode of the same weights.
+            diff = [d for d in arch.diff(init_ckpt.config) if d.split(":")[0] not in SHAPE_FREE_FIELDS]
+            if diff:
+                raise TrainingError(
+                    f"init_checkpoint: {init_ckpt.path}: architecture mismatch with '{arch.name}': "
+                    + "; ".join(diff)
+                )
             model.load_state_dict(init.state_dict())
             init_record = _init_record(cfg.init_checkpoint, init_ckpt)
         model.to(device)

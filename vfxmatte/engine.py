@@ -152,22 +152,23 @@ def padded_size(length: int, stride: int = STRIDE) -> int:
     return -(-length // stride) * stride
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int = STRIDE) -> list[Tile]:
     """All tiles of the grid covering a frame padded to the stride.
 
     ``height`` and ``width`` are the frame's own size; tiles are laid over the frame padded to
-    a multiple of :data:`STRIDE` (reflection padding, as untiled inference pads), so a tile may
-    reach up to ``STRIDE - 1`` pixels past the bottom or right edge. ``tile = 0`` means one tile.
+    a multiple of ``stride`` (the model's :attr:`~vfxmatte.model.TCPMatting.stride`; reflection
+    padding, as untiled inference pads), so a tile may reach up to ``stride - 1`` pixels past the
+    bottom or right edge. ``tile = 0`` means one tile.
     """
-    hp, wp = padded_size(height), padded_size(width)
+    hp, wp = padded_size(height, stride), padded_size(width, stride)
     if tile <= 0:
         return [Tile(0, 0, hp, wp)]
-    if tile % STRIDE:
-        raise InputError(f"tile_size must be a multiple of {STRIDE} (the network stride), got {tile}")
+    if tile % stride:
+        raise InputError(f"tile_size must be a multiple of {stride} (the network stride), got {tile}")
     if overlap < 0 or overlap >= tile // 2:
         raise InputError(f"overlap must be in [0, tile_size/2), got {overlap} for tile_size {tile}")
-    th, ys = axis_layout(hp, tile, overlap)
-    tw, xs = axis_layout(wp, tile, overlap)
+    th, ys = axis_layout(hp, tile, overlap, stride)
+    tw, xs = axis_layout(wp, tile, overlap, stride)
     return [Tile(y, x, th, tw) for y in ys for x in xs]
 
 
@@ -199,7 +200,7 @@ def tile_weight(t: Tile, height: int, width: int, overlap: int) -> np.ndarray:
 
 
 def tiles_needing_inference(
-    tiles: Sequence[Tile], unknown: np.ndarray, overlap: int
+    tiles: Sequence[Tile], unknown: np.ndarray, overlap: int, stride: int = STRIDE
 ) -> list[Tile]:
     """Tiles whose positive-weight area holds at least one unknown pixel.
 
@@ -208,7 +209,7 @@ def tiles_needing_inference(
     whole unknown band.
     """
     h, w = unknown.shape
-    hp, wp = padded_size(h), padded_size(w)
+    hp, wp = padded_size(h, stride), padded_size(w, stride)
     keep = []
     for t in tiles:
         sub = unknown[t.y : t.y + t.h, t.x : t.x + t.w]  # the part inside the frame
@@ -274,7 +275,8 @@ class MattingSession:
             raise InputError(f"tile_size must be >= 0 (0 = untiled), got {tile_size}")
         self.tile_size = int(tile_size)
         self.overlap = int(overlap) if tile_size else 0
-        plan_tiles(max(tile_size, 1), max(tile_size, 1), tile_size, self.overlap)  # checks tile, overlap
+        self.stride = model.stride
+        plan_tiles(max(tile_size, 1), max(tile_size, 1), tile_size, self.overlap, self.stride)  # checks
         self.batch_size = batch_size or (1 if self.device.type == "cpu" else 8)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
@@ -318,9 +320,10 @@ class MattingSession:
     def predict(self, image: np.ndarray, trimap: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Raw blended network prediction over the frame (0 where no tile ran)."""
         h, w = trimap.shape
-        hp, wp = padded_size(h), padded_size(w)
+        hp, wp = padded_size(h, self.stride), padded_size(w, self.stride)
         unknown = tm.unknown_mask(trimap)
-        tiles = tiles_needing_inference(plan_tiles(h, w, self.tile_size, self.overlap), unknown, self.overlap)
+        tiles = plan_tiles(h, w, self.tile_size, self.overlap, self.stride)
+        tiles = tiles_needing_inference(tiles, unknown, self.overlap, self.stride)
         # Tiles of a row (column) share their y (x) weights: compute each 1-D profile once.
         wy = {t.y: axis_weight(t.y, t.h, hp, self.overlap) for t in tiles}
         wx = {t.x: axis_weight(t.x, t.w, wp, self.overlap) for t in tiles}

@@ -1,11 +1,14 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
-from vfxmatte.errors import InputError
+from vfxmatte.errors import CheckpointError, InputError
 from vfxmatte.model import (
     R34,
     SMALL,
     TINY,
+    TCPMatting,
     TCPMattingConfig,
     alpha_from_logits,
     build_model,
@@ -128,3 +131,32 @@ def test_cat_channels_equals_torch_cat_in_every_layout():
     x = a.clone().requires_grad_()
     cat_channels([x.contiguous(memory_format=cl), b.float()]).sum().backward()
     assert torch.equal(x.grad, torch.ones_like(a))
+
+
+def test_sp_downsample_runs_the_semantic_path_on_the_pooled_input():
+    base = tcp_matting_tiny().eval()
+    cfg = replace(base.config, name="tiny_sp2", sp_downsample=2)
+    m = TCPMatting(cfg).eval()
+    m.load_state_dict(base.state_dict())  # same tensors: a warm start needs no conversion
+    assert m.stride == 64 and base.stride == 32
+    img, tri = _inputs(2, 70, 90)
+    with torch.no_grad():
+        out = m.forward_paths(img, tri)
+        # By hand: pad to 64, pool by 2 for the SP, upsample its logit, TCP at full resolution.
+        x = torch.cat([(img - m.mean) / m.std, tri], 1)
+        x = torch.nn.functional.pad(x, (0, 128 - 90, 0, 128 - 70), mode="reflect")
+        sp_logit, feat = m.semantic(torch.nn.functional.avg_pool2d(x, 2))
+        assert feat.shape[-2:] == (16, 16)  # layer1 of a 64 x 64 input
+        sp_logit = torch.nn.functional.interpolate(sp_logit, size=(128, 128), mode="bilinear", align_corners=False)
+        tcp_logit = m.tcp(x, feat)
+    assert out.alpha.shape == (2, 1, 70, 90)
+    assert torch.allclose(out.sp_logit, sp_logit[..., :70, :90], atol=1e-5)
+    assert torch.allclose(out.tcp_logit, tcp_logit[..., :70, :90], atol=1e-5)
+    with torch.no_grad():
+        assert not torch.allclose(base.forward_paths(img, tri).sp_logit, out.sp_logit, atol=1e-3)
+
+
+@pytest.mark.parametrize("k", [0, 3, 8])
+def test_sp_downsample_rejects_other_factors(k):
+    with pytest.raises(CheckpointError, match="sp_downsample"):
+        replace(TINY, sp_downsample=k)

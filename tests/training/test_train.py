@@ -470,3 +470,18 @@ def test_module_entry_point_as_subprocess(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: tiny.yaml: optim.lr: must be > 0"
+
+
+def test_warm_start_into_another_inference_mode_of_the_same_tensors(tmp_path):
+    first = train(tiny_cfg(tmp_path / "a", "train.steps=2"), train_set=DiscSet(), val_set=VAL)
+    sp2 = "model={variant: tiny, name: tiny_sp2, sp_downsample: 2}"
+    result = train(tiny_cfg(tmp_path / "b", "train.steps=2", sp2, f"init_checkpoint={first.export_path}"),
+                   train_set=DiscSet(), val_set=VAL)
+    _, ckpt = load_model(result.export_path, expect=None)
+    assert ckpt.config.sp_downsample == 2 and ckpt.config.name == "tiny_sp2"
+    assert ckpt.provenance["initialised_from"]["checkpoint"] == str(first.export_path)
+    # A field that changes tensor shapes is still refused, and named.
+    wide = "model={variant: tiny, tcp_channels: 12}"
+    with pytest.raises(TrainingError, match="tcp_channels: 12 != 8"):
+        train(tiny_cfg(tmp_path / "c", "train.steps=1", wide, f"init_checkpoint={first.export_path}"),
+              train_set=DiscSet(), val_set=VAL)

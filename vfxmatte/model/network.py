@@ -62,6 +62,8 @@ class TCPMatting(nn.Module):
         self.semantic = SemanticPath(cfg)
         sp_channels = cfg.encoder_widths[self.semantic.ffu_index]
         self.tcp = TexturalCompensatePath(cfg, sp_channels)
+        #: Pixels that inputs are padded to and tiles aligned to (see ``sp_downsample``).
+        self.stride = STRIDE * cfg.sp_downsample
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -87,9 +89,14 @@ class TCPMatting(nn.Module):
         else:
             self._check(image, tcp_trimap, "tcp_trimap")
         rgb = (image - self.mean) / self.std
-        x_sp, h, w = pad_to_stride(cat_channels([rgb, trimap]))  # [B, 6, H', W']
-        x_tcp = x_sp if tcp_trimap is trimap else pad_to_stride(cat_channels([rgb, tcp_trimap]))[0]
-        sp_logit, sp_feat = self.semantic(x_sp)
+        x_sp, h, w = pad_to_stride(cat_channels([rgb, trimap]), self.stride)  # [B, 6, H', W']
+        x_tcp = x_sp if tcp_trimap is trimap else pad_to_stride(cat_channels([rgb, tcp_trimap]), self.stride)[0]
+        k = self.config.sp_downsample
+        if k == 1:
+            sp_logit, sp_feat = self.semantic(x_sp)
+        else:  # the FFU resizes sp_feat to full resolution itself
+            sp_logit, sp_feat = self.semantic(F.avg_pool2d(x_sp, k))
+            sp_logit = F.interpolate(sp_logit, size=x_sp.shape[-2:], mode="bilinear", align_corners=False)
         tcp_logit = self.tcp(x_tcp, sp_feat)
         sp_logit, tcp_logit = sp_logit[..., :h, :w], tcp_logit[..., :h, :w]
         return PathOutputs(alpha_from_logits(sp_logit, tcp_logit), sp_logit, tcp_logit)
