@@ -205,3 +205,22 @@ def test_shipped_example_job_validates_against_the_schema():
     job = load_job(Path(__file__).parents[1] / "jobs" / "shot010.yaml", check=False)
     assert job.shot == "shot010" and job.plate.frame_list == list(range(1001, 1025))
     assert job.model.checkpoint.endswith("starter") or job.model.checkpoint == "starter"
+
+
+def test_tile_size_must_fit_the_checkpoints_stride(shot_dir):
+    from dataclasses import replace
+
+    tiny = build_model("tiny")
+    save_checkpoint(shot_dir / "tiny_sp2.safetensors", build_model(replace(tiny.config, name="tiny_sp2", sp_downsample=2)))
+    text = GOOD.replace("  device: cpu\n", "  device: cpu\n  tile_size: 1248\n  overlap: 256\n")
+    assert load_job(write(shot_dir, text, "tile32.yaml"), check=True).model.tile_size == 1248
+    msg = error_of(write(shot_dir, text.replace("tiny.safetensors", "tiny_sp2.safetensors"), "tile64.yaml"), check=True)
+    assert ":13: model.tile_size: 1248 is not a multiple of 64" in msg and "(tiny_sp2)" in msg
+    msg = error_of(write(shot_dir, text.replace("1248", "1250"), "tile_odd.yaml"), check=True)
+    assert "model.tile_size: 1250 is not a multiple of 32" in msg
+
+
+def test_unreadable_checkpoint_is_reported_at_its_key_before_any_frame(shot_dir):
+    (shot_dir / "junk.safetensors").write_bytes(b"not a checkpoint")
+    msg = error_of(write(shot_dir, GOOD.replace("tiny.safetensors", "junk.safetensors"), "junk.yaml"), check=True)
+    assert ":11: model.checkpoint:" in msg and "not a readable safetensors checkpoint" in msg

@@ -104,6 +104,17 @@ def save_checkpoint(
     return target
 
 
+def _parse_meta(path: Path, meta: dict[str, str]) -> tuple[TCPMattingConfig, dict[str, Any]]:
+    if meta.get("vfxmatte.format") != FORMAT_VERSION or "vfxmatte.arch" not in meta:
+        raise CheckpointError(f"{path}: not a vfxmatte checkpoint (missing vfxmatte.arch metadata)")
+    try:
+        arch = json.loads(meta["vfxmatte.arch"])
+        provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
+    return TCPMattingConfig.from_dict(arch, source=str(path)), provenance
+
+
 def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint's tensors and metadata (no model is built)."""
     from safetensors import safe_open
@@ -115,15 +126,21 @@ def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
         raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if meta.get("vfxmatte.format") != FORMAT_VERSION or "vfxmatte.arch" not in meta:
-        raise CheckpointError(f"{path}: not a vfxmatte checkpoint (missing vfxmatte.arch metadata)")
-    try:
-        arch = json.loads(meta["vfxmatte.arch"])
-        provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
-    config = TCPMattingConfig.from_dict(arch, source=str(path))
+    config, provenance = _parse_meta(path, meta)
     return Checkpoint(path, config, state, meta.get("vfxmatte.version", "?"), provenance, file_sha256(path))
+
+
+def read_architecture(name_or_path: str | os.PathLike[str]) -> TCPMattingConfig:
+    """A checkpoint's architecture from its header alone (no tensors are read)."""
+    from safetensors import safe_open
+
+    path = resolve(name_or_path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    return _parse_meta(path, meta)[0]
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:

@@ -564,12 +564,19 @@ def check_job(job: Job) -> None:
         JobError: naming the job file, line and key of the first problem.
     """
     from vfxmatte import color
-    from vfxmatte.checkpoint import resolve
+    from vfxmatte.checkpoint import read_architecture
+    from vfxmatte.model import STRIDE
 
     try:
-        resolve(job.model.checkpoint)
+        arch = read_architecture(job.model.checkpoint)
     except CheckpointError as exc:
         raise JobError(f"{_where(job, ('model', 'checkpoint'))}: {exc}") from None
+    stride = STRIDE * arch.sp_downsample
+    if job.model.tile_size % stride:
+        raise JobError(
+            f"{_where(job, ('model', 'tile_size'))}: {job.model.tile_size} is not a multiple of {stride}, "
+            f"the stride of {job.model.checkpoint} ({arch.name})"
+        )
     try:
         config = color.load_config(job.color.config)
     except ColorError as exc:
