@@ -835,18 +835,10 @@ def train(
 
             from vfxmatte.model.config import SHAPE_FREE_FIELDS
 
-            try:
-                init, init_ckpt = load_model(cfg.init_checkpoint)
+            try:  # fields that change no tensor (e.g. sp_downsample) may differ: same weights
+                init, init_ckpt = load_model(cfg.init_checkpoint, expect=arch, ignore=SHAPE_FREE_FIELDS)
             except CheckpointError as exc:
                 raise TrainingError(f"init_checkpoint: {exc}") from exc
-            # Fields that change no tensor (name, sp_downsample, w_c_init) may differ: a warm
-            # start into another inference mode of the same weights.
-            diff = [d for d in arch.diff(init_ckpt.config) if d.split(":")[0] not in SHAPE_FREE_FIELDS]
-            if diff:
-                raise TrainingError(
-                    f"init_checkpoint: {init_ckpt.path}: architecture mismatch with '{arch.name}': "
-                    + "; ".join(diff)
-                )
             model.load_state_dict(init.state_dict())
             init_record = _init_record(cfg.init_checkpoint, init_ckpt)
         model.to(device)

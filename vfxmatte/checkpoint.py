@@ -104,7 +104,16 @@ def save_checkpoint(
     return target
 
 
-def _parse_meta(path: Path, meta: dict[str, str]) -> tuple[TCPMattingConfig, dict[str, Any]]:
+def _read(path: Path, tensors: bool) -> tuple[TCPMattingConfig, dict[str, Any], dict[str, str], dict[str, torch.Tensor]]:
+    """Architecture, provenance, raw metadata and (if ``tensors``) the tensors of a checkpoint."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
     if meta.get("vfxmatte.format") != FORMAT_VERSION or "vfxmatte.arch" not in meta:
         raise CheckpointError(f"{path}: not a vfxmatte checkpoint (missing vfxmatte.arch metadata)")
     try:
@@ -112,35 +121,19 @@ def _parse_meta(path: Path, meta: dict[str, str]) -> tuple[TCPMattingConfig, dic
         provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
-    return TCPMattingConfig.from_dict(arch, source=str(path)), provenance
+    return TCPMattingConfig.from_dict(arch, source=str(path)), provenance, meta, state
 
 
 def load_checkpoint(name_or_path: str | os.PathLike[str]) -> Checkpoint:
     """Read a checkpoint's tensors and metadata (no model is built)."""
-    from safetensors import safe_open
-
     path = resolve(name_or_path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    config, provenance = _parse_meta(path, meta)
+    config, provenance, meta, state = _read(path, tensors=True)
     return Checkpoint(path, config, state, meta.get("vfxmatte.version", "?"), provenance, file_sha256(path))
 
 
 def read_architecture(name_or_path: str | os.PathLike[str]) -> TCPMattingConfig:
     """A checkpoint's architecture from its header alone (no tensors are read)."""
-    from safetensors import safe_open
-
-    path = resolve(name_or_path)
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    return _parse_meta(path, meta)[0]
+    return _read(resolve(name_or_path), tensors=False)[0]
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -167,19 +160,22 @@ def load_model(
     name_or_path: str | os.PathLike[str],
     expect: TCPMattingConfig | str | None = None,
     device: str | torch.device = "cpu",
+    ignore: frozenset[str] = frozenset(),
 ) -> tuple[TCPMatting, Checkpoint]:
     """Build the network a checkpoint describes, load its weights, return it in eval mode.
 
     Args:
         expect: if given, the architecture the caller needs; a checkpoint of another
             architecture raises :class:`CheckpointError` listing the differing fields.
+        ignore: architecture fields allowed to differ from ``expect`` (the checkpoint's own
+            architecture is built either way).
     """
     ckpt = load_checkpoint(name_or_path)
     if expect is not None:
         want = VARIANTS.get(expect) if isinstance(expect, str) else expect
         if want is None:
             raise CheckpointError(f"unknown model variant '{expect}' (choose from {', '.join(VARIANTS)})")
-        diff = want.diff(ckpt.config)
+        diff = want.diff(ckpt.config, ignore)
         if diff:
             raise CheckpointError(
                 f"{ckpt.path}: architecture mismatch with '{want.name}': {'; '.join(diff)}"

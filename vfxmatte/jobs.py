@@ -565,16 +565,14 @@ def check_job(job: Job) -> None:
     """
     from vfxmatte import color
     from vfxmatte.checkpoint import read_architecture
-    from vfxmatte.model import STRIDE
 
     try:
         arch = read_architecture(job.model.checkpoint)
     except CheckpointError as exc:
         raise JobError(f"{_where(job, ('model', 'checkpoint'))}: {exc}") from None
-    stride = STRIDE * arch.sp_downsample
-    if job.model.tile_size % stride:
+    if job.model.tile_size % arch.stride:
         raise JobError(
-            f"{_where(job, ('model', 'tile_size'))}: {job.model.tile_size} is not a multiple of {stride}, "
+            f"{_where(job, ('model', 'tile_size'))}: {job.model.tile_size} is not a multiple of {arch.stride}, "
             f"the stride of {job.model.checkpoint} ({arch.name})"
         )
     try:

@@ -13,6 +13,9 @@ from typing import Any, Literal
 
 from vfxmatte.errors import CheckpointError
 
+#: Total stride of the Semantic Path (ResNet stem + maxpool + 3 strided stages).
+STRIDE = 32
+
 
 @dataclass(frozen=True)
 class TCPMattingConfig:
@@ -57,6 +60,11 @@ class TCPMattingConfig:
         if self.sp_downsample not in (1, 2, 4):
             raise CheckpointError(f"sp_downsample must be 1, 2 or 4, got {self.sp_downsample!r}")
 
+    @property
+    def stride(self) -> int:
+        """Pixels that inputs are padded to and tiles aligned to: the SP's stride on the frame."""
+        return STRIDE * self.sp_downsample
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
@@ -73,10 +81,11 @@ class TCPMattingConfig:
         except TypeError as exc:
             raise CheckpointError(f"{source}: invalid architecture config ({exc})") from exc
 
-    def diff(self, other: "TCPMattingConfig") -> list[str]:
-        """Human-readable list of fields that differ, e.g. ``["tcp_channels: 32 != 16"]``."""
+    def diff(self, other: "TCPMattingConfig", ignore: frozenset[str] = frozenset()) -> list[str]:
+        """Human-readable list of fields that differ, e.g. ``["tcp_channels: 32 != 16"]``,
+        leaving out the fields named in ``ignore``."""
         a, b = self.to_dict(), other.to_dict()
-        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k]]
+        return [f"{k}: {a[k]!r} != {b[k]!r}" for k in a if a[k] != b[k] and k not in ignore]
 
 
 #: The paper's network: ResNet-34 encoder, 32-channel TCP (~25 M parameters).

@@ -10,12 +10,9 @@ from torch import Tensor, nn
 
 from vfxmatte.errors import InputError
 from vfxmatte.model.blocks import cat_channels
-from vfxmatte.model.config import R34, SMALL, TINY, VARIANTS, TCPMattingConfig
+from vfxmatte.model.config import R34, SMALL, STRIDE, TINY, VARIANTS, TCPMattingConfig
 from vfxmatte.model.semantic_path import SemanticPath
 from vfxmatte.model.tcp import TexturalCompensatePath
-
-#: Total stride of the Semantic Path (ResNet stem + maxpool + 3 strided stages).
-STRIDE = 32
 
 # ImageNet statistics: the encoder is designed to start from ImageNet weights (§4.1).
 _MEAN = (0.485, 0.456, 0.406)
@@ -62,8 +59,7 @@ class TCPMatting(nn.Module):
         self.semantic = SemanticPath(cfg)
         sp_channels = cfg.encoder_widths[self.semantic.ffu_index]
         self.tcp = TexturalCompensatePath(cfg, sp_channels)
-        #: Pixels that inputs are padded to and tiles aligned to (see ``sp_downsample``).
-        self.stride = STRIDE * cfg.sp_downsample
+        self.stride = cfg.stride  # inputs are padded to it, tiles aligned to it
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
