@@ -96,6 +96,16 @@ class DataConfig(_Section):
     val_samples: int = 32
     val_seed: int = 999_983
     val_size: int = 320
+    #: Share of training items whose trimaps start from a *rough* trimap: the paper's SP trimap
+    #: with its unknown band dilated by a kernel side drawn from ``rough_trimap_kernel`` (in
+    #: ``out_size`` pixels). Not in the paper (0 = the paper's trimaps exactly): it teaches the
+    #: wide bands of loosely drawn trimaps and rough rotos, whose unknown region holds opaque
+    #: interior far from any known pixel.
+    rough_trimap_prob: float = 0.0
+    rough_trimap_kernel: tuple[int, int] = (15, 95)
+    #: The same for the validation set: 0 = the paper's trimaps, 1 = every sample rough (the
+    #: "rough" protocol, e.g. ``validate --set data.val_rough_trimap_prob=1``).
+    val_rough_trimap_prob: float = 0.0
 
     @field_validator("crop_sizes")
     @classmethod
@@ -109,6 +119,20 @@ class DataConfig(_Section):
     def _size(cls, v: int) -> int:
         if v < 32:
             raise ValueError("must be >= 32 (the Semantic Path's stride)")
+        return v
+
+    @field_validator("rough_trimap_prob", "val_rough_trimap_prob")
+    @classmethod
+    def _probability(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError("must be in [0, 1]")
+        return v
+
+    @field_validator("rough_trimap_kernel")
+    @classmethod
+    def _kernel_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1]:
+            raise ValueError("must be [low, high] with 1 <= low <= high")
         return v
 
     @field_validator("workers", "val_samples")

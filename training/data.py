@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from training.synthetic import PhotoLibrary, SyntheticGenerator, linear_to_srgb
-from training.trimaps import semantic_trimap, tcp_trimap
+from training.trimaps import rough_trimap, semantic_trimap, tcp_trimap
 from vfxmatte.errors import DataError
 from vfxmatte.trimap import one_hot
 
@@ -302,6 +302,10 @@ class MattingDataset(Dataset):
             different backgrounds, crops and jitter), to amortise generation.
         augment: flips and colour jitter on; off for validation.
         centre_on_unknown: probability a crop is centred on an unknown pixel.
+        rough_trimap_prob: share of items whose trimaps start from a rough trimap (the paper's
+            SP trimap with its band dilated by :func:`training.trimaps.rough_trimap`); 0 keeps
+            the paper's stream exactly (no extra random draws).
+        rough_trimap_kernel: kernel side range of that dilation, in ``out_size`` pixels.
         seed: base seed.
 
     Item: dict of float32 tensors, S = ``out_size``:
@@ -328,6 +332,8 @@ class MattingDataset(Dataset):
         synthetic_reuse: int = 1,
         augment: bool = True,
         centre_on_unknown: float = 0.9,
+        rough_trimap_prob: float = 0.0,
+        rough_trimap_kernel: tuple[int, int] = (15, 95),
         seed: int = 0,
     ) -> None:
         self.studio = StudioSet(studio) if isinstance(studio, (str, Path)) else studio
@@ -363,6 +369,10 @@ class MattingDataset(Dataset):
         self.synthetic_reuse = max(1, int(synthetic_reuse))
         self.augment = augment
         self.centre_on_unknown = centre_on_unknown
+        if not 0.0 <= rough_trimap_prob <= 1.0:
+            raise DataError(f"rough_trimap_prob must be in [0, 1], got {rough_trimap_prob}")
+        self.rough_trimap_prob = float(rough_trimap_prob)
+        self.rough_trimap_kernel = (int(rough_trimap_kernel[0]), int(rough_trimap_kernel[1]))
         self.seed = int(seed)
         self.epoch = 0
         self._fg_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
@@ -440,6 +450,8 @@ class MattingDataset(Dataset):
             img_t = torch.lerp(bg_t, fg_t, torch.from_numpy(a)[None]).clamp_(0.0, 1.0)
 
         sp = semantic_trimap(a, rng)
+        if self.rough_trimap_prob > 0.0 and rng.random() < self.rough_trimap_prob:
+            sp = rough_trimap(sp, rng, self.rough_trimap_kernel)
         tcp = tcp_trimap(sp, rng)
         return {
             "image": img_t,
@@ -459,6 +471,8 @@ def build_validation_set(
     size: int = 512,
     backgrounds: PhotoLibrary | Sequence[Path] | Path | str | None = None,
     crop_sizes: Sequence[int] = (480, 640),
+    rough_trimap_prob: float = 0.0,
+    rough_trimap_kernel: tuple[int, int] = (15, 95),
 ) -> list[dict[str, torch.Tensor]]:
     """A fixed list of ``n`` validation items (no flips or jitter), reproducible from ``seed``.
 
@@ -466,8 +480,8 @@ def build_validation_set(
     :func:`training.synthetic.split_holdout`, so the set measures transfer to unseen images.
     Never point this at alphamatting.com data: that is the benchmark.
     """
-    if isinstance(generator_or_root, SyntheticGenerator):
-        ds = MattingDataset(synthetic=generator_or_root, length=n, backgrounds=backgrounds, out_size=size, crop_sizes=crop_sizes, augment=False, seed=seed)
-    else:
-        ds = MattingDataset(studio=generator_or_root, length=n, backgrounds=backgrounds, out_size=size, crop_sizes=crop_sizes, augment=False, seed=seed)
+    source = {"synthetic" if isinstance(generator_or_root, SyntheticGenerator) else "studio": generator_or_root}
+    ds = MattingDataset(**source, length=n, backgrounds=backgrounds, out_size=size, crop_sizes=crop_sizes,
+                        augment=False, seed=seed, rough_trimap_prob=rough_trimap_prob,
+                        rough_trimap_kernel=rough_trimap_kernel)
     return [ds[i] for i in range(n)]

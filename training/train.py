@@ -201,9 +201,12 @@ def describe_data(cfg: TrainConfig) -> str:
         parts.append(f"synthetic(backgrounds={d.synthetic.backgrounds}, seed={d.synthetic.seed})")
     if d.studio_roots:
         parts.append(f"studio({', '.join(d.studio_roots)})")
+    rough = (f"; rough trimaps {d.rough_trimap_prob:g} (kernel {d.rough_trimap_kernel[0]}-{d.rough_trimap_kernel[1]})"
+             if d.rough_trimap_prob else "")
+    val_rough = f", rough trimaps {d.val_rough_trimap_prob:g}" if d.val_rough_trimap_prob else ""
     return (
-        f"{' + '.join(parts)}; crops {d.crop_sizes} -> {d.out_size}px; "
-        f"val: {d.val_samples} synthetic samples seed {d.val_seed} at {d.val_size}px"
+        f"{' + '.join(parts)}; crops {d.crop_sizes} -> {d.out_size}px{rough}; "
+        f"val: {d.val_samples} synthetic samples seed {d.val_seed} at {d.val_size}px{val_rough}"
     )
 
 
@@ -243,13 +246,16 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
         synthetic_fraction=d.synthetic.fraction if d.synthetic else 0.0,
         synthetic_reuse=d.synthetic.reuse if d.synthetic else 1,
         seed=d.synthetic.seed if d.synthetic else cfg.train.seed,
+        rough_trimap_prob=d.rough_trimap_prob, rough_trimap_kernel=d.rough_trimap_kernel,
     )
     if d.val_samples == 0:
         return train_set, []
     if val_gen is None:
         raise TrainingError("data.val_samples: validation needs data.synthetic (never benchmark data)")
     val = build_validation_set(val_gen, n=d.val_samples, seed=d.val_seed, size=d.val_size,
-                               backgrounds=val_lib, crop_sizes=d.crop_sizes)
+                               backgrounds=val_lib, crop_sizes=d.crop_sizes,
+                               rough_trimap_prob=d.val_rough_trimap_prob,
+                               rough_trimap_kernel=d.rough_trimap_kernel)
     return train_set, val
 
 

@@ -186,6 +186,38 @@ def tcp_trimap(
     return result
 
 
+def rough_trimap(
+    trimap: np.ndarray,
+    rng: np.random.Generator,
+    kernel_range: tuple[int, int] = (15, 95),
+    out: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """A loosely drawn trimap: the unknown band of ``trimap`` dilated by a wide random kernel.
+
+    Not in the paper. Its Semantic Path trimaps have unknown bands at most ~30 px wider than the
+    true transition, while a compositor's rough trimap or a rough roto's band is often several
+    times that and covers opaque interior (a flag, a sleeve) that the network must call
+    foreground with no known pixel nearby. Mixing some of these into training (``data.
+    rough_trimap_prob``) and validating on them (``data.val_rough_trimap_prob``) targets that
+    case. Only known pixels change (to unknown), so the result still contains every unknown
+    pixel of ``trimap``.
+
+    Args:
+        trimap: canonical trimap, normally from :func:`semantic_trimap`.
+        rng: source of the kernel side.
+        kernel_range: closed range of the elliptical kernel's side in pixels.
+        out: if given, receives ``out["rough_kernel"]``.
+    """
+    t = np.asarray(trimap, dtype=np.float32)
+    if t.ndim != 2:
+        raise TrimapError(f"trimap: expected a single-channel [H, W] trimap, got shape {t.shape}")
+    k = _draw(rng, _check_range("rough kernel_range", kernel_range, 1))
+    result = tcp_step(t, MorphStep("dilate", 1, k))
+    if out is not None:
+        out["rough_kernel"] = k
+    return result
+
+
 def dual_trimaps(
     alpha: np.ndarray, rng: np.random.Generator, out: dict[str, Any] | None = None
 ) -> tuple[np.ndarray, np.ndarray]:

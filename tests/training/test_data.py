@@ -181,6 +181,26 @@ def test_dataset_argument_errors(studio_root: Path, generator: SyntheticGenerato
         MattingDataset(root)
 
 
+def test_rough_trimaps_only_widen_the_paper_trimaps(generator: SyntheticGenerator) -> None:
+    from training.losses import unknown_mask
+
+    paper = MattingDataset(synthetic=generator, length=3, out_size=64, crop_sizes=(48, 96), seed=1)
+    rough = MattingDataset(synthetic=generator, length=3, out_size=64, crop_sizes=(48, 96), seed=1,
+                           rough_trimap_prob=1.0, rough_trimap_kernel=(9, 21))
+    wider = 0
+    for i in range(3):
+        p, r = paper[i], rough[i]
+        # Same composite; the SP trimap's band is a superset of the paper's one.
+        torch.testing.assert_close(p["image"], r["image"])
+        up = unknown_mask(p["trimap_sp"][None])[0, 0]
+        ur = unknown_mask(r["trimap_sp"][None])[0, 0]
+        assert bool((ur | ~up).all())
+        wider += int(ur.sum() > up.sum())
+    assert wider == 3
+    with pytest.raises(DataError, match="rough_trimap_prob"):
+        MattingDataset(synthetic=generator, length=3, rough_trimap_prob=1.5)
+
+
 def test_validation_set_is_fixed(generator: SyntheticGenerator) -> None:
     v1 = build_validation_set(generator, n=3, seed=42, size=48)
     v2 = build_validation_set(generator, n=3, seed=42, size=48)

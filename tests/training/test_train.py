@@ -122,6 +122,8 @@ def test_gpu_config_is_one_h100_recipe():
         ("model.tcp_width=3", "model: unknown architecture field(s) tcp_width"),
         ("loss.theta=abc", "loss.theta:"),
         ("data.synthetic.sed=1", "data.synthetic.sed: unknown key"),
+        ("data.val_rough_trimap_prob=2", "data.val_rough_trimap_prob: must be in [0, 1]"),
+        ("data.rough_trimap_kernel=[40, 20]", "data.rough_trimap_kernel: must be [low, high]"),
     ],
 )
 def test_config_errors_name_the_key(override, key):

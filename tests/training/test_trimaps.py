@@ -6,7 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
-from training.trimaps import ALPHA_TOLERANCE, MorphStep, dual_trimaps, semantic_trimap, tcp_step, tcp_trimap
+from training.trimaps import (
+    ALPHA_TOLERANCE,
+    MorphStep,
+    dual_trimaps,
+    rough_trimap,
+    semantic_trimap,
+    tcp_step,
+    tcp_trimap,
+)
 from vfxmatte.errors import TrimapError
 from vfxmatte.trimap import BG, FG, UNKNOWN, validate
 
@@ -55,6 +63,28 @@ def test_semantic_trimap_band_grows_with_kernel() -> None:
     wide = semantic_trimap(alpha, np.random.default_rng(0), kernel_range=(25, 25))
     assert np.all(wide[narrow == UNKNOWN] == UNKNOWN)
     assert (wide == UNKNOWN).sum() > (narrow == UNKNOWN).sum()
+
+
+def test_rough_trimap_widens_the_band_within_its_kernel_range() -> None:
+    drawn = []
+    for seed in range(200):
+        alpha = _alpha(seed % 20, size=160)
+        sp = semantic_trimap(alpha, np.random.default_rng(seed))
+        out: dict = {}
+        rough = rough_trimap(sp, np.random.default_rng(seed), kernel_range=(15, 41), out=out)
+        validate(rough)
+        drawn.append(out["rough_kernel"])
+        # Only known pixels become unknown: every unknown pixel of the paper's trimap stays so,
+        # and known labels that survive are unchanged.
+        assert np.all(rough[sp == UNKNOWN] == UNKNOWN)
+        kept = rough != UNKNOWN
+        assert np.array_equal(rough[kept], sp[kept])
+        # The band grows by about half the kernel on each side: a pixel ~k/2 from the band is in it.
+        dist = cv2.distanceTransform((sp != UNKNOWN).astype(np.uint8), cv2.DIST_L2, 5)
+        k = out["rough_kernel"]
+        assert np.all(rough[dist <= k // 2 - 1] == UNKNOWN)
+        assert np.all(rough[dist > k // 2 + 1] == sp[dist > k // 2 + 1])
+    assert min(drawn) == 15 and max(drawn) == 41
 
 
 def test_tcp_trimap_draws_within_paper_ranges() -> None:
