@@ -60,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("state", help="training state file, or a run directory (its latest state)")
     e.add_argument("--out", "-o", required=True, help="output .safetensors path")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    i = sub.add_parser("interpolate", help="write (1 - w) * BASE + w * TUNED, one architecture (WiSE-FT)")
+    i.add_argument("base", help="checkpoint the fine-tune started from, or 'starter'")
+    i.add_argument("tuned", help="fine-tuned checkpoint")
+    i.add_argument("--weight", "-w", type=float, required=True, help="share of TUNED, 0..1")
+    i.add_argument("--out", "-o", required=True, help="output .safetensors path")
+    i.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
@@ -200,6 +207,14 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interpolate(args: argparse.Namespace) -> int:
+    from training.interpolate import interpolate_checkpoints
+
+    path = interpolate_checkpoints(args.base, args.tuned, args.weight, args.out)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
@@ -213,6 +228,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _train(args)
         if args.command == "validate":
             return _validate(args)
+        if args.command == "interpolate":
+            return _interpolate(args)
         return _export(args)
     except VfxMatteError as exc:
         if debug:
