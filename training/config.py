@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from vfxmatte.errors import CheckpointError, TrainingError
 from vfxmatte.model import VARIANTS, TCPMattingConfig
+from training.trimaps import ROUGH_KERNEL
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -102,7 +103,7 @@ class DataConfig(_Section):
     #: wide bands of loosely drawn trimaps and rough rotos, whose unknown region holds opaque
     #: interior far from any known pixel.
     rough_trimap_prob: float = 0.0
-    rough_trimap_kernel: tuple[int, int] = (15, 95)
+    rough_trimap_kernel: tuple[int, int] = ROUGH_KERNEL
     #: The same for the validation set: 0 = the paper's trimaps, 1 = every sample rough (the
     #: "rough" protocol, e.g. ``validate --set data.val_rough_trimap_prob=1``).
     val_rough_trimap_prob: float = 0.0

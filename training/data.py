@@ -32,7 +32,7 @@ import torch
 from torch.utils.data import Dataset
 
 from training.synthetic import PhotoLibrary, SyntheticGenerator, linear_to_srgb
-from training.trimaps import rough_trimap, semantic_trimap, tcp_trimap
+from training.trimaps import ROUGH_KERNEL, rough_trimap, semantic_trimap, tcp_trimap
 from vfxmatte.errors import DataError
 from vfxmatte.trimap import one_hot
 
@@ -333,7 +333,7 @@ class MattingDataset(Dataset):
         augment: bool = True,
         centre_on_unknown: float = 0.9,
         rough_trimap_prob: float = 0.0,
-        rough_trimap_kernel: tuple[int, int] = (15, 95),
+        rough_trimap_kernel: tuple[int, int] = ROUGH_KERNEL,
         seed: int = 0,
     ) -> None:
         self.studio = StudioSet(studio) if isinstance(studio, (str, Path)) else studio
@@ -472,7 +472,7 @@ def build_validation_set(
     backgrounds: PhotoLibrary | Sequence[Path] | Path | str | None = None,
     crop_sizes: Sequence[int] = (480, 640),
     rough_trimap_prob: float = 0.0,
-    rough_trimap_kernel: tuple[int, int] = (15, 95),
+    rough_trimap_kernel: tuple[int, int] = ROUGH_KERNEL,
 ) -> list[dict[str, torch.Tensor]]:
     """A fixed list of ``n`` validation items (no flips or jitter), reproducible from ``seed``.
 

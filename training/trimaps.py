@@ -32,6 +32,9 @@ ALPHA_TOLERANCE = 1e-3
 
 MorphOp = Literal["erode", "dilate"]
 
+#: Default kernel side range of :func:`rough_trimap`, in pixels of the training sample.
+ROUGH_KERNEL: tuple[int, int] = (15, 95)
+
 
 @dataclass(frozen=True)
 class MorphStep:
@@ -189,7 +192,7 @@ def tcp_trimap(
 def rough_trimap(
     trimap: np.ndarray,
     rng: np.random.Generator,
-    kernel_range: tuple[int, int] = (15, 95),
+    kernel_range: tuple[int, int] = ROUGH_KERNEL,
     out: dict[str, Any] | None = None,
 ) -> np.ndarray:
     """A loosely drawn trimap: the unknown band of ``trimap`` dilated by a wide random kernel.
