@@ -3,7 +3,8 @@
 
     python benchmarks/bench_quality.py --data /work/shared/benchmarks/alphamatting-dev \\
         --out benchmarks/results/quality.json [--md benchmarks/results/quality.md] \\
-        [--methods cf knn ramp vfxmatte] [--model starter|PATH | --model LABEL=PATH ...] [--limit N]
+        [--methods cf knn ramp vfxmatte] [--model starter|PATH | --model LABEL=PATH ...]
+        [--flip-tta LABEL ...] [--limit N]
     python benchmarks/bench_quality.py --from-json benchmarks/results/quality.json [--md FILE]
 
 For every trimap set (trimap1, trimap2) and every method, one fresh Python subprocess loads the
@@ -46,10 +47,10 @@ BASELINE = "cf"
 # ----------------------------------------------------------------------------------------------
 
 
-def _model_predictor(model: str):
+def _model_predictor(model: str, tta: str = "none"):
     from vfxmatte.engine import MattingSession  # the engine is optional for this script
 
-    session = MattingSession.from_checkpoint(model, device="cpu")
+    session = MattingSession.from_checkpoint(model, device="cpu", tta=tta)
     return session.matte
 
 
@@ -69,7 +70,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
     if args.worker.startswith(MODEL_METHOD):
-        predict = _model_predictor(args.model[0])
+        predict = _model_predictor(args.model[0], args.tta)
     else:
         predict = peers.PEERS[args.worker].predict
     samples = load_eval_set(args.data, trimap_dir=args.trimap_dir)
@@ -139,6 +140,8 @@ def run_job(method: str, trimap_dir: str, args: argparse.Namespace) -> dict:
         ]
         if method.startswith(MODEL_METHOD):
             cmd += ["--model", args.models[method]]
+            if method.partition(":")[2] in args.flip_tta:
+                cmd += ["--tta", "flip"]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         start = time.perf_counter()
@@ -211,6 +214,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--model", action="append", default=None,
                     help="checkpoint name or path for the vfxmatte method (default starter); repeat as "
                          "LABEL=PATH to score several models in one run (methods vfxmatte:LABEL)")
+    ap.add_argument("--flip-tta", action="append", default=[], metavar="LABEL",
+                    help="run the model labelled LABEL with flip test-time augmentation (repeatable)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N plates of each set")
     ap.add_argument("--trimap-sets", nargs="+", default=list(TRIMAP_SETS))
     ap.add_argument("--from-json", type=Path, help="only re-render the Markdown of an earlier --out file")
@@ -218,12 +223,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--trimap-dir", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
+    ap.add_argument("--tta", default="none", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.model = args.model or ["starter"]
     try:
         args.models = model_methods(args.model)
     except ValueError as exc:
         ap.error(str(exc))
+    labels = {m.partition(":")[2] for m in args.models}
+    for label in args.flip_tta:
+        if label not in labels - {""}:
+            ap.error(f"--flip-tta {label}: no --model {label}=PATH")
     if args.from_json is None and (args.data is None or (args.worker is None and args.out is None)):
         ap.error("--data and --out are required")
     return args

@@ -208,6 +208,9 @@ def test_eval_command_json_and_table(tmp_path, assets, capsys):
     assert main(["eval", str(folder), "--model", str(ckpt), "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     assert "SAD" in out and "Conn" in out and "mean" in out
+    assert main(["eval", str(folder), "--model", str(ckpt), "--device", "cpu", "--json", "--tta", "flip"]) == 0
+    flipped = json.loads(capsys.readouterr().out)
+    assert flipped["count"] == 2 and flipped["mean"]["sad"] != data["mean"]["sad"]  # both views ran
 
 
 def test_eval_missing_folder_is_a_one_line_error(tmp_path, capsys):

@@ -126,6 +126,30 @@ def test_batching_does_not_change_the_result(tiny, rng):
     assert np.allclose(a1, a4, atol=1e-5)
 
 
+def test_flip_tta_averages_the_frame_and_its_mirror(tiny, rng):
+    # Width a multiple of the stride and no tiling: mirroring the frame then commutes with the
+    # network's padding, so flip TTA must equal the mean of two plain runs.
+    img, tri = _frame(96, 128, rng, box=(20, 80, 10, 70))  # off-centre: the mirror differs
+    plain = MattingSession(tiny, device="cpu", tile_size=0)
+    tta = MattingSession(tiny, device="cpu", tile_size=0, tta="flip")
+    mirror = lambda a: np.ascontiguousarray(a[:, ::-1])  # noqa: E731
+    a, am = plain.matte(img, tri), mirror(plain.matte(mirror(img), mirror(tri)))
+    assert np.abs(a - am).max() > 1e-3  # the network alone is not mirror-symmetric...
+    t = tta.matte(img, tri)
+    assert np.allclose(t, (a + am) / 2, atol=1e-5)
+    assert np.allclose(mirror(tta.matte(mirror(img), mirror(tri))), t, atol=1e-5)  # ...TTA is
+
+
+def test_flip_tta_tiled_keeps_known_regions_and_range(tiny, rng):
+    img, tri = _frame(300, 260, rng)
+    t = MattingSession(tiny, device="cpu", tile_size=128, overlap=32, batch_size=2, tta="flip").matte(img, tri)
+    assert t.min() >= 0 and t.max() <= 1
+    assert np.array_equal(t[tri == 1], np.ones((tri == 1).sum(), np.float32))
+    assert np.array_equal(t[tri == 0], np.zeros((tri == 0).sum(), np.float32))
+    with pytest.raises(InputError, match="tta must be one of none, flip, got 'rot90'"):
+        MattingSession(tiny, device="cpu", tta="rot90")
+
+
 def test_bad_inputs_raise_typed_errors(tiny, rng):
     s = MattingSession(tiny, device="cpu")
     img, tri = _frame(64, 64, rng)

@@ -166,6 +166,17 @@ def job_hash_of(path: Path) -> str:
     return file_sha256(path)
 
 
+def test_flip_tta_from_the_job_reaches_the_engine(shot, tiny_ckpt):
+    run_job(load_job(write_job(shot, tiny_ckpt)), frames=[1002])
+    run_job(load_job(write_job(shot, tiny_ckpt, model={"tta": "flip"}, output={"path": "flip/shot.####.exr"})),
+            frames=[1002])
+    _, plain = read_out(shot / "out" / "shot.1002.exr")
+    _, flip = read_out(shot / "flip" / "shot.1002.exr")
+    tri = _trimap(*plain.shape[:2])
+    assert np.array_equal(plain[tri != 0.5], flip[tri != 0.5])  # known regions as the trimap says
+    assert np.abs(plain - flip)[tri == 0.5].max() > 1e-3  # the unknown band comes from both views
+
+
 @pytest.mark.parametrize("channel", ["A", "matte.A"])
 def test_channel_name_comes_from_the_job(shot, tiny_ckpt, channel):
     run_job(load_job(write_job(shot, tiny_ckpt, output={"channel": channel, "compression": "piz"})))

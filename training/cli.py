@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="YAML config whose data.val_* settings define the validation set")
     v.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+    v.add_argument("--tta", choices=("none", "flip"), default="none",
+                   help="score with test-time augmentation, as the engine's model.tta runs it")
     v.add_argument("--json", action="store_true", help="print one JSON line per checkpoint")
     v.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -189,7 +191,7 @@ def _validate(args: argparse.Namespace) -> int:
     from training.train import validate_checkpoints
 
     cfg = load_config(args.config, list(args.overrides))
-    results = validate_checkpoints(cfg, args.checkpoints, device=args.device)
+    results = validate_checkpoints(cfg, args.checkpoints, device=args.device, tta=args.tta)
     keys = ("sad", "mse", "grad", "conn", "loss", "w_c", "tcp_sp_std_ratio")
     for r in results:
         if args.json:

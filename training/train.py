@@ -602,11 +602,14 @@ def validate(
     amp_dtype: Optional[torch.dtype],
     channels_last: bool = False,
     batch_size: int = 8,
+    tta: str = "none",
 ) -> dict[str, Any]:
     """Loss and matting metrics on the fixed validation samples, plus TCP diagnostics.
 
     ``sp_std`` / ``tcp_std``: standard deviation of each path's logit over the unknown region;
-    with ``w_c`` they show whether the TCP carries any of the prediction.
+    with ``w_c`` they show whether the TCP carries any of the prediction (of the plain view).
+    ``tta="flip"`` scores the mean of the alpha and the alpha of the mirrored input mirrored
+    back, as :class:`vfxmatte.engine.MattingSession` does with ``tta="flip"``.
     """
     modes = [(m, m.training) for m in model.modules()]  # per module: frozen norms stay frozen
     model.eval()
@@ -629,6 +632,11 @@ def validate(
             with _autocast(device, amp_dtype):
                 out = model.forward_paths(image, trimap)
             pred = alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
+            if tta == "flip":
+                with _autocast(device, amp_dtype):
+                    mirrored = model.forward_paths(image.flip(-1), trimap.flip(-1))
+                pred_m = alpha_from_logits(mirrored.sp_logit.float(), mirrored.tcp_logit.float()).clamp(0.0, 1.0)
+                pred = (pred + pred_m.flip(-1)) * 0.5
             terms = matting_loss(
                 pred, gt, trimap,
                 alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
@@ -673,6 +681,7 @@ def validate_checkpoints(
     cfg: TrainConfig,
     checkpoints: Sequence[str | os.PathLike[str]],
     device: str = "cpu",
+    tta: str = "none",
 ) -> list[dict[str, Any]]:
     """Score inference checkpoints on the config's held-out validation composites.
 
@@ -695,8 +704,8 @@ def validate_checkpoints(
     out = []
     for name, model in models:
         model = model.float().to(dev)
-        res = validate(model, val, cfg, dev, None, batch_size=cfg.train.batch_size)
-        out.append({"checkpoint": name, **res})
+        res = validate(model, val, cfg, dev, None, batch_size=cfg.train.batch_size, tta=tta)
+        out.append({"checkpoint": name, **({"tta": tta} if tta != "none" else {}), **res})
     return out
 
 

@@ -29,6 +29,10 @@ from vfxmatte.model.fuse import fold_batchnorm
 Progress = Callable[[int, int], None]
 DeviceName = Literal["auto", "cpu", "cuda", "mps"] | str
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
+#: Test-time augmentation: "none", or "flip" (also run each tile mirrored left-right and
+#: average the two alphas: ~2x the time; on held-out synthetic composites SAD -4%, Grad -7%).
+TTA = Literal["none", "flip"]
+TTA_MODES: tuple[str, ...] = ("none", "flip")
 
 #: Default largest tile edge and least overlap (pixels). Chosen by measurement (starter
 #: weights, example-shot hair frames, tiled vs untiled inside the unknown band): 1280/384 gives
@@ -268,7 +272,11 @@ class MattingSession:
         batch_size: int | None = None,
         checkpoint: Checkpoint | None = None,
         fold_norms: bool = True,
+        tta: TTA = "none",
     ) -> None:
+        if tta not in TTA_MODES:
+            raise InputError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+        self.tta = tta
         self.device = select_device(device)
         self.autocast_dtype = resolve_precision(self.device, precision)
         if tile_size < 0:
@@ -306,12 +314,17 @@ class MattingSession:
         x = x.contiguous(memory_format=torch.channels_last)
         tr = tr.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            if self.autocast_dtype is not None:
-                with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-                    alpha = self.model(x, tr)
-            else:
-                alpha = self.model(x, tr)
-        return alpha[:, 0].float().cpu().numpy()
+            alpha = self._forward(x, tr).float()
+            if self.tta == "flip":  # the network is not mirror-symmetric: average both views
+                mirrored = self._forward(x.flip(-1), tr.flip(-1)).float().flip(-1)
+                alpha = (alpha + mirrored) * 0.5
+        return alpha[:, 0].cpu().numpy()
+
+    def _forward(self, x: torch.Tensor, tr: torch.Tensor) -> torch.Tensor:
+        if self.autocast_dtype is not None:
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype):
+                return self.model(x, tr)
+        return self.model(x, tr)
 
     def _batches(self, tiles: list[Tile]) -> Iterator[list[Tile]]:
         for i in range(0, len(tiles), self.batch_size):

@@ -255,6 +255,9 @@ class ModelSpec(_Section):
     overlap: int = Field(384, ge=0)
     #: Tiles per forward pass; null: 1 on CPU, 8 on GPU.
     batch_size: int | None = Field(None, ge=1)
+    #: Test-time augmentation: "none", or "flip" (each tile also mirrored, the two alphas
+    #: averaged; about twice the time for finer edges, see benchmarks/RESULTS.md).
+    tta: Literal["none", "flip"] = "none"
 
     @field_validator("device")
     @classmethod

@@ -217,6 +217,7 @@ class ShotPipeline:
                 tile_size=m.tile_size,
                 overlap=m.overlap,
                 batch_size=m.batch_size,
+                tta=m.tta,
             )
             log.debug("loaded %s on %s", m.checkpoint, getattr(self._session, "device", "?"))
 

@@ -453,6 +453,21 @@ def test_cli_validate_scores_checkpoints_on_held_out_composites(tmp_path, monkey
     # The numbers are those of the run's own periodic validation of the same weights.
     last_val = [r for r in read_log(out) if r["kind"] == "val"][-1]
     assert last_val["step"] == 60 and abs(last_val["loss"] - late["loss"]) < 1e-3 * last_val["loss"] + 1e-4
+    assert cli.main(["validate", "--config", str(TINY), "--json", "--tta", "flip", str(tmp_path / "late.safetensors")]) == 0
+    flip = json.loads(capsys.readouterr().out)
+    assert flip["tta"] == "flip" and flip["sad"] != late["sad"]
+    # The same numbers as the engine's flip TTA on those composites (64 px: a stride multiple).
+    from vfxmatte.checkpoint import load_model
+    from vfxmatte.engine import MattingSession
+    from vfxmatte.metrics import sad
+
+    session = MattingSession(load_model(tmp_path / "late.safetensors")[0], device="cpu", tile_size=0, tta="flip")
+    sads = []
+    for item in VAL:
+        tri = train_mod._trimap_canonical(item["trimap_sp"])
+        pred = session.matte(item["image"].permute(1, 2, 0).numpy(), tri)
+        sads.append(sad(pred, item["alpha"][0].numpy(), tri))
+    assert abs(np.mean(sads) - flip["sad"]) < 1e-3 * flip["sad"] + 1e-4
     assert cli.main(["validate", "--config", str(TINY), str(tmp_path / "missing.safetensors")]) == 1
     assert "missing.safetensors" in capsys.readouterr().err
 
