@@ -140,7 +140,7 @@ def run_job(method: str, trimap_dir: str, args: argparse.Namespace) -> dict:
         ]
         if method.startswith(MODEL_METHOD):
             cmd += ["--model", args.models[method]]
-            if method.partition(":")[2] in args.flip_tta:
+            if method in args.flipped:
                 cmd += ["--tta", "flip"]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
@@ -230,10 +230,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.models = model_methods(args.model)
     except ValueError as exc:
         ap.error(str(exc))
-    labels = {m.partition(":")[2] for m in args.models}
+    args.flipped = set()  # methods run with flip TTA
     for label in args.flip_tta:
-        if label not in labels - {""}:
+        method = f"{MODEL_METHOD}:{label}"
+        if method not in args.models:
             ap.error(f"--flip-tta {label}: no --model {label}=PATH")
+        args.flipped.add(method)
     if args.from_json is None and (args.data is None or (args.worker is None and args.out is None)):
         ap.error("--data and --out are required")
     return args

@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 
 import vfxmatte
 from vfxmatte.checkpoint import load_state, save_checkpoint
+from vfxmatte.engine import TTA_MODES
 from vfxmatte.errors import CheckpointError, DataError, TrainingError
 from vfxmatte.model import TCPMatting, TCPMattingConfig, alpha_from_logits, build_model
 
@@ -611,6 +612,14 @@ def validate(
     ``tta="flip"`` scores the mean of the alpha and the alpha of the mirrored input mirrored
     back, as :class:`vfxmatte.engine.MattingSession` does with ``tta="flip"``.
     """
+    if tta not in TTA_MODES:
+        raise TrainingError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+
+    def run(image: Tensor, trimap: Tensor) -> tuple[Any, Tensor]:
+        with _autocast(device, amp_dtype):
+            out = model.forward_paths(image, trimap)
+        return out, alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
+
     modes = [(m, m.training) for m in model.modules()]  # per module: frozen norms stay frozen
     model.eval()
     evaluate = _metrics_fn()
@@ -629,14 +638,9 @@ def validate(
             if channels_last:
                 image = image.contiguous(memory_format=torch.channels_last)
                 trimap = trimap.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp_dtype):
-                out = model.forward_paths(image, trimap)
-            pred = alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
+            out, pred = run(image, trimap)
             if tta == "flip":
-                with _autocast(device, amp_dtype):
-                    mirrored = model.forward_paths(image.flip(-1), trimap.flip(-1))
-                pred_m = alpha_from_logits(mirrored.sp_logit.float(), mirrored.tcp_logit.float()).clamp(0.0, 1.0)
-                pred = (pred + pred_m.flip(-1)) * 0.5
+                pred = (pred + run(image.flip(-1), trimap.flip(-1))[1].flip(-1)) * 0.5
             terms = matting_loss(
                 pred, gt, trimap,
                 alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
