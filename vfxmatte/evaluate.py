@@ -252,9 +252,12 @@ class _PeakRss:
     """Peak resident memory added between ``__init__`` and :meth:`delta`."""
 
     def __init__(self) -> None:
-        rss = _proc_status_kib("VmRSS")
-        if rss is not None and _reset_peak_rss() and _proc_status_kib("VmHWM") is not None:
-            self.method, self._start = "VmHWM", rss * 1024
+        # The start is the high-water mark read right after the reset (= the RSS at the reset),
+        # not an RSS read before it: memory freed in between would raise the start above the
+        # mark and hide part of the peak.
+        start = _proc_status_kib("VmHWM") if _reset_peak_rss() else None
+        if start is not None:
+            self.method, self._start = "VmHWM", start * 1024
         else:
             # Without a reset the high-water mark may predate the run: the delta is a lower bound
             # (and 0 where getrusage is unavailable).
