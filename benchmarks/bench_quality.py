@@ -4,11 +4,11 @@
     python benchmarks/bench_quality.py --data /work/shared/benchmarks/alphamatting-dev \\
         --out benchmarks/results/quality.json [--md benchmarks/results/quality.md] \\
         [--methods cf knn ramp vfxmatte] [--model starter|PATH | --model LABEL=PATH ...]
-        [--flip-tta LABEL ...] [--limit N]
+        [--flip-tta LABEL ...] [--dense LABEL ...] [--limit N]
     python benchmarks/bench_quality.py --from-json benchmarks/results/quality.json [--md FILE]
 
 For every trimap set (trimap1, trimap2) and every method, one fresh Python subprocess loads the
-set, runs one warm-up prediction on a small synthetic plate (numba/torch start-up is not timed),
+set, runs one warm-up prediction on a 192x192 synthetic plate (numba/torch start-up is not timed),
 then predicts and scores every plate with :func:`vfxmatte.evaluate.evaluate_predictor`
 (predictions rounded to 8 bits and composited with the trimap's known regions, then SAD / MSE /
 Grad / Conn as the Composition-1k MATLAB code; see :mod:`vfxmatte.metrics`). A process per job
@@ -47,18 +47,23 @@ BASELINE = "cf"
 # ----------------------------------------------------------------------------------------------
 
 
-def _model_predictor(model: str, tta: str = "none"):
+def _model_predictor(model: str, tta: str = "none", dense: bool = False):
     from vfxmatte.engine import MattingSession  # the engine is optional for this script
 
-    session = MattingSession.from_checkpoint(model, device="cpu", tta=tta)
+    session = MattingSession.from_checkpoint(model, device="cpu", tta=tta, sparse=not dense)
     return session.matte
 
 
 def _warmup_sample():
-    """A 64x64 plate with a soft disc, so JIT compilation and lazy init happen before timing."""
-    yy, xx = np.mgrid[0:64, 0:64]
-    r = np.hypot(yy - 32, xx - 32)
-    alpha = np.clip((20 - r) / 6 + 0.5, 0, 1).astype(np.float32)
+    """A 192x192 plate with a soft disc, so JIT compilation and lazy init happen before timing.
+
+    Big enough, and its band thin enough, that vfxmatte's block-sparse path runs (on a tiny
+    plate the whole frame is near the band and the dense path would run instead), as in a
+    shot where every frame after the first finds its kernels compiled.
+    """
+    yy, xx = np.mgrid[0:192, 0:192]
+    r = np.hypot(yy - 96, xx - 96)
+    alpha = np.clip((60 - r) / 6 + 0.5, 0, 1).astype(np.float32)
     image = (alpha[..., None] * np.array([0.9, 0.6, 0.3]) + (1 - alpha[..., None]) * 0.2).astype(np.float32)
     trimap = np.full(alpha.shape, 0.5, np.float32)
     trimap[alpha == 1] = 1.0
@@ -70,7 +75,7 @@ def run_worker(args: argparse.Namespace) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
     if args.worker.startswith(MODEL_METHOD):
-        predict = _model_predictor(args.model[0], args.tta)
+        predict = _model_predictor(args.model[0], args.tta, args.dense_worker)
     else:
         predict = peers.PEERS[args.worker].predict
     samples = load_eval_set(args.data, trimap_dir=args.trimap_dir)
@@ -142,6 +147,8 @@ def run_job(method: str, trimap_dir: str, args: argparse.Namespace) -> dict:
             cmd += ["--model", args.models[method]]
             if method in args.flipped:
                 cmd += ["--tta", "flip"]
+            if method in args.dense_methods:
+                cmd += ["--dense-worker"]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         start = time.perf_counter()
@@ -216,6 +223,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "LABEL=PATH to score several models in one run (methods vfxmatte:LABEL)")
     ap.add_argument("--flip-tta", action="append", default=[], metavar="LABEL",
                     help="run the model labelled LABEL with flip test-time augmentation (repeatable)")
+    ap.add_argument("--dense", action="append", default=[], metavar="LABEL",
+                    help="run the model labelled LABEL with dense inference instead of block-sparse (repeatable)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N plates of each set")
     ap.add_argument("--trimap-sets", nargs="+", default=list(TRIMAP_SETS))
     ap.add_argument("--from-json", type=Path, help="only re-render the Markdown of an earlier --out file")
@@ -224,21 +233,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--trimap-dir", help=argparse.SUPPRESS)
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     ap.add_argument("--tta", default="none", help=argparse.SUPPRESS)
+    ap.add_argument("--dense-worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.model = args.model or ["starter"]
     try:
         args.models = model_methods(args.model)
     except ValueError as exc:
         ap.error(str(exc))
-    args.flipped = set()  # methods run with flip TTA
-    for label in args.flip_tta:
-        method = f"{MODEL_METHOD}:{label}"
-        if method not in args.models:
-            ap.error(f"--flip-tta {label}: no --model {label}=PATH")
-        args.flipped.add(method)
+    args.flipped = _labelled(ap, args, "--flip-tta", args.flip_tta)  # methods run with flip TTA
+    args.dense_methods = _labelled(ap, args, "--dense", args.dense)  # methods run densely
     if args.from_json is None and (args.data is None or (args.worker is None and args.out is None)):
         ap.error("--data and --out are required")
     return args
+
+
+def _labelled(ap: argparse.ArgumentParser, args: argparse.Namespace, option: str, labels: list[str]) -> set[str]:
+    """The model methods that ``option LABEL`` names; each LABEL needs a ``--model LABEL=PATH``."""
+    methods = set()
+    for label in labels:
+        method = f"{MODEL_METHOD}:{label}"
+        if method not in args.models:
+            ap.error(f"{option} {label}: no --model {label}=PATH")
+        methods.add(method)
+    return methods
 
 
 def _emit_markdown(doc: dict, md: Path | None) -> None:
@@ -288,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "protocol": {
             "metrics": "vfxmatte.metrics (Composition-1k MATLAB: SAD/1000, MSE mean, Grad/1000 sigma 1.4, Conn/1000 theta 0.15)",
             "prediction": "clipped, rounded to 8 bits, known trimap regions pasted (fg=1, bg=0)",
-            "timing": "seconds per predict() call after one 64x64 warm-up call; one fresh process per method and trimap set",
+            "timing": "seconds per predict() call after one 192x192 warm-up call; one fresh process per method and trimap set",
             "limit": args.limit or None,
             "model": args.models.get(MODEL_METHOD) if MODEL_METHOD in methods else None,
             "models": {m: p for m, p in args.models.items() if m in methods},

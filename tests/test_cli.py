@@ -211,6 +211,9 @@ def test_eval_command_json_and_table(tmp_path, assets, capsys):
     assert main(["eval", str(folder), "--model", str(ckpt), "--device", "cpu", "--json", "--tta", "flip"]) == 0
     flipped = json.loads(capsys.readouterr().out)
     assert flipped["count"] == 2 and flipped["mean"]["sad"] != data["mean"]["sad"]  # both views ran
+    assert main(["eval", str(folder), "--model", str(ckpt), "--device", "cpu", "--json", "--dense"]) == 0
+    dense = json.loads(capsys.readouterr().out)
+    assert dense["mean"]["sad"] == pytest.approx(data["mean"]["sad"], abs=1e-3)  # same mattes, every layer dense
 
 
 def test_eval_missing_folder_is_a_one_line_error(tmp_path, capsys):

@@ -14,20 +14,6 @@ from vfxmatte.model.fuse import count_batchnorm, fold_batchnorm
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Give every norm non-trivial statistics and affine terms, as a trained net has."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
-                m.weight.copy_(0.5 + torch.rand(m.weight.shape, generator=g))
-                m.bias.copy_(torch.randn(m.bias.shape, generator=g) * 0.2)
-            if isinstance(m, nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.3)
-                m.running_var.copy_(0.3 + torch.rand(m.running_var.shape, generator=g))
-    return model.eval()
-
-
 def _inputs(h=96, w=128, seed=1):
     g = torch.Generator().manual_seed(seed)
     img = torch.rand(2, 3, h, w, generator=g)
@@ -37,9 +23,9 @@ def _inputs(h=96, w=128, seed=1):
 
 
 @pytest.mark.parametrize("cfg", [TINY, SMALL], ids=["tiny", "small"])
-def test_folded_network_matches_and_has_no_batchnorm(cfg):
+def test_folded_network_matches_and_has_no_batchnorm(cfg, randomise_norms):
     torch.manual_seed(0)
-    model = _randomise_norms(TCPMatting(cfg))
+    model = randomise_norms(TCPMatting(cfg))
     before = {k: v.clone() for k, v in model.state_dict().items()}
     folded = fold_batchnorm(model)
     assert count_batchnorm(model) > 20 and count_batchnorm(folded) == 0
@@ -51,9 +37,9 @@ def test_folded_network_matches_and_has_no_batchnorm(cfg):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
-def test_group_norm_layers_are_left_in_place():
+def test_group_norm_layers_are_left_in_place(randomise_norms):
     torch.manual_seed(0)
-    model = _randomise_norms(TCPMatting(dataclasses.replace(TINY, norm="group")))
+    model = randomise_norms(TCPMatting(dataclasses.replace(TINY, norm="group")))
     folded = fold_batchnorm(model)
     groups = sum(isinstance(m, nn.GroupNorm) for m in folded.modules())
     assert groups == sum(isinstance(m, nn.GroupNorm) for m in model.modules()) > 0
@@ -63,9 +49,9 @@ def test_group_norm_layers_are_left_in_place():
         assert torch.allclose(model(img, tri), folded(img, tri), atol=2e-5)
 
 
-def test_engine_folds_by_default_and_matches_unfolded(rng):
+def test_engine_folds_by_default_and_matches_unfolded(rng, randomise_norms):
     torch.manual_seed(0)
-    model = _randomise_norms(build_model("tiny"))
+    model = randomise_norms(build_model("tiny"))
     img = rng.random((120, 150, 3)).astype(np.float32)
     tri = np.full((120, 150), 0.5, np.float32)
     tri[:20] = 0.0

@@ -90,6 +90,7 @@ def test_bad_enum_reports_line_and_choices(tmp_path):
         ("out/shot010.####.exr", "out/shot010.####.png", ":14: output.path: output must be an OpenEXR"),
         ("version: 1", "version: 2", ":1: version: Input should be 1"),
         ("device: cpu", "device: cpu\n  tta: mirror", ":13: model.tta: Input should be 'none' or 'flip'"),
+        ("device: cpu", "device: cpu\n  sparse: sometimes", ":13: model.sparse: Input should be a valid boolean"),
     ],
 )
 def test_wrong_types_and_values_name_key_and_line(tmp_path, old, new, where):

@@ -177,6 +177,23 @@ def test_flip_tta_from_the_job_reaches_the_engine(shot, tiny_ckpt):
     assert np.abs(plain - flip)[tri == 0.5].max() > 1e-3  # the unknown band comes from both views
 
 
+def test_sparse_from_the_job_reaches_the_engine(shot, tiny_ckpt, monkeypatch):
+    from vfxmatte.model import TCPMatting
+
+    calls = []
+    sparse_forward = TCPMatting.forward_sparse
+    monkeypatch.setattr(TCPMatting, "forward_sparse", lambda self, *a, **k: calls.append(1) or sparse_forward(self, *a, **k))
+    run_job(load_job(write_job(shot, tiny_ckpt)), frames=[1002])  # sparse by default
+    assert calls
+    calls.clear()
+    run_job(load_job(write_job(shot, tiny_ckpt, model={"sparse": False}, output={"path": "dense/shot.####.exr"})),
+            frames=[1002])
+    assert not calls
+    _, fast = read_out(shot / "out" / "shot.1002.exr")
+    _, dense = read_out(shot / "dense" / "shot.1002.exr")
+    np.testing.assert_allclose(fast, dense, atol=1e-3)  # same matte, to half-float rounding
+
+
 @pytest.mark.parametrize("channel", ["A", "matte.A"])
 def test_channel_name_comes_from_the_job(shot, tiny_ckpt, channel):
     run_job(load_job(write_job(shot, tiny_ckpt, output={"channel": channel, "compression": "piz"})))

@@ -273,10 +273,14 @@ class MattingSession:
         checkpoint: Checkpoint | None = None,
         fold_norms: bool = True,
         tta: TTA = "none",
+        sparse: bool = True,
     ) -> None:
         if tta not in TTA_MODES:
             raise InputError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
         self.tta = tta
+        # Block-sparse inference (vfxmatte.model.sparse): the full- and half-resolution layers
+        # run only near the unknown band, which is all that matte() keeps.
+        self.sparse = bool(sparse)
         self.device = select_device(device)
         self.autocast_dtype = resolve_precision(self.device, precision)
         if tile_size < 0:
@@ -321,17 +325,22 @@ class MattingSession:
         return alpha[:, 0].cpu().numpy()
 
     def _forward(self, x: torch.Tensor, tr: torch.Tensor) -> torch.Tensor:
+        run = self.model.forward_sparse if self.sparse else self.model
         if self.autocast_dtype is not None:
             with torch.autocast(self.device.type, dtype=self.autocast_dtype):
-                return self.model(x, tr)
-        return self.model(x, tr)
+                return run(x, tr)
+        return run(x, tr)
 
     def _batches(self, tiles: list[Tile]) -> Iterator[list[Tile]]:
         for i in range(0, len(tiles), self.batch_size):
             yield tiles[i : i + self.batch_size]
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, progress: Progress | None = None) -> np.ndarray:
-        """Raw blended network prediction over the frame (0 where no tile ran)."""
+        """Raw blended network prediction over the frame (0 where no tile ran).
+
+        With ``sparse`` only the unknown band holds the network's prediction (0 elsewhere);
+        :meth:`matte` keeps the trimap's known pixels either way.
+        """
         h, w = trimap.shape
         hp, wp = padded_size(h, self.stride), padded_size(w, self.stride)
         unknown = tm.unknown_mask(trimap)

@@ -218,6 +218,7 @@ class ShotPipeline:
                 overlap=m.overlap,
                 batch_size=m.batch_size,
                 tta=m.tta,
+                sparse=m.sparse,
             )
             log.debug("loaded %s on %s", m.checkpoint, getattr(self._session, "device", "?"))
 

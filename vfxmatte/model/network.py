@@ -12,6 +12,14 @@ from vfxmatte.errors import InputError
 from vfxmatte.model.blocks import cat_channels
 from vfxmatte.model.config import R34, SMALL, STRIDE, TINY, VARIANTS, TCPMattingConfig
 from vfxmatte.model.semantic_path import SemanticPath
+from vfxmatte.model.sparse import (
+    DEFAULT_BLOCK,
+    DENSE_ABOVE,
+    needed_fraction,
+    sparse_head_logit,
+    sparse_supported,
+    sparse_tcp_logit,
+)
 from vfxmatte.model.tcp import TexturalCompensatePath
 
 # ImageNet statistics: the encoder is designed to start from ImageNet weights (§4.1).
@@ -64,6 +72,11 @@ class TCPMatting(nn.Module):
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     @property
+    def tcp_reach(self) -> int:
+        """How far (pixels) the TCP's output reaches back into its input: one per 3x3 conv."""
+        return 2 * self.config.tcp_res_blocks + 3
+
+    @property
     def w_c(self) -> Tensor:
         return self.tcp.ffu.w_c
 
@@ -96,6 +109,42 @@ class TCPMatting(nn.Module):
         tcp_logit = self.tcp(x_tcp, sp_feat)
         sp_logit, tcp_logit = sp_logit[..., :h, :w], tcp_logit[..., :h, :w]
         return PathOutputs(alpha_from_logits(sp_logit, tcp_logit), sp_logit, tcp_logit)
+
+    def forward_sparse(
+        self, image: Tensor, trimap: Tensor, block: int = DEFAULT_BLOCK, dense_above: float = DENSE_ABOVE
+    ) -> Tensor:
+        """Alpha like :meth:`forward` inside the trimap's unknown band, 0 outside it.
+
+        The full- and half-resolution layers run only on ``block``-pixel squares near the band
+        (:mod:`vfxmatte.model.sparse`), for callers that keep the trimap's known pixels (the
+        engine does); inside the band the result equals :meth:`forward`'s to float rounding.
+        The dense forward runs instead where block-sparse inference does not apply (training,
+        GroupNorm) or does not pay: more than ``dense_above`` of the blocks near the band.
+        ``block`` (full-resolution pixels; the half-resolution layers use ``block // 2``, the
+        same frame area) must be even and divide the network stride.
+        """
+        if block < 2 or block % 2 or STRIDE % block:
+            raise InputError(f"block must be even and divide {STRIDE}, got {block}")
+        self._check(image, trimap, "trimap")
+        rgb = (image - self.mean) / self.std
+        x, h, w = pad_to_stride(cat_channels([rgb, trimap]), self.stride)  # [B, 6, H', W']
+        band = (x[:, 4:5] > 0.5).to(x.dtype)  # the one-hot trimap's unknown channel
+        if not sparse_supported(self) or needed_fraction(band, block, self.tcp_reach) > dense_above:
+            alpha = self.forward(image, trimap)
+            return torch.where(band[..., :h, :w] > 0, alpha, torch.zeros_like(alpha))
+        k = self.config.sp_downsample
+        if k == 1:
+            feats, d = self.semantic.trunk(x)
+            band_half = F.max_pool2d(band, 2)  # a half-res pixel is in the band if one of its 4 is
+            head = sparse_head_logit(self.semantic.stages[-1], self.semantic.head, d, feats[0], band_half, block // 2)
+            sp_logit = F.interpolate(head, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            sp_feat = feats[self.semantic.ffu_index]
+        else:  # the reduced-resolution Semantic Path is cheap: run it densely
+            sp_logit, sp_feat = self.semantic(F.avg_pool2d(x, k))
+            sp_logit = F.interpolate(sp_logit, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        tcp_logit = sparse_tcp_logit(self.tcp, x, sp_feat, band, block)
+        alpha = alpha_from_logits(sp_logit[..., :h, :w], tcp_logit[..., :h, :w])
+        return torch.where(band[..., :h, :w] > 0, alpha, torch.zeros_like(alpha))
 
     def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor | None = None) -> Tensor:
         """Predict alpha.

@@ -51,10 +51,17 @@ class SemanticPath(nn.Module):
         self.head = nn.Conv2d(dec[3], 1, 3, 1, 1)
         self.ffu_index = {"stem": 0, "layer1": 1}[cfg.ffu_source]
 
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def trunk(self, x: Tensor) -> tuple[list[Tensor], Tensor]:
+        """Encoder features (strides 2..32) and the decoder's output at stride 4: everything but
+        the last decoder stage and the head (which block-sparse inference runs itself)."""
         feats = self.encoder(x)  # strides 2, 4, 8, 16, 32
         d = feats[4]
-        for stage, skip in zip(self.stages, (feats[3], feats[2], feats[1], feats[0])):
+        for stage, skip in zip(self.stages[:-1], (feats[3], feats[2], feats[1])):
             d = stage(d, skip)
+        return feats, d
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        feats, d = self.trunk(x)
+        d = self.stages[-1](d, feats[0])
         logit = F.interpolate(self.head(d), size=x.shape[-2:], mode="bilinear", align_corners=False)
         return logit, feats[self.ffu_index]  # [B,1,H,W], [B,C,H/s,W/s]

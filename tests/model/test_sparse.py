@@ -1,0 +1,151 @@
+"""Block-sparse inference: the dense network's alpha inside the unknown band, 0 outside."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vfxmatte.engine import MattingSession
+from vfxmatte.errors import InputError
+from vfxmatte.model import SMALL, TINY, TCPMatting
+from vfxmatte.model import sparse
+from vfxmatte.model.fuse import fold_batchnorm
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture
+def net(randomise_norms):
+    """``net(cfg=TINY)``: a network with non-trivial weights and norm statistics, in eval mode."""
+
+    def make(cfg=TINY, seed=0) -> TCPMatting:
+        torch.manual_seed(seed)
+        model = randomise_norms(TCPMatting(cfg), seed)
+        with torch.no_grad():
+            model.tcp.ffu.w_c.fill_(0.7)
+        return model
+
+    return make
+
+
+def _trimaps(h: int, w: int) -> torch.Tensor:
+    """Two one-hot trimaps [2, 3, H, W]: a thin ring band, and a band along the frame's left
+    and bottom edges plus a blob, so blocks at the border and deep inside are both exercised."""
+    yy, xx = np.mgrid[:h, :w]
+    r = np.hypot(yy - h * 0.45, xx - w * 0.55)
+    ring = np.where(r < h * 0.25, 2, 0)
+    ring[np.abs(r - h * 0.25) < 3] = 1
+    edge = np.zeros((h, w), np.int64)
+    edge[: h // 2, : w // 2] = 2
+    edge[:, :5] = 1
+    edge[-4:, :] = 1
+    edge[(yy - h * 0.7) ** 2 + (xx - w * 0.75) ** 2 < 60] = 1
+    lab = torch.from_numpy(np.stack([ring, edge]))
+    return F.one_hot(lab, 3).permute(0, 3, 1, 2).float()
+
+
+def _inputs(h=150, w=200, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(2, 3, h, w, generator=g), _trimaps(h, w)
+
+
+def _check_matches(model, img, tri, atol=2e-5, **kw):
+    with torch.inference_mode():
+        dense = model(img, tri)
+        fast = model.forward_sparse(img, tri, **kw)
+    band = tri[:, 1:2] > 0.5
+    assert fast.shape == dense.shape
+    assert torch.all(fast[~band] == 0)
+    err = (fast - dense)[band].abs().max().item()
+    assert err <= atol, err
+    return err
+
+
+@pytest.mark.parametrize("fold", [False, True], ids=["bn", "folded"])
+@pytest.mark.parametrize("block", [16, 8, 32])
+def test_sparse_equals_dense_inside_the_band(fold, block, net):
+    model = net()
+    model = fold_batchnorm(model) if fold else model
+    img, tri = _inputs()
+    _check_matches(model, img, tri, block=block, dense_above=1.0)
+
+
+def test_sparse_equals_dense_channels_last_small_variant(net):
+    model = fold_batchnorm(net(SMALL)).to(memory_format=torch.channels_last)
+    img, tri = _inputs(96, 130)
+    cl = torch.channels_last
+    _check_matches(model, img.contiguous(memory_format=cl), tri.contiguous(memory_format=cl), dense_above=1.0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"fusion": "add"}, {"ffu_source": "stem"}, {"sp_downsample": 2}, {"skip_convs": 1, "tcp_res_blocks": 1}],
+    ids=["add", "stem", "sp2", "shallow"],
+)
+def test_sparse_follows_the_architecture(change, net):
+    model = net(dataclasses.replace(TINY, **change))
+    img, tri = _inputs(130, 170)
+    _check_matches(model, img, tri, dense_above=1.0)
+
+
+def test_a_reach_one_short_breaks_the_band_edge(monkeypatch, net):
+    """The comparison above can fail: computing one pixel too little around the band shows."""
+    model = net()
+    img, tri = _inputs()
+    blocks = sparse._Grid.blocks
+    monkeypatch.setattr(sparse._Grid, "blocks", lambda self, reach: blocks(self, max(reach - 1, 0)))
+    with torch.inference_mode():
+        dense = model(img, tri)
+        fast = model.forward_sparse(img, tri, block=8, dense_above=1.0)
+    band = tri[:, 1:2] > 0.5
+    assert (fast - dense)[band].abs().max().item() > 1e-3
+
+
+def test_dense_fallback_for_wide_bands_groupnorm_and_training(net):
+    img, tri = _inputs()
+    model = net()
+    assert sparse.needed_fraction((tri[:, 1:2] > 0.5).float()[..., :128, :192], 16, 7) < 0.9
+    _check_matches(model, img, tri, dense_above=0.0)  # every frame counts as wide: dense
+    gn = net(dataclasses.replace(TINY, norm="group"))
+    assert not sparse.sparse_supported(gn)
+    _check_matches(gn, img, tri, dense_above=1.0)
+    model.train()
+    assert not sparse.sparse_supported(model)
+
+
+def test_empty_band_and_bad_block(net):
+    model = net()
+    img, _ = _inputs(64, 64)
+    tri = torch.zeros(2, 3, 64, 64)
+    tri[:, 2] = 1.0
+    with torch.inference_mode():
+        assert torch.all(model.forward_sparse(img, tri, dense_above=1.0) == 0)
+        for bad in (3, 12, 64, 0):
+            with pytest.raises(InputError, match="block"):
+                model.forward_sparse(img, tri, block=bad)
+
+
+def test_needed_fraction_counts_blocks_within_reach():
+    band = torch.zeros(1, 1, 64, 64)
+    band[0, 0, 20, 20] = 1.0  # block (1, 1) of 16 px
+    assert sparse.needed_fraction(band, 16, 0) == 1 / 16
+    assert sparse.needed_fraction(band, 16, 4) == 1 / 16  # block 0 ends at pixel 15: 5 away
+    assert sparse.needed_fraction(band, 16, 5) == 4 / 16  # blocks (0|1, 0|1)
+    assert sparse.needed_fraction(band, 16, 11) == 4 / 16  # block 2 starts at 32: 12 away
+    assert sparse.needed_fraction(band, 16, 12) == 9 / 16
+
+
+def test_engine_sparse_matte_equals_dense(rng, net):
+    model = net(SMALL)
+    h, w = 200, 260
+    img = rng.random((h, w, 3)).astype(np.float32)
+    lab = _trimaps(h, w)[0].argmax(0).numpy()
+    tri = np.choose(lab, [0.0, 0.5, 1.0]).astype(np.float32)
+    kw = dict(device="cpu", tile_size=128, overlap=32)
+    fast = MattingSession(model, sparse=True, **kw)
+    slow = MattingSession(model, sparse=False, **kw)
+    a, b = fast.matte(img, tri), slow.matte(img, tri)
+    np.testing.assert_allclose(a, b, atol=2e-5)
+    assert not np.allclose(a[tri == 0.5], 0.5)  # a real prediction, not a constant

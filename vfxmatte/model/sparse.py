@@ -1,0 +1,232 @@
+"""Block-sparse inference: the full- and half-resolution layers run only near the unknown band.
+
+The engine keeps the trimap's known pixels, so the network's output matters only inside the
+unknown band. Most of the cost, however, sits in the layers at full resolution (the Textural
+Compensate Path) and at half resolution (the Semantic Path's last decoder stage and head), which
+dense inference runs over the whole frame. Those layers are local: a chain of 3x3 convolutions,
+so an output pixel depends only on input pixels within as many pixels as there are convs after
+it. This module runs each of them on the square blocks of the frame that hold at least one pixel
+within that reach of the unknown band, and nowhere else:
+
+* every feature map lives in a zero-bordered frame-sized buffer; a layer gathers its blocks with
+  a one-pixel halo, convolves them without padding and scatters the results back;
+* the zero border is the dense network's zero padding, and the reach grows by one pixel per
+  conv towards the input, so every value the unknown band depends on is exactly the dense
+  network's (to float rounding); pixels away from the band are left undefined (finite);
+* the low-resolution part (ResNet encoder and the decoder stages at strides 16, 8 and 4) runs
+  densely, as its receptive field spans the frame.
+
+On this project's 2-core CPU the whole network runs ~1.35x faster on alphamatting.com photos,
+whose unknown bands touch a fifth to a half of the frame's 16-pixel blocks; the dense low-res
+part then dominates (``benchmarks/RESULTS.md``). GroupNorm and training need whole feature maps:
+:func:`sparse_supported` says when the dense forward must be used instead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vfxmatte.model.blocks import ResidualBlock, cat_channels
+
+#: Default block edge in full-resolution pixels (the half-resolution layers use half of it, the
+#: same frame area). 16 measured faster than 8 and 32 on alphamatting.com photos (RESULTS.md).
+DEFAULT_BLOCK = 16
+#: Above this share of blocks near the band, gathering blocks costs more than it saves: the
+#: dense forward runs instead (break-even measured at ~0.5 of the blocks at the TCP's reach).
+DENSE_ABOVE = 0.5
+
+_CL = torch.channels_last
+
+
+def sparse_supported(model: nn.Module) -> bool:
+    """True when every norm layer of the full/half-resolution layers is local (batch norm in
+    eval mode or already folded) and the model is not training."""
+    if model.training:
+        return False
+    return not any(isinstance(m, nn.GroupNorm) for m in model.modules())
+
+
+class _Grid:
+    """Which blocks of one resolution level to compute for a given reach around the band."""
+
+    def __init__(self, band: Tensor, block: int) -> None:
+        n, _, h, w = band.shape
+        if h % block or w % block:
+            raise ValueError(f"frame {h}x{w} is not a multiple of the block size {block}")
+        self.block = block
+        self.size = (h, w)
+        # Summed-area table of the band: a block is needed for reach r iff the band meets the
+        # block grown by r pixels (a chain of r 3x3 convs reaches a square).
+        table = (band[:, 0] > 0).to(torch.int32).cumsum(1).cumsum(2)
+        self._table = F.pad(table, (1, 0, 1, 0))  # [N, H+1, W+1]
+        self._cache: dict[int, tuple[Tensor, Tensor, Tensor]] = {}
+
+    def blocks(self, reach: int) -> tuple[Tensor, Tensor, Tensor]:
+        """(batch, row, column) indices of the blocks within ``reach`` pixels of the band."""
+        if reach not in self._cache:
+            (h, w), b, t = self.size, self.block, self._table
+            ys = torch.arange(0, h, b, device=t.device)
+            xs = torch.arange(0, w, b, device=t.device)
+            y0, y1 = (ys - reach).clamp(0, h), (ys + b + reach).clamp(0, h)
+            x0, x1 = (xs - reach).clamp(0, w), (xs + b + reach).clamp(0, w)
+            count = t[:, y1][:, :, x1] - t[:, y0][:, :, x1] - t[:, y1][:, :, x0] + t[:, y0][:, :, x0]
+            self._cache[reach] = (count > 0).nonzero(as_tuple=True)
+        return self._cache[reach]
+
+
+def needed_fraction(band: Tensor, block: int, reach: int) -> float:
+    """Share of the frame's blocks within ``reach`` pixels of the band (0..1)."""
+    grid = _Grid(band, block)
+    h, w = grid.size
+    return grid.blocks(reach)[0].numel() / (band.shape[0] * (h // block) * (w // block))
+
+
+def _buffer(like: Tensor, channels: int) -> Tensor:
+    """An [N, C, H+2, W+2] channels_last buffer for a level the size of ``like``.
+
+    Only its one-pixel border is zeroed (the dense network's zero padding): the interior is
+    written block by block, and values in blocks no layer computes are never read into a value
+    the band depends on (skipping the frame-sized fill saves ~8 ms per 16-channel map here).
+    """
+    n, _, h, w = like.shape
+    buf = torch.empty((n, h + 2, w + 2, channels), dtype=like.dtype, device=like.device)
+    buf[:, :: h + 1].zero_()  # first and last rows
+    buf[:, :, :: w + 1].zero_()  # first and last columns
+    return buf.permute(0, 3, 1, 2)  # channels_last memory
+
+
+def _padded(x: Tensor) -> Tensor:
+    """A dense map in a zero-bordered channels_last buffer."""
+    buf = _buffer(x, x.shape[1])
+    buf[..., 1:-1, 1:-1].copy_(x)
+    return buf
+
+
+def _windows(buf: Tensor, block: int, halo: int) -> Tensor:
+    """[N, rows, cols, B+2h, B+2h, C] view of a bordered buffer's blocks (halo 0 or 1)."""
+    n, c, hp, wp = buf.shape
+    sn, sc, sh, sw = buf.stride()
+    size = block + 2 * halo
+    offset = buf.storage_offset() + (1 - halo) * (sh + sw)
+    shape = (n, (hp - 2) // block, (wp - 2) // block, size, size, c)
+    return buf.as_strided(shape, (sn, block * sh, block * sw, sh, sw, sc), offset)
+
+
+def _gather(buf: Tensor, idx: tuple[Tensor, Tensor, Tensor], block: int, halo: int) -> Tensor:
+    """Blocks of ``buf`` as a channels_last batch [M, C, B+2h, B+2h]."""
+    return _windows(buf, block, halo)[idx].permute(0, 3, 1, 2)
+
+
+def _scatter(buf: Tensor, idx: tuple[Tensor, Tensor, Tensor], block: int, values: Tensor) -> None:
+    """Write [M, C, B, B] block results into ``buf``'s interior."""
+    _windows(buf, block, 0)[idx] = values.permute(0, 2, 3, 1).to(buf.dtype)
+
+
+def _conv3x3(conv: nn.Conv2d, patches: Tensor) -> Tensor:
+    """``conv`` (3x3, stride 1, padding 1) on halo patches, without padding -> the blocks."""
+    if conv.kernel_size != (3, 3) or conv.stride != (1, 1) or conv.padding != (1, 1) or conv.dilation != (1, 1):
+        raise ValueError(f"block-sparse inference needs 3x3 stride-1 convs, got {conv}")
+    return F.conv2d(patches, conv.weight, conv.bias, groups=conv.groups)
+
+
+def _layer(layer: nn.Module, patches: Tensor) -> Tensor:
+    """A conv, or a (conv, norm, ReLU) ``nn.Sequential``, on halo patches."""
+    if isinstance(layer, nn.Conv2d):
+        return _conv3x3(layer, patches)
+    conv, *rest = list(layer)
+    y = _conv3x3(conv, patches)
+    for m in rest:  # eval-mode batch norm or Identity (folded), then ReLU: all per pixel
+        y = m(y)
+    return y
+
+
+class _Runner:
+    """Applies layers block-sparsely on one resolution level."""
+
+    def __init__(self, grid: _Grid) -> None:
+        self.grid = grid
+        self.block = grid.block
+
+    def conv(self, layer: nn.Module, src: Tensor | list[Tensor], reach: int, channels: int) -> Tensor:
+        """``layer`` on the blocks for ``reach``; ``src`` buffers are concatenated on channels."""
+        idx = self.grid.blocks(reach)
+        srcs = src if isinstance(src, list) else [src]
+        patches = cat_channels([_gather(s, idx, self.block, 1) for s in srcs])
+        out = _buffer(srcs[0][..., 1:-1, 1:-1], channels)
+        if idx[0].numel():
+            _scatter(out, idx, self.block, _layer(layer, patches))
+        return out
+
+    def residual(self, blk: ResidualBlock, src: Tensor, reach: int) -> Tensor:
+        """A residual block whose output is needed within ``reach``."""
+        c = blk.conv2.out_channels
+        mid = self.conv(blk.conv1, src, reach + 1, c)
+        idx = self.grid.blocks(reach)
+        out = _buffer(src[..., 1:-1, 1:-1], c)
+        if idx[0].numel():
+            y = blk.norm2(_conv3x3(blk.conv2, _gather(mid, idx, self.block, 1)))
+            y = blk.relu(y + _gather(src, idx, self.block, 0))
+            _scatter(out, idx, self.block, y)
+        return out
+
+
+def _interior(buf: Tensor) -> Tensor:
+    return buf[..., 1:-1, 1:-1]
+
+
+def sparse_tcp_logit(tcp: nn.Module, x: Tensor, sp_feat: Tensor, band: Tensor, block: int) -> Tensor:
+    """The TCP's logit [N, 1, H, W], exact within ``band`` ([N, 1, H, W], 1 = needed)."""
+    run = _Runner(_Grid(band, block))
+    first, *blocks = list(tcp.extract)
+    reach = 2 * len(blocks) + 2  # convs after the first: two per residual block, two to refine
+    feat = run.conv(first, _padded(x), reach, first[0].out_channels)
+    for blk in blocks:
+        feat = run.residual(blk, feat, reach - 2)
+        reach -= 2
+    ffu = tcp.ffu
+    sp = _padded(ffu.w_c * ffu.proj(sp_feat))  # at the SP feature's stride s: upsampled per block
+    s = x.shape[-1] // sp_feat.shape[-1]
+    refine0, out_conv = list(tcp.refine)
+    if ffu.fusion == "concat":
+        idx = run.grid.blocks(1)
+        patches = cat_channels([_gather(feat, idx, block, 1), _nearest_patches(sp, idx, block, s, 1)])
+        mid = _buffer(x, refine0[0].out_channels)
+        if idx[0].numel():
+            _scatter(mid, idx, block, _layer(refine0, patches))
+    else:  # "add": fuse on the gathered blocks
+        fused = _buffer(x, feat.shape[1])
+        idx = run.grid.blocks(2)
+        if idx[0].numel():
+            _scatter(fused, idx, block, _gather(feat, idx, block, 0) + _nearest_patches(sp, idx, block, s, 0))
+        mid = run.conv(refine0, fused, 1, refine0[0].out_channels)
+    return _interior(run.conv(out_conv, mid, 0, 1))
+
+
+def _nearest_patches(low: Tensor, idx: tuple[Tensor, Tensor, Tensor], block: int, s: int, halo: int) -> Tensor:
+    """Blocks (with ``halo``) of ``low`` (a bordered buffer at stride ``s``) nearest-upsampled to
+    full resolution: the dense FFU's ``F.interpolate(..., mode="nearest")`` of the whole map,
+    without building it. A full-resolution block of ``block`` pixels covers ``block // s``
+    low-resolution cells; its one-pixel halo lies in the neighbouring cells."""
+    if block % s:
+        raise ValueError(f"block {block} is not a multiple of the FFU feature stride {s}")
+    cells = _gather(low, idx, block // s, 1)  # [M, C, block/s + 2, block/s + 2]
+    up = cells.repeat_interleave(s, dim=2).repeat_interleave(s, dim=3)
+    return up[..., s - halo : s + block + halo, s - halo : s + block + halo]
+
+
+def sparse_head_logit(stage: nn.Module, head: nn.Conv2d, d: Tensor, skip: Tensor, band_half: Tensor, block: int) -> Tensor:
+    """The Semantic Path's last decoder stage and head: logit [N, 1, H/2, W/2], exact where a
+    bilinear upsampling to full resolution reads it for the band (``band_half`` dilated by 1)."""
+    run = _Runner(_Grid(band_half, block))
+    up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+    skips = list(stage.skip)
+    reach = 1 + 2 + len(skips)  # head (+1 for the bilinear read), conv2, conv1, then the skip convs
+    s = _padded(skip)
+    for layer in skips:
+        s = run.conv(layer, s, reach, layer[0].out_channels)
+        reach -= 1
+    h = run.conv(stage.conv1, [_padded(up), s], 3, stage.conv1[0].out_channels)
+    h = run.conv(stage.conv2, h, 2, stage.conv2[0].out_channels)
+    return _interior(run.conv(head, h, 1, 1))
