@@ -109,14 +109,19 @@ def run_case(args: argparse.Namespace) -> dict:
     img, tri = make_frame(w, h, args.fraction)
     tile = DEFAULT_TILE if args.tiled else 0
     sess = MattingSession(model, device=args.device, tile_size=tile, overlap=DEFAULT_OVERLAP,
-                          fold_norms=bool(args.fold))
+                          fold_norms=bool(args.fold), sparse=bool(args.sparse))
     # Pixels the network actually processes (tiles run, or the padded whole frame).
     if tile:
         tiles = tiles_needing_inference(plan_tiles(h, w, tile, DEFAULT_OVERLAP), tri == 0.5, DEFAULT_OVERLAP)
         pixels = sum(t.h * t.w for t in tiles)
     else:
         pixels = (-(-h // 32) * 32) * (-(-w // 32) * 32)
-    sess.matte(img[:64, :64], tri[:64, :64])  # warm-up (allocator, kernels)
+    # Warm-up (allocator, kernels) on the frame scaled to 512 px wide: same band shape, so the
+    # block-sparse path compiles its kernels too, as for every frame of a shot after the first.
+    import cv2
+
+    small = (512, max(-(-512 * h // w), 32))
+    sess.matte(cv2.resize(img, small, interpolation=cv2.INTER_AREA), cv2.resize(tri, small, interpolation=cv2.INTER_NEAREST))
     if sess.device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -127,7 +132,8 @@ def run_case(args: argparse.Namespace) -> dict:
     dt = time.perf_counter() - t0
     out = {
         "variant": args.variant, "size": args.size, "unknown_fraction": args.fraction,
-        "tiled": bool(args.tiled), "fold_norms": bool(args.fold), "device": str(sess.device), "seconds": dt,
+        "tiled": bool(args.tiled), "fold_norms": bool(args.fold), "sparse": bool(args.sparse),
+        "device": str(sess.device), "seconds": dt,
         "network_megapixels": pixels / 1e6, "peak_rss_mib": peak_rss_mib(),
     }
     if sess.device.type == "cuda":
@@ -150,6 +156,8 @@ def main() -> None:
     ap.add_argument("--tiled-only", action="store_true", help="skip the untiled runs")
     ap.add_argument("--unfolded-too", action="store_true",
                     help="also run each tiled case without batch-norm folding (its speed-up)")
+    ap.add_argument("--dense-too", action="store_true",
+                    help="also run each tiled case with dense inference (block-sparse is the default)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     # internal: one case per subprocess
@@ -160,6 +168,7 @@ def main() -> None:
     ap.add_argument("--tiled", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--save-alpha", help=argparse.SUPPRESS)
     ap.add_argument("--fold", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--sparse", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
         print(json.dumps(run_case(args)))
@@ -172,22 +181,26 @@ def main() -> None:
     for v in args.variants:
         report["variants"][v] = {"gflops_per_megapixel": flops_per_megapixel(v)}
     modes = (1,) if args.tiled_only else (1, 0)
-    cases = [(v, s, f, t, 1) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
+    # (variant, size, fraction, tiled, fold, sparse)
+    cases = [(v, s, f, t, 1, 1) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
     if args.unfolded_too:
-        cases += [(v, s, f, 1, 0) for v in args.variants for s in args.sizes for f in args.fractions]
+        cases += [(v, s, f, 1, 0, 1) for v in args.variants for s in args.sizes for f in args.fractions]
+    if args.dense_too:
+        cases += [(v, s, f, 1, 1, 0) for v in args.variants for s in args.sizes for f in args.fractions]
     if args.eight_k:
-        cases += [(v, "8K", f, 1, 1) for v in args.variants for f in (0.05,)]
+        cases += [(v, "8K", f, 1, 1, 1) for v in args.variants for f in (0.05,)]
     tmp = Path(out_path.parent / "_alphas")
     tmp.mkdir(exist_ok=True)
-    for v, s, f, tiled, fold in cases:
+    for v, s, f, tiled, fold, sparse in cases:
         w, h = SIZES[s]
         if not tiled and v == "r34" and w * h / 1e6 > args.untiled_max_mp:
             report["cases"].append({"variant": v, "size": s, "unknown_fraction": f, "tiled": False,
                                     "skipped": "untiled r34 exceeds the memory budget"})
             continue
-        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}.npy"
+        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}.npy"
         cmd = [sys.executable, __file__, "--case", "--variant", v, "--size", s, "--fraction", str(f),
-               "--tiled", str(tiled), "--fold", str(fold), "--device", args.device, "--save-alpha", str(save)]
+               "--tiled", str(tiled), "--fold", str(fold), "--sparse", str(sparse), "--device", args.device,
+               "--save-alpha", str(save)]
         if args.checkpoint:
             cmd += ["--checkpoint", args.checkpoint]
         try:
@@ -215,6 +228,14 @@ def main() -> None:
                 _, tri = make_frame(w, h, c["unknown_fraction"])
                 d = np.abs(np.load(a_u) - np.load(a_t))[tri == 0.5]
                 c["tiled_vs_untiled"] = {"mad": float(d.mean()), "max": float(d.max())}
+        if c.get("sparse") is False and "seconds" in c:
+            a_d = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_1_dense.npy"
+            a_s = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_1.npy"
+            if a_d.exists() and a_s.exists():
+                w, h = SIZES[c["size"]]
+                _, tri = make_frame(w, h, c["unknown_fraction"])
+                d = np.abs(np.load(a_d) - np.load(a_s))[tri == 0.5]
+                c["sparse_vs_dense"] = {"mad": float(d.mean()), "max": float(d.max())}
     for f in tmp.glob("*.npy"):
         f.unlink()
     tmp.rmdir()
