@@ -16,9 +16,10 @@ within that reach of the unknown band, and nowhere else:
 * the low-resolution part (ResNet encoder and the decoder stages at strides 16, 8 and 4) runs
   densely, as its receptive field spans the frame.
 
-On this project's 2-core CPU the whole network runs ~1.35x faster on alphamatting.com photos,
-whose unknown bands touch a fifth to a half of the frame's 16-pixel blocks; the dense low-res
-part then dominates (``benchmarks/RESULTS.md``). GroupNorm and training need whole feature maps:
+On this project's 2-core CPU the whole network runs 1.15-1.35x faster on alphamatting.com
+photos, whose unknown bands touch a fifth to a half of the frame's 16-pixel blocks (the dense
+low-resolution part then dominates), and 1.6-1.9x on 2K/4K plates with a thin band
+(``benchmarks/RESULTS.md``). Peak memory grows a little (a buffer per layer). GroupNorm and training need whole feature maps:
 :func:`sparse_supported` says when the dense forward must be used instead.
 """
 
