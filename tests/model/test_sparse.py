@@ -149,3 +149,16 @@ def test_engine_sparse_matte_equals_dense(rng, net):
     a, b = fast.matte(img, tri), slow.matte(img, tri)
     np.testing.assert_allclose(a, b, atol=2e-5)
     assert not np.allclose(a[tri == 0.5], 0.5)  # a real prediction, not a constant
+
+
+def test_fused_cpu_convs_match_the_plain_ones(net, monkeypatch):
+    """On the CPU the folded conv+ReLU and conv+add+ReLU layers run as single oneDNN calls;
+    without those ops (other builds) the plain conv, add and ReLU give the same alpha."""
+    assert sparse._FUSED_CONV is not None  # this build has them: the fused path is what ran above
+    model = fold_batchnorm(net(SMALL))
+    img, tri = _inputs(96, 128)
+    with torch.inference_mode():
+        fused = model.forward_sparse(img, tri, dense_above=1.0)
+        monkeypatch.setattr(sparse, "_FUSED_CONV", None)
+        plain = model.forward_sparse(img, tri, dense_above=1.0)
+    assert torch.allclose(fused, plain, atol=1e-5)
