@@ -193,8 +193,12 @@ def test_cuda_fp16_matches_cpu_fp32(tiny, rng):
     img, tri = _frame(300, 400, rng)
     a_cpu = MattingSession(tiny, device="cpu", tile_size=256, overlap=64).matte(img, tri)
     gpu_model = copy.deepcopy(tiny)
-    a_gpu = MattingSession(gpu_model, device="cuda", tile_size=256, overlap=64).matte(img, tri)
+    gpu = MattingSession(gpu_model, device="cuda", tile_size=256, overlap=64)
+    assert not gpu.sparse  # block-sparse is a CPU default until measured on GPUs
+    a_gpu = gpu.matte(img, tri)
     assert np.abs(a_cpu - a_gpu)[tri == 0.5].mean() < 5e-3
+    a_gpu_sparse = MattingSession(gpu_model, device="cuda", tile_size=256, overlap=64, sparse=True).matte(img, tri)
+    assert np.abs(a_gpu_sparse - a_gpu)[tri == 0.5].max() < 5e-3  # fp16 rounding only
 
 
 @pytest.fixture(scope="module")

@@ -314,7 +314,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
     samples = load_eval_set(args.folder, trimap_dir=args.trimap_dir)
-    session = MattingSession.from_checkpoint(args.model, device=args.device, tta=args.tta, sparse=not args.dense)
+    session = MattingSession.from_checkpoint(args.model, device=args.device, tta=args.tta, sparse=False if args.dense else None)
     progress = None
     bar = None
     if out.show_progress_bar():
@@ -414,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--tta", choices=("none", "flip"), default="none",
                     help="test-time augmentation: flip also runs the mirrored image (about 2x the time)")
     ev.add_argument("--dense", action="store_true",
-                    help="run every layer over the whole frame (default: block-sparse near the unknown band)")
+                    help="run every layer over the whole frame (default on the CPU: block-sparse near the unknown band)")
     ev.add_argument("--json", action="store_true", help="print the scores as one JSON document")
     return p
 

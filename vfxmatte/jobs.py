@@ -259,9 +259,10 @@ class ModelSpec(_Section):
     #: averaged; about twice the time for finer edges, see benchmarks/RESULTS.md).
     tta: Literal["none", "flip"] = "none"
     #: Run the full- and half-resolution layers only near the unknown band (same alpha inside
-    #: it, to float rounding; 1.15-1.35x faster on 800 px photos, 1.6-1.9x on 2K/4K plates with
-    #: thin bands). false: dense inference over every tile.
-    sparse: bool = True
+    #: it, to float rounding; on the CPU 1.15-1.35x faster on 800 px photos, 1.6-1.9x on 2K/4K
+    #: plates with thin bands). false: dense inference over every tile. null: on for the CPU,
+    #: off on GPUs (not yet measured there).
+    sparse: bool | None = None
 
     @field_validator("device")
     @classmethod

@@ -162,3 +162,9 @@ def test_fused_cpu_convs_match_the_plain_ones(net, monkeypatch):
         monkeypatch.setattr(sparse, "_FUSED_CONV", None)
         plain = model.forward_sparse(img, tri, dense_above=1.0)
     assert torch.allclose(fused, plain, atol=1e-5)
+
+
+def test_engine_default_is_sparse_on_the_cpu_only(net):
+    model = net()
+    assert MattingSession(model, device="cpu").sparse
+    assert not MattingSession(model, device="cpu", sparse=False).sparse
