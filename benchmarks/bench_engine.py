@@ -143,6 +143,18 @@ def run_case(args: argparse.Namespace) -> dict:
     return out
 
 
+def _band_difference(case: dict, key: str, tmp: Path, suffix_a: str, suffix_b: str) -> None:
+    """Store the mean/max |difference| inside the unknown band of two saved alphas of ``case``'s
+    frame (files ``<variant>_<size>_<fraction><suffix>.npy``) under ``case[key]``."""
+    stem = f"{case['variant']}_{case['size']}_{case['unknown_fraction']}"
+    a, b = tmp / f"{stem}{suffix_a}.npy", tmp / f"{stem}{suffix_b}.npy"
+    if a.exists() and b.exists():
+        w, h = SIZES[case["size"]]
+        _, tri = make_frame(w, h, case["unknown_fraction"])
+        d = np.abs(np.load(a) - np.load(b))[tri == 0.5]
+        case[key] = {"mad": float(d.mean()), "max": float(d.max())}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", nargs="+", default=["small", "r34"])
@@ -218,24 +230,14 @@ def main() -> None:
         report["cases"].append(case)
         print(json.dumps(case), flush=True)
         out_path.write_text(json.dumps(report, indent=2))
-    # tiled vs untiled agreement where both ran
+    # tiled vs untiled, and dense vs block-sparse, agreement where both ran
     for c in report["cases"]:
-        if c.get("tiled") is False and "seconds" in c:
-            a_u = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_0.npy"
-            a_t = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_1.npy"
-            if a_u.exists() and a_t.exists():
-                w, h = SIZES[c["size"]]
-                _, tri = make_frame(w, h, c["unknown_fraction"])
-                d = np.abs(np.load(a_u) - np.load(a_t))[tri == 0.5]
-                c["tiled_vs_untiled"] = {"mad": float(d.mean()), "max": float(d.max())}
-        if c.get("sparse") is False and "seconds" in c:
-            a_d = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_1_dense.npy"
-            a_s = tmp / f"{c['variant']}_{c['size']}_{c['unknown_fraction']}_1.npy"
-            if a_d.exists() and a_s.exists():
-                w, h = SIZES[c["size"]]
-                _, tri = make_frame(w, h, c["unknown_fraction"])
-                d = np.abs(np.load(a_d) - np.load(a_s))[tri == 0.5]
-                c["sparse_vs_dense"] = {"mad": float(d.mean()), "max": float(d.max())}
+        if "seconds" not in c:
+            continue
+        if c.get("tiled") is False:
+            _band_difference(c, "tiled_vs_untiled", tmp, "_0", "_1")
+        if c.get("sparse") is False:
+            _band_difference(c, "sparse_vs_dense", tmp, "_1_dense", "_1")
     for f in tmp.glob("*.npy"):
         f.unlink()
     tmp.rmdir()

@@ -94,8 +94,8 @@ def test_a_reach_one_short_breaks_the_band_edge(monkeypatch, net):
     """The comparison above can fail: computing one pixel too little around the band shows."""
     model = net()
     img, tri = _inputs()
-    blocks = sparse._Grid.blocks
-    monkeypatch.setattr(sparse._Grid, "blocks", lambda self, reach: blocks(self, max(reach - 1, 0)))
+    blocks = sparse.BlockGrid.blocks
+    monkeypatch.setattr(sparse.BlockGrid, "blocks", lambda self, reach: blocks(self, max(reach - 1, 0)))
     with torch.inference_mode():
         dense = model(img, tri)
         fast = model.forward_sparse(img, tri, block=8, dense_above=1.0)

@@ -15,7 +15,7 @@ from vfxmatte.model.semantic_path import SemanticPath
 from vfxmatte.model.sparse import (
     DEFAULT_BLOCK,
     DENSE_ABOVE,
-    needed_fraction,
+    BlockGrid,
     sparse_head_logit,
     sparse_supported,
     sparse_tcp_logit,
@@ -129,22 +129,29 @@ class TCPMatting(nn.Module):
         rgb = (image - self.mean) / self.std
         x, h, w = pad_to_stride(cat_channels([rgb, trimap]), self.stride)  # [B, 6, H', W']
         band = (x[:, 4:5] > 0.5).to(x.dtype)  # the one-hot trimap's unknown channel
-        if not sparse_supported(self) or needed_fraction(band, block, self.tcp_reach) > dense_above:
+        grid = BlockGrid(band, block) if sparse_supported(self) else None
+        if grid is None or grid.fraction(self.tcp_reach) > dense_above:
             alpha = self.forward(image, trimap)
-            return torch.where(band[..., :h, :w] > 0, alpha, torch.zeros_like(alpha))
+        else:
+            alpha = self._sparse_alpha(x, band, grid, h, w)
+        return torch.where(band[..., :h, :w] > 0, alpha, torch.zeros_like(alpha))
+
+    def _sparse_alpha(self, x: Tensor, band: Tensor, grid: BlockGrid, h: int, w: int) -> Tensor:
+        """Block-sparse alpha of the padded input ``x``, cropped to ``h`` x ``w``."""
         k = self.config.sp_downsample
         if k == 1:
             feats, d = self.semantic.trunk(x)
             band_half = F.max_pool2d(band, 2)  # a half-res pixel is in the band if one of its 4 is
-            head = sparse_head_logit(self.semantic.stages[-1], self.semantic.head, d, feats[0], band_half, block // 2)
+            head = sparse_head_logit(
+                self.semantic.stages[-1], self.semantic.head, d, feats[0], band_half, grid.block // 2
+            )
             sp_logit = F.interpolate(head, size=x.shape[-2:], mode="bilinear", align_corners=False)
             sp_feat = feats[self.semantic.ffu_index]
         else:  # the reduced-resolution Semantic Path is cheap: run it densely
             sp_logit, sp_feat = self.semantic(F.avg_pool2d(x, k))
             sp_logit = F.interpolate(sp_logit, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        tcp_logit = sparse_tcp_logit(self.tcp, x, sp_feat, band, block)
-        alpha = alpha_from_logits(sp_logit[..., :h, :w], tcp_logit[..., :h, :w])
-        return torch.where(band[..., :h, :w] > 0, alpha, torch.zeros_like(alpha))
+        tcp_logit = sparse_tcp_logit(self.tcp, x, sp_feat, grid)
+        return alpha_from_logits(sp_logit[..., :h, :w], tcp_logit[..., :h, :w])
 
     def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor | None = None) -> Tensor:
         """Predict alpha.

@@ -25,6 +25,8 @@ low-resolution part then dominates), and 1.6-1.9x on 2K/4K plates with a thin ba
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -52,8 +54,11 @@ def sparse_supported(model: nn.Module) -> bool:
     return not any(isinstance(m, nn.GroupNorm) for m in model.modules())
 
 
-class _Grid:
-    """Which blocks of one resolution level to compute for a given reach around the band."""
+class BlockGrid:
+    """Which blocks of one resolution level to compute for a given reach around the band.
+
+    Built once per forward and level: its summed-area table and the block lists per reach are
+    shared by the density check and every layer."""
 
     def __init__(self, band: Tensor, block: int) -> None:
         n, _, h, w = band.shape
@@ -79,12 +84,20 @@ class _Grid:
             self._cache[reach] = (count > 0).nonzero(as_tuple=True)
         return self._cache[reach]
 
+    def fraction(self, reach: int) -> float:
+        """Share of the frame's blocks within ``reach`` pixels of the band (0..1)."""
+        (h, w), b = self.size, self.block
+        return self.blocks(reach)[0].numel() / (self._table.shape[0] * (h // b) * (w // b))
+
 
 def needed_fraction(band: Tensor, block: int, reach: int) -> float:
-    """Share of the frame's blocks within ``reach`` pixels of the band (0..1)."""
-    grid = _Grid(band, block)
-    h, w = grid.size
-    return grid.blocks(reach)[0].numel() / (band.shape[0] * (h // block) * (w // block))
+    """Share of the frame's blocks within ``reach`` pixels of ``band`` [N, 1, H, W] (0..1)."""
+    return BlockGrid(band, block).fraction(reach)
+
+
+def _interior(buf: Tensor) -> Tensor:
+    """The frame inside a bordered buffer."""
+    return buf[..., 1:-1, 1:-1]
 
 
 def _buffer(like: Tensor, channels: int) -> Tensor:
@@ -104,7 +117,7 @@ def _buffer(like: Tensor, channels: int) -> Tensor:
 def _padded(x: Tensor) -> Tensor:
     """A dense map in a zero-bordered channels_last buffer."""
     buf = _buffer(x, x.shape[1])
-    buf[..., 1:-1, 1:-1].copy_(x)
+    _interior(buf).copy_(x)
     return buf
 
 
@@ -183,16 +196,25 @@ def _layer(layer: nn.Module, patches: Tensor) -> Tensor:
 class _Runner:
     """Applies layers block-sparsely on one resolution level."""
 
-    def __init__(self, grid: _Grid) -> None:
+    def __init__(self, grid: BlockGrid) -> None:
         self.grid = grid
         self.block = grid.block
 
-    def conv(self, layer: nn.Module, src: Tensor | list[Tensor], reach: int, channels: int) -> Tensor:
-        """``layer`` on the blocks for ``reach``; ``src`` buffers are concatenated on channels."""
+    def conv(
+        self,
+        layer: nn.Module,
+        src: Tensor | list[Tensor],
+        reach: int,
+        channels: int,
+        extra: Callable[[tuple[Tensor, Tensor, Tensor]], Tensor] | None = None,
+    ) -> Tensor:
+        """``layer`` on the blocks for ``reach``; ``src`` buffers are concatenated on channels,
+        then ``extra(blocks)``'s halo patches if given (inputs that are not bordered buffers)."""
         idx = self.grid.blocks(reach)
         srcs = src if isinstance(src, list) else [src]
-        patches = cat_channels([_gather(s, idx, self.block, 1) for s in srcs])
-        out = _buffer(srcs[0][..., 1:-1, 1:-1], channels)
+        parts = [_gather(s, idx, self.block, 1) for s in srcs]
+        patches = cat_channels(parts + [extra(idx)] if extra else parts)
+        out = _buffer(_interior(srcs[0]), channels)
         if idx[0].numel():
             _scatter(out, idx, self.block, _layer(layer, patches))
         return out
@@ -202,7 +224,7 @@ class _Runner:
         c = blk.conv2.out_channels
         mid = self.conv(blk.conv1, src, reach + 1, c)
         idx = self.grid.blocks(reach)
-        out = _buffer(src[..., 1:-1, 1:-1], c)
+        out = _buffer(_interior(src), c)
         if idx[0].numel():
             patches, skip = _gather(mid, idx, self.block, 1), _gather(src, idx, self.block, 0)
             if _fusable(patches) and isinstance(blk.norm2, nn.Identity) and blk.conv2.groups == 1:  # folded
@@ -215,13 +237,10 @@ class _Runner:
         return out
 
 
-def _interior(buf: Tensor) -> Tensor:
-    return buf[..., 1:-1, 1:-1]
-
-
-def sparse_tcp_logit(tcp: nn.Module, x: Tensor, sp_feat: Tensor, band: Tensor, block: int) -> Tensor:
-    """The TCP's logit [N, 1, H, W], exact within ``band`` ([N, 1, H, W], 1 = needed)."""
-    run = _Runner(_Grid(band, block))
+def sparse_tcp_logit(tcp: nn.Module, x: Tensor, sp_feat: Tensor, grid: BlockGrid) -> Tensor:
+    """The TCP's logit [N, 1, H, W], exact within the band ``grid`` was built from."""
+    run = _Runner(grid)
+    block = grid.block
     first, *blocks = list(tcp.extract)
     reach = 2 * len(blocks) + 2  # convs after the first: two per residual block, two to refine
     feat = run.conv(first, _padded(x), reach, first[0].out_channels)
@@ -233,11 +252,7 @@ def sparse_tcp_logit(tcp: nn.Module, x: Tensor, sp_feat: Tensor, band: Tensor, b
     s = x.shape[-1] // sp_feat.shape[-1]
     refine0, out_conv = list(tcp.refine)
     if ffu.fusion == "concat":
-        idx = run.grid.blocks(1)
-        patches = cat_channels([_gather(feat, idx, block, 1), _nearest_patches(sp, idx, block, s, 1)])
-        mid = _buffer(x, refine0[0].out_channels)
-        if idx[0].numel():
-            _scatter(mid, idx, block, _layer(refine0, patches))
+        mid = run.conv(refine0, feat, 1, refine0[0].out_channels, extra=lambda idx: _nearest_patches(sp, idx, block, s, 1))
     else:  # "add": fuse on the gathered blocks
         fused = _buffer(x, feat.shape[1])
         idx = run.grid.blocks(2)
@@ -262,7 +277,7 @@ def _nearest_patches(low: Tensor, idx: tuple[Tensor, Tensor, Tensor], block: int
 def sparse_head_logit(stage: nn.Module, head: nn.Conv2d, d: Tensor, skip: Tensor, band_half: Tensor, block: int) -> Tensor:
     """The Semantic Path's last decoder stage and head: logit [N, 1, H/2, W/2], exact where a
     bilinear upsampling to full resolution reads it for the band (``band_half`` dilated by 1)."""
-    run = _Runner(_Grid(band_half, block))
+    run = _Runner(BlockGrid(band_half, block))
     up = F.interpolate(d, size=skip.shape[-2:], mode="bilinear", align_corners=False)
     skips = list(stage.skip)
     reach = 1 + 2 + len(skips)  # head (+1 for the bilinear read), conv2, conv1, then the skip convs
