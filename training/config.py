@@ -107,6 +107,14 @@ class DataConfig(_Section):
     #: The same for the validation set: 0 = the paper's trimaps, 1 = every sample rough (the
     #: "rough" protocol, e.g. ``validate --set data.val_rough_trimap_prob=1``).
     val_rough_trimap_prob: float = 0.0
+    #: Share of composited training items that get a *held object* (a flag, board, bag: its own
+    #: photo texture, often dark or background-coloured) pasted over the foreground's edge and
+    #: marked all unknown (``training.synthetic.held_object``). Not in the paper (0 = off): it
+    #: teaches opaque parts that look nothing like the known foreground and lie wholly inside
+    #: a hand-drawn band (alphamatting.com's GT16 flag is the case on the benchmark).
+    held_object_prob: float = 0.0
+    #: The same for the validation set ("held" protocol: ``--set data.val_held_object_prob=1``).
+    val_held_object_prob: float = 0.0
 
     @field_validator("crop_sizes")
     @classmethod
@@ -122,7 +130,7 @@ class DataConfig(_Section):
             raise ValueError("must be >= 32 (the Semantic Path's stride)")
         return v
 
-    @field_validator("rough_trimap_prob", "val_rough_trimap_prob")
+    @field_validator("rough_trimap_prob", "val_rough_trimap_prob", "held_object_prob", "val_held_object_prob")
     @classmethod
     def _probability(cls, v: float) -> float:
         if not 0.0 <= v <= 1.0:

@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from training.synthetic import PhotoLibrary, SyntheticGenerator, linear_to_srgb
+from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object, linear_to_srgb, over
 from training.trimaps import ROUGH_KERNEL, rough_trimap, semantic_trimap, tcp_trimap
 from vfxmatte.errors import DataError
-from vfxmatte.trimap import one_hot
+from vfxmatte.trimap import UNKNOWN, one_hot
 
 #: Suffixes accepted for foregrounds and mattes; pre-composited images may also be JPEG.
 MATTE_SUFFIXES = (".png", ".tif", ".tiff", ".exr")
@@ -264,6 +264,30 @@ def _jitter_colour(rgb: np.ndarray, rng: np.random.Generator, hue: float, sat: f
     return np.clip(out, 0.0, 1.0, out=out)
 
 
+def _add_held_object(
+    f: np.ndarray, a: np.ndarray, photos: PhotoLibrary, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paste a :func:`~training.synthetic.held_object` over the foreground's edge.
+
+    Returns the new (F, alpha) and the object's coverage as uint8 (1 where its alpha > 0).
+    Centred on a random pixel of the foreground's outline (anywhere if there is none), so the
+    object overlaps both the foreground and the background.
+    """
+    S = a.shape[0]
+    solid = (a > 0.5).astype(np.uint8)
+    edge = cv2.morphologyEx(solid, cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(edge)
+    if len(ys):
+        i = int(rng.integers(len(ys)))
+        centre = (float(ys[i]), float(xs[i]))
+    else:
+        centre = (rng.uniform(0, S), rng.uniform(0, S))
+    side = rng.uniform(0.2, 0.5) * S
+    obj = held_object(rng, photos, S, S, centre, side)
+    f2, a2 = over(obj, (f, a))
+    return f2, a2, (obj[1] > 0).astype(np.uint8)
+
+
 def _chw(x: np.ndarray) -> torch.Tensor:
     if x.ndim == 2:
         x = x[None]
@@ -306,6 +330,11 @@ class MattingDataset(Dataset):
             SP trimap with its band dilated by :func:`training.trimaps.rough_trimap`); 0 keeps
             the paper's stream exactly (no extra random draws).
         rough_trimap_kernel: kernel side range of that dilation, in ``out_size`` pixels.
+        held_object_prob: share of composited items that get a held object
+            (:func:`training.synthetic.held_object`, 20-50% of ``out_size`` across, its own
+            texture) pasted over the foreground's edge and marked all unknown in the trimaps,
+            like a flag in a toy's paw inside a hand-drawn band; 0 (the default) keeps the
+            stream exactly (no extra random draws).
         seed: base seed.
 
     Item: dict of float32 tensors, S = ``out_size``:
@@ -334,6 +363,7 @@ class MattingDataset(Dataset):
         centre_on_unknown: float = 0.9,
         rough_trimap_prob: float = 0.0,
         rough_trimap_kernel: tuple[int, int] = ROUGH_KERNEL,
+        held_object_prob: float = 0.0,
         seed: int = 0,
     ) -> None:
         self.studio = StudioSet(studio) if isinstance(studio, (str, Path)) else studio
@@ -373,6 +403,9 @@ class MattingDataset(Dataset):
             raise DataError(f"rough_trimap_prob must be in [0, 1], got {rough_trimap_prob}")
         self.rough_trimap_prob = float(rough_trimap_prob)
         self.rough_trimap_kernel = (int(rough_trimap_kernel[0]), int(rough_trimap_kernel[1]))
+        if not 0.0 <= held_object_prob <= 1.0:
+            raise DataError(f"held_object_prob must be in [0, 1], got {held_object_prob}")
+        self.held_object_prob = float(held_object_prob)
         self.seed = int(seed)
         self.epoch = 0
         self._fg_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
@@ -409,6 +442,7 @@ class MattingDataset(Dataset):
         rng = self.rng(index)
         S = self.out_size
         composited = False
+        held: np.ndarray | None = None
         if self.synthetic is not None and rng.random() < self.synthetic_fraction:
             rgb, alpha = self._synthetic_sample(index)
         else:
@@ -438,6 +472,8 @@ class MattingDataset(Dataset):
         else:
             assert self.backgrounds is not None
             bg = self.backgrounds.crop(rng, S, S, zoom=self.bg_zoom)
+            if self.held_object_prob > 0.0 and rng.random() < self.held_object_prob:
+                f, a, held = _add_held_object(f, a, self.backgrounds, rng)
             fg = f
             if self.augment:
                 # Foreground and background jittered separately, so colour alone never tells them apart.
@@ -452,6 +488,10 @@ class MattingDataset(Dataset):
         sp = semantic_trimap(a, rng)
         if self.rough_trimap_prob > 0.0 and rng.random() < self.rough_trimap_prob:
             sp = rough_trimap(sp, rng, self.rough_trimap_kernel)
+        if held is not None:  # the whole held object (and a margin) is left for the network
+            k = int(rng.integers(3, 26))
+            margin = cv2.dilate(held, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+            sp = np.where(margin > 0, np.float32(UNKNOWN), sp).astype(np.float32)
         tcp = tcp_trimap(sp, rng)
         return {
             "image": img_t,
@@ -473,6 +513,7 @@ def build_validation_set(
     crop_sizes: Sequence[int] = (480, 640),
     rough_trimap_prob: float = 0.0,
     rough_trimap_kernel: tuple[int, int] = ROUGH_KERNEL,
+    held_object_prob: float = 0.0,
 ) -> list[dict[str, torch.Tensor]]:
     """A fixed list of ``n`` validation items (no flips or jitter), reproducible from ``seed``.
 
@@ -483,5 +524,5 @@ def build_validation_set(
     source = {"synthetic" if isinstance(generator_or_root, SyntheticGenerator) else "studio": generator_or_root}
     ds = MattingDataset(**source, length=n, backgrounds=backgrounds, out_size=size, crop_sizes=crop_sizes,
                         augment=False, seed=seed, rough_trimap_prob=rough_trimap_prob,
-                        rough_trimap_kernel=rough_trimap_kernel)
+                        rough_trimap_kernel=rough_trimap_kernel, held_object_prob=held_object_prob)
     return [ds[i] for i in range(n)]

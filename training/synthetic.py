@@ -222,7 +222,7 @@ def _edge_alpha(field: np.ndarray, softness: float) -> np.ndarray:
     return np.clip(0.5 + field / (g * np.float32(softness)), 0.0, 1.0).astype(np.float32)
 
 
-def _over(top: tuple[np.ndarray, np.ndarray], bottom: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+def over(top: tuple[np.ndarray, np.ndarray], bottom: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Porter-Duff "over" of two (F, alpha) layers with straight colour.
 
     Where both layers are transparent the colour is the top layer's (the ``eps`` terms), so F
@@ -652,7 +652,7 @@ def _hairy_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     body_shade = 1.0 + a_i * (shade_i - 1.0)
     f_body = np.clip(colour * body_shade[..., None], 0, 1)
     f_hair = np.clip(colour * shade[..., None], 0, 1)
-    return _over((f_hair, a_h), (f_body, body_a))
+    return over((f_hair, a_h), (f_body, body_a))
 
 
 def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
@@ -870,6 +870,51 @@ RECIPES: dict[str, float] = {
 }
 
 
+def held_object(
+    rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, centre: tuple[float, float], side: float
+) -> Layer:
+    """An opaque held or attached object on an ``h`` x ``w`` canvas: a flag, board, bag or ball.
+
+    ``side`` pixels across, centred at ``centre`` (y, x), textured from its own photo crop, so
+    it does not look like the body it is attached to; half the time darkened, and a third of
+    the time recoloured toward a second photo's mean, so colour alone cannot tell it from the
+    background. Half are warped quadrilaterals (flags and boards: straight edges, a wave
+    across), half organic blobs. The edge is anti-aliased like :func:`_solid_layer`'s.
+
+    For the case that alphamatting.com's GT16 shows (a flag held by a toy, wholly inside a
+    hand-drawn unknown band, whose dark field the network called background):
+    :class:`training.data.MattingDataset` pastes one over the foreground's edge and marks it
+    all unknown (``held_object_prob``).
+    """
+    cy, cx = float(centre[0]), float(centre[1])
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    ang = rng.uniform(0.0, math.pi)
+    c, s = math.cos(ang), math.sin(ang)
+    u0 = ((xx - cx) * c + (yy - cy) * s) / np.float32(0.5 * side)
+    v0 = (-(xx - cx) * s + (yy - cy) * c) / np.float32(0.5 * side)
+    if rng.random() < 0.5:
+        # Quadrilateral with a travelling wave along one axis (a flag, a sign, a board).
+        aspect = rng.uniform(0.35, 1.0)
+        amp, freq, phase = rng.uniform(0.0, 0.12), rng.uniform(1.0, 4.0), rng.uniform(0.0, 2 * math.pi)
+        v = v0 / np.float32(aspect) + np.float32(amp) * np.sin(np.float32(freq) * u0 + np.float32(phase))
+        field = 1.0 - np.maximum(np.abs(u0), np.abs(v))
+    else:
+        rx, ry = rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)
+        field = 1.0 - np.sqrt((u0 / np.float32(rx)) ** 2 + (v0 / np.float32(ry)) ** 2)
+        field = field + rng.uniform(0.03, 0.15) * _noise(rng, h, w, rng.uniform(0.2, 0.6) * side)
+    a = _edge_alpha(field.astype(np.float32), rng.uniform(0.7, 2.0))
+    f = photos.crop(rng, h, w)
+    if rng.random() < 0.33:
+        # Toward another photo's mean colour (often the background's palette).
+        target = photos.crop(rng, 8, 8).reshape(-1, 3).mean(0)
+        f = f * (target / (f.reshape(-1, 3).mean(0) + 1e-3))[None, None, :]
+    if rng.random() < 0.5:
+        f = f * np.float32(rng.uniform(0.15, 0.6))
+    g = _noise(rng, h, w, max(8.0, 0.6 * side))[..., None]
+    f = np.clip(f * (1.0 + 0.15 * g), 0.0, 1.0).astype(np.float32)
+    return f, a
+
+
 class SyntheticGenerator:
     """Procedural (foreground, alpha) pairs textured from real photos.
 
@@ -960,11 +1005,11 @@ class SyntheticGenerator:
         layer = self._layer(name, rng, h, w)
         if name in ("plant", "net", "transparent") and rng.random() < 0.35:
             # Something solid behind a fine or transparent layer: a body in the frame.
-            layer = _over(layer, _solid_layer(rng, self.photos, h, w))
+            layer = over(layer, _solid_layer(rng, self.photos, h, w))
             info["extra"] = "solid"
         elif rng.random() < 0.12:
             extra = "transparent" if rng.random() < 0.5 else "net"
-            layer = _over(self._layer(extra, rng, h, w), layer)
+            layer = over(self._layer(extra, rng, h, w), layer)
             info["extra"] = extra
         if name in ("hair", "fur") and rng.random() < 0.15:
             layer = _blur_layer(rng, layer, 0.3 * math.sqrt(h * w))

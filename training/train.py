@@ -205,9 +205,11 @@ def describe_data(cfg: TrainConfig) -> str:
     rough = (f"; rough trimaps {d.rough_trimap_prob:g} (kernel {d.rough_trimap_kernel[0]}-{d.rough_trimap_kernel[1]})"
              if d.rough_trimap_prob else "")
     val_rough = f", rough trimaps {d.val_rough_trimap_prob:g}" if d.val_rough_trimap_prob else ""
+    held = f"; held objects {d.held_object_prob:g}" if d.held_object_prob else ""
+    val_held = f", held objects {d.val_held_object_prob:g}" if d.val_held_object_prob else ""
     return (
-        f"{' + '.join(parts)}; crops {d.crop_sizes} -> {d.out_size}px{rough}; "
-        f"val: {d.val_samples} synthetic samples seed {d.val_seed} at {d.val_size}px{val_rough}"
+        f"{' + '.join(parts)}; crops {d.crop_sizes} -> {d.out_size}px{rough}{held}; "
+        f"val: {d.val_samples} synthetic samples seed {d.val_seed} at {d.val_size}px{val_rough}{val_held}"
     )
 
 
@@ -248,6 +250,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
         synthetic_reuse=d.synthetic.reuse if d.synthetic else 1,
         seed=d.synthetic.seed if d.synthetic else cfg.train.seed,
         rough_trimap_prob=d.rough_trimap_prob, rough_trimap_kernel=d.rough_trimap_kernel,
+        held_object_prob=d.held_object_prob,
     )
     if d.val_samples == 0:
         return train_set, []
@@ -256,7 +259,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
     val = build_validation_set(val_gen, n=d.val_samples, seed=d.val_seed, size=d.val_size,
                                backgrounds=val_lib, crop_sizes=d.crop_sizes,
                                rough_trimap_prob=d.val_rough_trimap_prob,
-                               rough_trimap_kernel=d.rough_trimap_kernel)
+                               rough_trimap_kernel=d.rough_trimap_kernel,
+                               held_object_prob=d.val_held_object_prob)
     return train_set, val
 
 

@@ -201,6 +201,58 @@ def test_rough_trimaps_only_widen_the_paper_trimaps(generator: SyntheticGenerato
         MattingDataset(synthetic=generator, length=3, rough_trimap_prob=1.5)
 
 
+def test_held_objects_are_opaque_foreign_and_all_unknown(generator: SyntheticGenerator) -> None:
+    from training.losses import unknown_mask
+
+    kw = dict(synthetic=generator, length=4, out_size=64, crop_sizes=(48, 96), seed=2, augment=False)
+    paper = MattingDataset(**kw)
+    same = MattingDataset(**kw, held_object_prob=0.0)
+    held = MattingDataset(**kw, held_object_prob=1.0)
+    changed = 0
+    for i in range(4):
+        p, z, h = paper[i], same[i], held[i]
+        # Off (0) draws nothing extra: the paper's stream exactly.
+        for key in p:
+            torch.testing.assert_close(p[key], z[key])
+        a_p, a_h = p["alpha"][0], h["alpha"][0]
+        added = (a_h - a_p) > 0.5  # opaque where the composite had (mostly) background
+        changed += int(added.any())
+        # Every pixel the object covers is unknown in both trimaps, and so is all of the
+        # ground truth's partial alpha (the paper's property still holds).
+        unk_sp = unknown_mask(h["trimap_sp"][None])[0, 0]
+        unk_tcp = unknown_mask(h["trimap_tcp"][None])[0, 0]
+        assert bool(unk_sp[added].all())
+        partial = (a_h > 1e-3) & (a_h < 1 - 1e-3)
+        assert bool(unk_sp[partial].all())
+        # The object really is the alpha's: the composite matches alpha * F + (1 - alpha) * B.
+        torch.testing.assert_close(h["image"], (h["alpha"] * h["fg"] + (1 - h["alpha"]) * h["bg"]).clamp(0, 1),
+                                   atol=2e-6, rtol=0)
+        assert unk_tcp.any()
+    assert changed == 4
+    with pytest.raises(DataError, match="held_object_prob"):
+        MattingDataset(synthetic=generator, length=3, held_object_prob=-0.1)
+
+
+def test_held_object_shape_and_determinism(generator: SyntheticGenerator) -> None:
+    from training.synthetic import held_object
+
+    def make(seed: int):
+        return held_object(np.random.default_rng(seed), generator.photos, 120, 160, (60.0, 80.0), 60.0)
+
+    f1, a1 = make(4)
+    f2, a2 = make(4)
+    np.testing.assert_array_equal(a1, a2)
+    np.testing.assert_array_equal(f1, f2)
+    assert f1.shape == (120, 160, 3) and a1.shape == (120, 160)
+    assert a1[60, 80] == 1.0  # opaque at its centre
+    assert a1[0, 0] == 0.0 and a1[-1, -1] == 0.0  # 60 px across: the corners stay clear
+    edge = (a1 > 0) & (a1 < 1)
+    assert edge.any() and edge.sum() < 0.2 * (a1 == 1).sum()  # an anti-aliased rim, not a ramp
+    assert 0.0 <= f1.min() and f1.max() <= 1.0
+    shapes = {tuple(np.nonzero(make(s)[1] == 1)[0][:3]) for s in range(6)}
+    assert len(shapes) > 1  # the seed changes it
+
+
 def test_validation_set_is_fixed(generator: SyntheticGenerator) -> None:
     v1 = build_validation_set(generator, n=3, seed=42, size=48)
     v2 = build_validation_set(generator, n=3, seed=42, size=48)

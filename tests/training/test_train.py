@@ -123,6 +123,7 @@ def test_gpu_config_is_one_h100_recipe():
         ("loss.theta=abc", "loss.theta:"),
         ("data.synthetic.sed=1", "data.synthetic.sed: unknown key"),
         ("data.val_rough_trimap_prob=2", "data.val_rough_trimap_prob: must be in [0, 1]"),
+        ("data.held_object_prob=1.5", "data.held_object_prob: must be in [0, 1]"),
         ("data.rough_trimap_kernel=[40, 20]", "data.rough_trimap_kernel: must be [low, high]"),
     ],
 )
