@@ -35,12 +35,13 @@ TTA = Literal["none", "flip"]
 TTA_MODES: tuple[str, ...] = get_args(TTA)
 
 #: Default largest tile edge and least overlap (pixels). Chosen by measurement (starter
-#: weights, example-shot hair frames, tiled vs untiled inside the unknown band): 1280/384 gives
-#: max |diff| 0.006 at 1400x1100 and 2200x1700 while running 1.3x and 1.7x the frame's pixels;
-#: 1024/256 (tiles shrunk the same way) ran fewer pixels but reached max 0.04-0.06, too little
-#: context at the seams. Memory per tile is what bounds the tile size (benchmarks/RESULTS.md).
+#: weights, example-shot hair frames, tiled vs untiled inside the unknown band): with starter v7,
+#: which learned to judge whole objects inside wide bands and so reads more context, 1280/512
+#: gives max |diff| 0.002 / 0.004 at 1400x1100 / 2200x1700 (1.4x / 1.95x the frame's pixels)
+#: where 1280/384 reached 0.042 / 0.018 (v6: 0.012 / 0.028), a visible seam; 1024/256 was worse
+#: still. Memory per tile is what bounds the tile size (benchmarks/RESULTS.md).
 DEFAULT_TILE = 1280
-DEFAULT_OVERLAP = 384
+DEFAULT_OVERLAP = 512
 
 
 # --------------------------------------------------------------------------- devices

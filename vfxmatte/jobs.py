@@ -252,7 +252,8 @@ class ModelSpec(_Section):
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     #: Tile edge in pixels (0: the whole frame at once); cost follows the unknown band.
     tile_size: int = Field(1280, ge=0)
-    overlap: int = Field(384, ge=0)
+    #: Least overlap between tiles (engine.DEFAULT_OVERLAP): enough context that seams vanish.
+    overlap: int = Field(512, ge=0)
     #: Tiles per forward pass; null: 1 on CPU, 8 on GPU.
     batch_size: int | None = Field(None, ge=1)
     #: Test-time augmentation: "none", or "flip" (each tile also mirrored, the two alphas
