@@ -107,12 +107,13 @@ def run_case(args: argparse.Namespace) -> dict:
     model = load_model(args.checkpoint)[0] if args.checkpoint else build_model(args.variant)
     w, h = SIZES[args.size]
     img, tri = make_frame(w, h, args.fraction)
-    tile = DEFAULT_TILE if args.tiled else 0
-    sess = MattingSession(model, device=args.device, tile_size=tile, overlap=DEFAULT_OVERLAP,
+    tile = (DEFAULT_TILE if args.tile is None else args.tile) if args.tiled else 0
+    overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
+    sess = MattingSession(model, device=args.device, tile_size=tile, overlap=overlap,
                           fold_norms=bool(args.fold), sparse=bool(args.sparse))
     # Pixels the network actually processes (tiles run, or the padded whole frame).
     if tile:
-        tiles = tiles_needing_inference(plan_tiles(h, w, tile, DEFAULT_OVERLAP), tri == 0.5, DEFAULT_OVERLAP)
+        tiles = tiles_needing_inference(plan_tiles(h, w, tile, overlap), tri == 0.5, overlap)
         pixels = sum(t.h * t.w for t in tiles)
     else:
         pixels = (-(-h // 32) * 32) * (-(-w // 32) * 32)
@@ -132,7 +133,8 @@ def run_case(args: argparse.Namespace) -> dict:
     dt = time.perf_counter() - t0
     out = {
         "variant": args.variant, "size": args.size, "unknown_fraction": args.fraction,
-        "tiled": bool(args.tiled), "fold_norms": bool(args.fold), "sparse": bool(args.sparse),
+        "tiled": bool(args.tiled), "tile": tile or None, "overlap": overlap if tile else None,
+        "fold_norms": bool(args.fold), "sparse": bool(args.sparse),
         "device": str(sess.device), "seconds": dt,
         "network_megapixels": pixels / 1e6, "peak_rss_mib": peak_rss_mib(),
     }
@@ -170,6 +172,9 @@ def main() -> None:
                     help="also run each tiled case without batch-norm folding (its speed-up)")
     ap.add_argument("--dense-too", action="store_true",
                     help="also run each tiled case with dense inference (block-sparse is the default)")
+    ap.add_argument("--other-tilings", nargs="+", default=[], metavar="TILE/OVERLAP",
+                    help="also run the tiled block-sparse cases with these tile sizes and overlaps, e.g. 1280/384 "
+                         "(default: the engine's DEFAULT_TILE / DEFAULT_OVERLAP)")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--out", default="benchmarks/results/engine_cpu.json")
     # internal: one case per subprocess
@@ -180,6 +185,8 @@ def main() -> None:
     ap.add_argument("--tiled", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--save-alpha", help=argparse.SUPPRESS)
     ap.add_argument("--fold", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--overlap", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--tile", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--sparse", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
@@ -193,26 +200,31 @@ def main() -> None:
     for v in args.variants:
         report["variants"][v] = {"gflops_per_megapixel": flops_per_megapixel(v)}
     modes = (1,) if args.tiled_only else (1, 0)
-    # (variant, size, fraction, tiled, fold, sparse)
-    cases = [(v, s, f, t, 1, 1) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
+    # (variant, size, fraction, tiled, fold, sparse, "TILE/OVERLAP" or None = the engine's defaults)
+    cases = [(v, s, f, t, 1, 1, None) for v in args.variants for s in args.sizes for f in args.fractions for t in modes]
     if args.unfolded_too:
-        cases += [(v, s, f, 1, 0, 1) for v in args.variants for s in args.sizes for f in args.fractions]
+        cases += [(v, s, f, 1, 0, 1, None) for v in args.variants for s in args.sizes for f in args.fractions]
     if args.dense_too:
-        cases += [(v, s, f, 1, 1, 0) for v in args.variants for s in args.sizes for f in args.fractions]
+        cases += [(v, s, f, 1, 1, 0, None) for v in args.variants for s in args.sizes for f in args.fractions]
+    for tiling in args.other_tilings:
+        cases += [(v, s, f, 1, 1, 1, tiling) for v in args.variants for s in args.sizes for f in args.fractions]
     if args.eight_k:
-        cases += [(v, "8K", f, 1, 1, 1) for v in args.variants for f in (0.05,)]
+        cases += [(v, "8K", f, 1, 1, 1, None) for v in args.variants for f in (0.05,)]
     tmp = Path(out_path.parent / "_alphas")
     tmp.mkdir(exist_ok=True)
-    for v, s, f, tiled, fold, sparse in cases:
+    for v, s, f, tiled, fold, sparse, tiling in cases:
         w, h = SIZES[s]
         if not tiled and v == "r34" and w * h / 1e6 > args.untiled_max_mp:
             report["cases"].append({"variant": v, "size": s, "unknown_fraction": f, "tiled": False,
                                     "skipped": "untiled r34 exceeds the memory budget"})
             continue
-        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}.npy"
+        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}{'' if tiling is None else '_t' + tiling.replace('/', '_')}.npy"
         cmd = [sys.executable, __file__, "--case", "--variant", v, "--size", s, "--fraction", str(f),
                "--tiled", str(tiled), "--fold", str(fold), "--sparse", str(sparse), "--device", args.device,
                "--save-alpha", str(save)]
+        if tiling is not None:
+            t_px, _, o_px = tiling.partition("/")
+            cmd += ["--tile", t_px, "--overlap", o_px]
         if args.checkpoint:
             cmd += ["--checkpoint", args.checkpoint]
         try:
@@ -238,6 +250,9 @@ def main() -> None:
             _band_difference(c, "tiled_vs_untiled", tmp, "_0", "_1")
         if c.get("sparse") is False:
             _band_difference(c, "sparse_vs_dense", tmp, "_1_dense", "_1")
+        tiling = f"{c.get('tile')}/{c.get('overlap')}"
+        if c.get("tiled") and c.get("sparse") and c.get("fold_norms") and tiling in args.other_tilings:
+            _band_difference(c, "vs_default_tiling", tmp, "_1_t" + tiling.replace("/", "_"), "_1")
     for f in tmp.glob("*.npy"):
         f.unlink()
     tmp.rmdir()

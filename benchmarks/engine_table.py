@@ -20,16 +20,17 @@ def render(path: str) -> str:
         "",
         "GFLOP per megapixel: " + ", ".join(f"{v} {d['gflops_per_megapixel']:.1f}" for v, d in r["variants"].items()) + ".",
         "",
-        "| variant | frame | unknown | mode | s/frame | network MP | peak RSS MiB | achieved GFLOP/s | of conv peak | tiled vs untiled (dense rows: vs block-sparse) MAD / max |",
+        "| variant | frame | unknown | mode | s/frame | network MP | peak RSS MiB | achieved GFLOP/s | of conv peak | tiled vs untiled (dense rows: vs block-sparse; other tilings: vs the default) MAD / max |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---|",
     ]
     for c in r["cases"]:
         mode = ("tiled" if c["tiled"] else "untiled") + ("" if c.get("fold_norms", True) else ", BN unfolded")
         mode += ", block-sparse" if c.get("sparse") else ""  # files before it existed ran dense
+        mode += f", tiles {c['tile']}/{c['overlap']}" if c.get("overlap") else ""  # files before: 1280/384
         if "seconds" not in c:
             lines.append(f"| {c['variant']} | {c['size']} | {c['unknown_fraction']:.0%} | {mode} | {c.get('skipped')} | | | | | |")
             continue
-        agree = c.get("tiled_vs_untiled") or c.get("sparse_vs_dense")
+        agree = c.get("tiled_vs_untiled") or c.get("sparse_vs_dense") or c.get("vs_default_tiling")
         agree_s = f"{agree['mad']:.1e} / {agree['max']:.1e}" if agree else ""
         gpu = f" (GPU {c['peak_gpu_mib']:.0f})" if "peak_gpu_mib" in c else ""
         lines.append(

@@ -203,12 +203,12 @@ def test_cuda_fp16_matches_cpu_fp32(tiny, rng):
 
 @pytest.fixture(scope="module")
 def starter_frame(tmp_path_factory):
-    """A hair frame from the example shot at 1400x1100 (larger than one default tile)."""
+    """A hair frame from the example shot at 1800x1100 (larger than one default tile)."""
     from vfxmatte.color import to_working
     from vfxmatte.examples import make_shot010
     from vfxmatte.io.image import read_image, read_trimap
 
-    shot = make_shot010(tmp_path_factory.mktemp("shot"), frames=[1001], width=1400, height=1100)
+    shot = make_shot010(tmp_path_factory.mktemp("shot"), frames=[1001], width=1800, height=1100)
     rgb, _ = read_image(shot.plates.replace("####", "1001"))
     tri = read_trimap(shot.trimaps.replace("####", "1001"))
     return to_working(rgb, shot.colorspace), tri
@@ -220,10 +220,12 @@ def test_starter_weights_tiled_matches_untiled_at_defaults(starter_frame):
     untiled = MattingSession.from_checkpoint("starter", device="cpu", tile_size=0).matte(img, tri)
     sess = MattingSession.from_checkpoint("starter", device="cpu")
     assert (sess.tile_size, sess.overlap) == (DEFAULT_TILE, DEFAULT_OVERLAP)
+    assert len(plan_tiles(*tri.shape, sess.tile_size, sess.overlap)) > 1
     tiled = sess.matte(img, tri)
     d = np.abs(untiled - tiled)[tri == 0.5]
-    # Measured 1.7e-5 / 0.002 at the defaults (starter v7); 1280/384 gave 1.6e-4 / 0.042 here.
-    assert d.mean() <= 1e-4 and d.max() <= 0.01, (d.mean(), d.max())
+    # Starter v7 at the defaults (1408/512): MAD 8.8e-6, max 0.0005; the old 1280/384 gave
+    # 6.8e-5 / 0.0077 here (and up to 0.04 on larger frames, benchmarks/RESULTS.md).
+    assert d.mean() <= 3e-5 and d.max() <= 0.003, (d.mean(), d.max())
 
 
 def test_sp_downsample_model_tiles_on_its_own_stride(rng):

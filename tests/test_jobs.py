@@ -59,7 +59,7 @@ def test_good_job_loads_with_defaults_and_resolved_paths(shot_dir):
     assert job.shot == "shot010" and job.plate.frame_list == [1001, 1002, 1003]
     assert job.plate.path == str(shot_dir / "plates" / "shot010.####.exr")
     assert isinstance(job.trimap, SequenceTrimap) and job.trimap.tolerance == 0.1
-    assert job.output.channel == "A" and job.output.rgba is False and job.model.tile_size == 1280
+    assert job.output.channel == "A" and job.output.rgba is False and job.model.tile_size == 1408 and job.model.overlap == 512
     assert job.color.config is None and job.plate.missing == "error"
 
 

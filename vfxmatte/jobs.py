@@ -251,7 +251,7 @@ class ModelSpec(_Section):
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     #: Tile edge in pixels (0: the whole frame at once); cost follows the unknown band.
-    tile_size: int = Field(1280, ge=0)
+    tile_size: int = Field(1408, ge=0)
     #: Least overlap between tiles (engine.DEFAULT_OVERLAP): enough context that seams vanish.
     overlap: int = Field(512, ge=0)
     #: Tiles per forward pass; null: 1 on CPU, 8 on GPU.
