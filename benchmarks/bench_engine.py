@@ -145,6 +145,11 @@ def run_case(args: argparse.Namespace) -> dict:
     return out
 
 
+def _tiling_suffix(tiling: str) -> str:
+    """File-name suffix of a case run with a non-default ``TILE/OVERLAP`` tiling."""
+    return "_t" + tiling.replace("/", "_")
+
+
 def _band_difference(case: dict, key: str, tmp: Path, suffix_a: str, suffix_b: str) -> None:
     """Store the mean/max |difference| inside the unknown band of two saved alphas of ``case``'s
     frame (files ``<variant>_<size>_<fraction><suffix>.npy``) under ``case[key]``."""
@@ -218,7 +223,8 @@ def main() -> None:
             report["cases"].append({"variant": v, "size": s, "unknown_fraction": f, "tiled": False,
                                     "skipped": "untiled r34 exceeds the memory budget"})
             continue
-        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}{'' if tiling is None else '_t' + tiling.replace('/', '_')}.npy"
+        other = "" if tiling is None else _tiling_suffix(tiling)
+        save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}{other}.npy"
         cmd = [sys.executable, __file__, "--case", "--variant", v, "--size", s, "--fraction", str(f),
                "--tiled", str(tiled), "--fold", str(fold), "--sparse", str(sparse), "--device", args.device,
                "--save-alpha", str(save)]
@@ -235,6 +241,8 @@ def main() -> None:
         except subprocess.CalledProcessError as exc:
             case = {"variant": v, "size": s, "unknown_fraction": f, "tiled": bool(tiled),
                     "skipped": f"failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr else exc}"}
+        if tiling is not None:
+            case["other_tiling"] = tiling
         if "seconds" in case:
             gf = report["variants"][v]["gflops_per_megapixel"] * case["network_megapixels"]
             case["achieved_gflops"] = gf / case["seconds"]
@@ -250,9 +258,8 @@ def main() -> None:
             _band_difference(c, "tiled_vs_untiled", tmp, "_0", "_1")
         if c.get("sparse") is False:
             _band_difference(c, "sparse_vs_dense", tmp, "_1_dense", "_1")
-        tiling = f"{c.get('tile')}/{c.get('overlap')}"
-        if c.get("tiled") and c.get("sparse") and c.get("fold_norms") and tiling in args.other_tilings:
-            _band_difference(c, "vs_default_tiling", tmp, "_1_t" + tiling.replace("/", "_"), "_1")
+        if c.get("other_tiling"):
+            _band_difference(c, "vs_default_tiling", tmp, "_1" + _tiling_suffix(c["other_tiling"]), "_1")
     for f in tmp.glob("*.npy"):
         f.unlink()
     tmp.rmdir()

@@ -491,7 +491,7 @@ class MattingDataset(Dataset):
         if held is not None:  # the whole held object (and a margin) is left for the network
             k = int(rng.integers(3, 26))
             margin = cv2.dilate(held, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
-            sp = np.where(margin > 0, np.float32(UNKNOWN), sp).astype(np.float32)
+            sp[margin > 0] = UNKNOWN
         tcp = tcp_trimap(sp, rng)
         return {
             "image": img_t,

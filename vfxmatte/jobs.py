@@ -39,6 +39,7 @@ from pydantic import (
     field_validator,
 )
 
+from vfxmatte.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from vfxmatte.errors import CheckpointError, ColorError, JobError, SequenceError
 from vfxmatte.io.sequence import FrameSequence, parse_frame_range
 
@@ -251,9 +252,9 @@ class ModelSpec(_Section):
     device: str = "auto"
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     #: Tile edge in pixels (0: the whole frame at once); cost follows the unknown band.
-    tile_size: int = Field(1408, ge=0)
-    #: Least overlap between tiles (engine.DEFAULT_OVERLAP): enough context that seams vanish.
-    overlap: int = Field(512, ge=0)
+    tile_size: int = Field(DEFAULT_TILE, ge=0)
+    #: Least overlap between tiles: enough context that seams vanish (vfxmatte.defaults).
+    overlap: int = Field(DEFAULT_OVERLAP, ge=0)
     #: Tiles per forward pass; null: 1 on CPU, 8 on GPU.
     batch_size: int | None = Field(None, ge=1)
     #: Test-time augmentation: "none", or "flip" (each tile also mirrored, the two alphas
