@@ -45,6 +45,19 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _check_recipes(v: dict[str, float] | None) -> dict[str, float] | None:
+    if v is None:
+        return v
+    from training.synthetic import RECIPES
+
+    unknown = sorted(set(v) - set(RECIPES))
+    if unknown:
+        raise ValueError(f"unknown recipe(s) {', '.join(unknown)} (known: {', '.join(sorted(RECIPES))})")
+    if any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
+        raise ValueError("odds must be >= 0 and sum to a positive number")
+    return v
+
+
 class SyntheticDataConfig(_Section):
     #: Folder of background/foreground photos the synthetic generator crops from.
     backgrounds: str
@@ -57,6 +70,14 @@ class SyntheticDataConfig(_Section):
     fraction: float = 0.5
     #: Supersampling of the strand canvas (training.synthetic; 3 by default).
     supersample: int = 3
+    #: Odds of each scene recipe in the training stream (``training.synthetic.RECIPES``, e.g.
+    #: ``{hair: 0.3, shrub: 0.2, ...}``); unset = the generator's default mix.
+    recipes: Optional[dict[str, float]] = None
+
+    @field_validator("recipes")
+    @classmethod
+    def _recipes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        return _check_recipes(v)
 
     @field_validator("reuse", "supersample")
     @classmethod
@@ -115,6 +136,14 @@ class DataConfig(_Section):
     held_object_prob: float = 0.0
     #: The same for the validation set ("held" protocol: ``--set data.val_held_object_prob=1``).
     val_held_object_prob: float = 0.0
+    #: Recipe odds of the validation composites; unset = the generator's default mix. One
+    #: recipe makes a protocol of it ("shrub": ``--set 'data.val_recipes={shrub: 1}'``).
+    val_recipes: Optional[dict[str, float]] = None
+
+    @field_validator("val_recipes")
+    @classmethod
+    def _val_recipes(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        return _check_recipes(v)
 
     @field_validator("crop_sizes")
     @classmethod

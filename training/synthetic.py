@@ -10,7 +10,8 @@ fine structure is built the way real mattes get their partial values:
   supersampled ``ss`` times and box-filtered down, so a strand a third of a pixel wide gives
   true partial coverage rather than a blurred ramp;
 * **fur** is dense short tufts along a silhouette;
-* **plants** are branching twigs with needles and leaves;
+* **plants** are branching twigs with needles and leaves; **shrubs** (off in the default mix)
+  are leafy crowns, opaque but for many small gaps between overlapping leaves;
 * **nets and lace** are warped periodic or Voronoi thread meshes and cut-work patterns, so the
   background shows through holes;
 * **smoke and glass/plastic** are smooth low-frequency alpha in 0.1-0.8 with rims and
@@ -655,6 +656,48 @@ def _hairy_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     return over((f_hair, a_h), (f_body, body_a))
 
 
+def _branches(
+    rng: np.random.Generator,
+    flow: _FlowField,
+    h: int,
+    w: int,
+    trunks: tuple[int, int],
+    depths: tuple[int, int],
+    children: tuple[int, int],
+    max_segments: int,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """A branching skeleton grown from the bottom edge, one generation at a time.
+
+    Returns per generation the segments [k, 12, 2] (x, y) and their widths [k] in pixels: each
+    child starts on its parent, turned 0.3-1 rad off it, at half to 0.7 of its width and length.
+    """
+    size = math.sqrt(h * w)
+    k0 = int(rng.integers(*trunks))
+    p0 = np.stack([rng.uniform(0.15, 0.85, k0) * w, np.full(k0, h + 2.0)], axis=-1).astype(np.float32)
+    d0 = _normalise(np.stack([rng.normal(0, 0.3, k0), -np.ones(k0)], axis=-1)).astype(np.float32)
+    wd = rng.uniform(1.5, 5.0, k0).astype(np.float32)
+    ln = (rng.uniform(0.35, 0.7, k0) * size).astype(np.float32)
+    segs_l: list[np.ndarray] = []
+    width_l: list[np.ndarray] = []
+    for _depth in range(int(rng.integers(*depths)) + 1):
+        k = len(p0)
+        g = _grow(p0, d0, ln, 12, flow, 0.2, np.full(k, -0.03, np.float32), rng.normal(0, 0.04, k).astype(np.float32), np.full(k, 0.05, np.float32), rng)
+        segs_l.append(g)
+        width_l.append(wd)
+        n_child = rng.integers(*children, k)
+        n_child[wd < 0.35] = 0
+        if n_child.sum() == 0 or sum(len(x) for x in segs_l) > max_segments:
+            break
+        parent = np.repeat(np.arange(k), n_child)
+        j = rng.integers(3, 12, len(parent))
+        tang = _normalise(g[parent, j] - g[parent, j - 1])
+        p0 = g[parent, j]
+        d0 = _rotate(tang, (rng.choice([-1.0, 1.0], len(parent)) * rng.uniform(0.3, 1.0, len(parent))).astype(np.float32))
+        wd = (wd[parent] * rng.uniform(0.45, 0.7, len(parent))).astype(np.float32)
+        ln = (ln[parent] * rng.uniform(0.4, 0.7, len(parent))).astype(np.float32)
+    return segs_l, width_l
+
+
 def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
     """Branching twigs with needles or leaves, or a grass tuft."""
     size = math.sqrt(h * w)
@@ -671,30 +714,8 @@ def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
         n = len(strands)
         _draw_tapered(canvas, strands, rng.uniform(0.3, 2.5, n), rng.uniform(0.6, 1.0, n), rng.uniform(0.6, 1.4, n), 0.8)
     else:
-        # Branching twigs, grown one generation at a time (all branches of a level at once).
-        k0 = int(rng.integers(1, 4))
-        p0 = np.stack([rng.uniform(0.15, 0.85, k0) * w, np.full(k0, h + 2.0)], axis=-1).astype(np.float32)
-        d0 = _normalise(np.stack([rng.normal(0, 0.3, k0), -np.ones(k0)], axis=-1)).astype(np.float32)
-        wd = rng.uniform(1.5, 5.0, k0).astype(np.float32)
-        ln = (rng.uniform(0.35, 0.7, k0) * size).astype(np.float32)
-        segs_l, width_l = [], []
-        g = np.zeros((0, 12, 2), np.float32)
-        for depth in range(int(rng.integers(3, 6)) + 1):
-            k = len(p0)
-            g = _grow(p0, d0, ln, 12, flow, 0.2, np.full(k, -0.03, np.float32), rng.normal(0, 0.04, k).astype(np.float32), np.full(k, 0.05, np.float32), rng)
-            segs_l.append(g)
-            width_l.append(wd)
-            n_child = rng.integers(2, 5, k)
-            n_child[wd < 0.35] = 0
-            if n_child.sum() == 0 or sum(len(x) for x in segs_l) > 500:
-                break
-            parent = np.repeat(np.arange(k), n_child)
-            j = rng.integers(3, 12, len(parent))
-            tang = _normalise(g[parent, j] - g[parent, j - 1])
-            p0 = g[parent, j]
-            d0 = _rotate(tang, (rng.choice([-1.0, 1.0], len(parent)) * rng.uniform(0.3, 1.0, len(parent))).astype(np.float32))
-            wd = (wd[parent] * rng.uniform(0.45, 0.7, len(parent))).astype(np.float32)
-            ln = (ln[parent] * rng.uniform(0.4, 0.7, len(parent))).astype(np.float32)
+        segs_l, width_l = _branches(rng, flow, h, w, (1, 4), (3, 6), (2, 5), 500)
+        g = segs_l[-1]
         segs_a = np.concatenate(segs_l)
         widths = np.concatenate(width_l)
         tips = [g.reshape(-1, 2)]
@@ -722,6 +743,73 @@ def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     if rng.random() < 0.5:
         tint = np.array([rng.uniform(0.15, 0.5), rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.3)], np.float32)
         tex = np.clip(0.5 * tex + 0.5 * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, a
+
+
+def _leaf_polygon(rng: np.random.Generator, centre: np.ndarray, length: float, angle: float) -> np.ndarray:
+    """One leaf outline [P, 2]: an ellipse, pointed or rounded, its rim jittered (curl, bites)."""
+    aspect = rng.uniform(0.2, 0.65)
+    t = np.linspace(0, 2 * math.pi, 24, endpoint=False, dtype=np.float32)
+    x, y = np.cos(t), np.sin(t) * aspect
+    y = y * (1.0 - rng.uniform(0.0, 0.6) * np.abs(x) ** 2)  # pointed tips
+    r = 1.0 + rng.uniform(0.0, 0.18) * rng.standard_normal(24).astype(np.float32)
+    ca, sa = math.cos(angle), math.sin(angle)
+    xs, ys = x * r * 0.5 * length, y * r * 0.5 * length
+    return np.stack([xs * ca - ys * sa, xs * sa + ys * ca], axis=-1).astype(np.float32) + centre
+
+
+def _shrub_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """A leafy shrub or potted plant: a crown of hundreds of overlapping opaque leaves on twigs.
+
+    Unlike :func:`_plant_layer`'s sparse twigs, the crown is mostly opaque, and the background
+    shows only through many small gaps between leaves and twigs, scattered over a wide unknown
+    band: the net must find each gap from its colour alone rather than fill the crown with
+    grey (alphamatting.com's bush, GT26, is this case). Leaves come in depth groups, the far
+    ones darker, and a few thin bare twigs stick out of the crown.
+    """
+    size = math.sqrt(h * w)
+    canvas = _StrandCanvas(h, w, ss)
+    flow = _FlowField(rng, h, w, 0.4 * size)
+    segs_l, width_l = _branches(rng, flow, h, w, (1, 3), (3, 6), (2, 5), 900)
+    segs_a, widths = np.concatenate(segs_l), np.concatenate(width_l)
+    _draw_tapered(canvas, segs_a, widths * rng.uniform(0.8, 2.0), np.ones(len(segs_a), np.float32), rng.uniform(0.5, 1.1, len(segs_a)).astype(np.float32), 0.3)
+    # The crown: a ragged blob (an ellipse bent by smooth noise) that leaves fill at random,
+    # so their overlaps leave gaps of every size; sparser toward the rim.
+    cy, cx = rng.uniform(0.2, 0.6) * h, rng.uniform(0.25, 0.75) * w
+    ry, rx = rng.uniform(0.18, 0.45) * h, rng.uniform(0.2, 0.5) * w
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    field = 1.0 - np.hypot((yy - cy) / ry, (xx - cx) / rx) + 0.3 * _noise(rng, h, w, 0.15 * size)
+    leaf_max = rng.uniform(0.03, 0.08)
+    leaf_len = np.exp(rng.uniform(math.log(0.012), math.log(leaf_max), 20000)).astype(np.float32) * size
+    coverage = rng.uniform(0.7, 2.0)  # leaf area per crown area: 1 - exp(-c) of it covered
+    crown_area = float((field > 0).sum())
+    n = int(min(20000, coverage * crown_area / max(float((0.35 * leaf_len**2).mean()), 1.0)))
+    cand = rng.uniform([0, 0], [w - 1, h - 1], (4 * n + 16, 2)).astype(np.float32)
+    fv = field[cand[:, 1].astype(int), cand[:, 0].astype(int)]
+    keep = fv > rng.uniform(-0.15, 0.35, len(cand))
+    centres = cand[keep][:n]
+    n = len(centres)
+    leaf_len = leaf_len[:n]
+    angle = rng.uniform(0, 2 * math.pi, n)
+    # Far leaves first and darker; near leaves last and lighter (one cv2 call per group).
+    groups = int(rng.integers(3, 7))
+    depth = rng.integers(0, groups, n)
+    for gi in range(groups):
+        sel = np.flatnonzero(depth == gi)
+        polys = [_leaf_polygon(rng, centres[i], float(leaf_len[i]), float(angle[i])) for i in sel]
+        canvas.fill(polys, 1.0, float(np.clip(0.45 + 0.9 * (gi + rng.uniform(0, 1)) / groups, 0.3, 1.6)))
+    a, shade = canvas.resolve()
+    tex = photos.crop(rng, h, w, zoom=(0.5, 1.5))
+    # Green foliage mostly, sometimes dry (brown, yellow) or left in the photo's own colours.
+    pick_tint = rng.random()
+    if pick_tint < 0.8:
+        if pick_tint < 0.6:
+            tint = np.array([rng.uniform(0.12, 0.45), rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.25)], np.float32)
+        else:
+            tint = np.array([rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.55), rng.uniform(0.1, 0.25)], np.float32)
+        mix = rng.uniform(0.4, 0.8)
+        tex = np.clip((1 - mix) * tex + mix * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
     f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
     return f, a
 
@@ -867,6 +955,9 @@ RECIPES: dict[str, float] = {
     "net": 0.1,
     "transparent": 0.1,
     "solid_blur": 0.14,
+    # Off by default so the streams the shipped weights were trained on stay reproducible;
+    # configs turn it on with data.synthetic.recipes (starter_cpu_shrub_ft.yaml).
+    "shrub": 0.0,
 }
 
 
@@ -992,6 +1083,8 @@ class SyntheticGenerator:
             return _hairy_layer(rng, p, h, w, ss, fur=True)
         if name == "plant":
             return _plant_layer(rng, p, h, w, ss)
+        if name == "shrub":
+            return _shrub_layer(rng, p, h, w, ss)
         if name == "net":
             return _net_layer(rng, p, h, w, ss)
         if name == "transparent":
@@ -1003,7 +1096,7 @@ class SyntheticGenerator:
         name = self.recipe_names[int(rng.choice(len(self.recipe_names), p=self.recipe_p))]
         info: dict[str, Any] = {"recipe": name}
         layer = self._layer(name, rng, h, w)
-        if name in ("plant", "net", "transparent") and rng.random() < 0.35:
+        if name in ("plant", "shrub", "net", "transparent") and rng.random() < 0.35:
             # Something solid behind a fine or transparent layer: a body in the frame.
             layer = over(layer, _solid_layer(rng, self.photos, h, w))
             info["extra"] = "solid"

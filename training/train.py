@@ -240,9 +240,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
             raise DataError(f"{d.synthetic.backgrounds}: too few photos to hold some out for validation")
         train_lib, val_lib = PhotoLibrary(train_paths), PhotoLibrary(held)
         gen = SyntheticGenerator(train_paths, seed=d.synthetic.seed, size=(gen_side, gen_side),
-                                 supersample=d.synthetic.supersample, photos=train_lib)
+                                 supersample=d.synthetic.supersample, recipes=d.synthetic.recipes,
+                                 photos=train_lib)
         val_gen = SyntheticGenerator(held, seed=d.val_seed, size=(gen_side, gen_side),
-                                     supersample=d.synthetic.supersample, photos=val_lib)
+                                     supersample=d.synthetic.supersample, recipes=d.val_recipes,
+                                     photos=val_lib)
     train_set = MattingDataset(
         studio=studio, synthetic=gen, length=d.epoch_size, backgrounds=train_lib,
         out_size=d.out_size, crop_sizes=d.crop_sizes,

@@ -87,6 +87,31 @@ def test_hair_has_thin_subpixel_strands(photos: list[Path]) -> None:
     assert np.mean(faint) > 0.4
 
 
+def test_shrub_is_an_opaque_crown_with_many_background_gaps(photos: list[Path]) -> None:
+    """The GT26 case: mostly opaque leaves over a wide area, holes of background between them."""
+    from scipy import ndimage
+
+    g = SyntheticGenerator(photos, seed=8, size=(256, 256), recipes={"shrub": 1.0})
+    for i in range(3):
+        _, a = g.sample(i)
+        leaf = a > 0.5
+        assert 0.1 < leaf.mean() < 0.9, f"sample {i}: crown covers {leaf.mean():.3f}"
+        # Gaps: background components wholly enclosed by foliage (holes, not the outside).
+        holes, n_holes = ndimage.label(ndimage.binary_fill_holes(leaf) & ~leaf)
+        assert n_holes >= 15, f"sample {i}: only {n_holes} gaps in the crown"
+        # Leaves are opaque: most of the covered area is exactly 1, the rest their AA rims.
+        assert (a[a > 0] == 1.0).mean() > 0.6
+
+
+def test_shrub_is_off_in_the_default_mix_so_old_streams_are_unchanged(photos: list[Path]) -> None:
+    assert RECIPES["shrub"] == 0.0
+    without = {k: v for k, v in RECIPES.items() if k != "shrub"}
+    a = SyntheticGenerator(photos, seed=9, size=(64, 64))
+    b = SyntheticGenerator(photos, seed=9, size=(64, 64), recipes=without)
+    for i in range(4):
+        np.testing.assert_array_equal(a.sample(i)[1], b.sample(i)[1])
+
+
 def test_foreground_colour_is_textured_not_flat(photos: list[Path]) -> None:
     g = SyntheticGenerator(photos, seed=6, size=(128, 128), recipes={"hair": 1.0})
     fg, alpha = g.sample(0)

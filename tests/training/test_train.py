@@ -125,6 +125,8 @@ def test_gpu_config_is_one_h100_recipe():
         ("data.val_rough_trimap_prob=2", "data.val_rough_trimap_prob: must be in [0, 1]"),
         ("data.held_object_prob=1.5", "data.held_object_prob: must be in [0, 1]"),
         ("data.rough_trimap_kernel=[40, 20]", "data.rough_trimap_kernel: must be [low, high]"),
+        ("data.val_recipes={feathers: 1}", "data.val_recipes: unknown recipe(s) feathers"),
+        ("data.val_recipes={shrub: 0}", "data.val_recipes: odds must be >= 0"),
     ],
 )
 def test_config_errors_name_the_key(override, key):
@@ -139,6 +141,28 @@ def test_set_overrides_parse_yaml_values():
                              "train.time_limit_minutes=null", "model.tcp_channels=4"])
     assert cfg.train.steps == 7 and cfg.optim.lr == 1e-3 and cfg.data.crop_sizes == [64, 128]
     assert cfg.architecture().tcp_channels == 4 and cfg.architecture().encoder_widths[0] == 8
+
+
+def test_recipe_odds_reach_the_training_and_validation_generators(tmp_path, monkeypatch):
+    """data.synthetic.recipes biases the training stream, data.val_recipes makes a protocol."""
+    import cv2
+
+    import training.synthetic as synthetic
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"p{i}.png"), np.full((80, 80, 3), 60 * i + 40, np.uint8))
+    made = []
+
+    class Recording(synthetic.SyntheticGenerator):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs.get("recipes"))
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(synthetic, "SyntheticGenerator", Recording)
+    cfg = load_config(TINY, [f"data.synthetic={{backgrounds: {tmp_path}}}", "data.synthetic.recipes={hair: 1, shrub: 1}",
+                             "data.val_recipes={shrub: 1}", "data.val_samples=1"])
+    train_mod.build_datasets(cfg)
+    assert made == [{"hair": 1, "shrub": 1}, {"shrub": 1}]
 
 
 def test_inherit_list_merges_in_order_and_expands_env(tmp_path, monkeypatch):
