@@ -48,13 +48,11 @@ class _Section(BaseModel):
 def _check_recipes(v: dict[str, float] | None) -> dict[str, float] | None:
     if v is None:
         return v
-    from training.synthetic import RECIPES
+    from training.synthetic import recipe_odds_problem
 
-    unknown = sorted(set(v) - set(RECIPES))
-    if unknown:
-        raise ValueError(f"unknown recipe(s) {', '.join(unknown)} (known: {', '.join(sorted(RECIPES))})")
-    if any(x < 0 for x in v.values()) or sum(v.values()) <= 0:
-        raise ValueError("odds must be >= 0 and sum to a positive number")
+    problem = recipe_odds_problem(v)
+    if problem:
+        raise ValueError(problem)
     return v
 
 

@@ -243,6 +243,11 @@ def _luma(rgb: np.ndarray) -> np.ndarray:
     return rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
+def _tinted(tex: np.ndarray, tint: np.ndarray, mix: float) -> np.ndarray:
+    """``tex`` pulled toward a plant colour ``tint`` by ``mix``, keeping its light and shade."""
+    return np.clip((1 - mix) * tex + mix * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
+
+
 def _rotate(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
     c, s = np.cos(ang), np.sin(ang)
     return np.stack([v[..., 0] * c - v[..., 1] * s, v[..., 0] * s + v[..., 1] * c], axis=-1)
@@ -742,7 +747,7 @@ def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     tex = photos.crop(rng, h, w)
     if rng.random() < 0.5:
         tint = np.array([rng.uniform(0.15, 0.5), rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.3)], np.float32)
-        tex = np.clip(0.5 * tex + 0.5 * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
+        tex = _tinted(tex, tint, 0.5)
     f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
     return f, a
 
@@ -808,8 +813,7 @@ def _shrub_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
             tint = np.array([rng.uniform(0.12, 0.45), rng.uniform(0.3, 0.6), rng.uniform(0.05, 0.25)], np.float32)
         else:
             tint = np.array([rng.uniform(0.4, 0.7), rng.uniform(0.3, 0.55), rng.uniform(0.1, 0.25)], np.float32)
-        mix = rng.uniform(0.4, 0.8)
-        tex = np.clip((1 - mix) * tex + mix * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
+        tex = _tinted(tex, tint, rng.uniform(0.4, 0.8))
     f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
     return f, a
 
@@ -961,6 +965,16 @@ RECIPES: dict[str, float] = {
 }
 
 
+def recipe_odds_problem(recipes: dict[str, float]) -> str | None:
+    """What is wrong with a recipe-odds mapping (unknown names, negative or all-zero odds), or None."""
+    unknown = sorted(set(recipes) - set(RECIPES))
+    if unknown:
+        return f"unknown recipe(s) {', '.join(unknown)} (known: {', '.join(sorted(RECIPES))})"
+    if any(x < 0 for x in recipes.values()) or sum(recipes.values()) <= 0:
+        return "odds must be >= 0 and sum to a positive number"
+    return None
+
+
 def held_object(
     rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, centre: tuple[float, float], side: float
 ) -> Layer:
@@ -1039,12 +1053,10 @@ class SyntheticGenerator:
         if not 1 <= self.ss <= 6:
             raise DataError(f"supersample must be in 1..6, got {supersample}")
         rec = dict(RECIPES if recipes is None else recipes)
-        unknown = set(rec) - set(RECIPES)
-        if unknown:
-            raise DataError(f"unknown synthetic recipe(s) {sorted(unknown)}; known: {sorted(RECIPES)}")
+        problem = recipe_odds_problem(rec)
+        if problem:
+            raise DataError(f"synthetic recipes: {problem}")
         total = sum(rec.values())
-        if total <= 0:
-            raise DataError("synthetic recipes: odds must sum to a positive number")
         self.recipe_names = list(rec)
         self.recipe_p = np.array([rec[k] / total for k in self.recipe_names])
 
