@@ -47,11 +47,10 @@ BASELINE = "cf"
 # ----------------------------------------------------------------------------------------------
 
 
-def _model_predictor(model: str, tta: str = "none", dense: bool = False):
+def _model_session(model: str, tta: str = "none", dense: bool = False, precision: str = "auto"):
     from vfxmatte.engine import MattingSession  # the engine is optional for this script
 
-    session = MattingSession.from_checkpoint(model, device="cpu", tta=tta, sparse=not dense)
-    return session.matte
+    return MattingSession.from_checkpoint(model, device="cpu", tta=tta, sparse=not dense, precision=precision)
 
 
 def _warmup_sample():
@@ -74,8 +73,10 @@ def _warmup_sample():
 def run_worker(args: argparse.Namespace) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
+    precision = None
     if args.worker.startswith(MODEL_METHOD):
-        predict = _model_predictor(args.model[0], args.tta, args.dense_worker)
+        session = _model_session(args.model[0], args.tta, args.dense_worker, args.precision)
+        predict, precision = session.matte, session.numeric.name
     else:
         predict = peers.PEERS[args.worker].predict
     samples = load_eval_set(args.data, trimap_dir=args.trimap_dir)
@@ -92,6 +93,8 @@ def run_worker(args: argparse.Namespace) -> int:
     report = evaluate_predictor(samples, predict, progress=progress)
     result = report.to_dict()
     result["warmup_seconds"] = warmup
+    if precision is not None:
+        result["precision"] = precision
     result["process_peak_rss_mib"] = peak_rss_mib()
     Path(args.worker_out).write_text(json.dumps(result))
     return 0
@@ -149,6 +152,8 @@ def run_job(method: str, trimap_dir: str, args: argparse.Namespace) -> dict:
                 cmd += ["--tta", "flip"]
             if method in args.dense_methods:
                 cmd += ["--dense-worker"]
+            if method in args.fp32_methods:
+                cmd += ["--precision", "fp32"]
         if args.limit:
             cmd += ["--limit", str(args.limit)]
         start = time.perf_counter()
@@ -177,7 +182,8 @@ def markdown(doc: dict) -> str:
         f"# Matte quality on `{Path(doc['data']).name}`",
         "",
         f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM; "
-        f"numpy {machine['numpy']}, torch {machine['torch']}, pymatting {machine.get('pymatting')}.",
+        f"numpy {machine['numpy']}, torch {machine['torch']}, pymatting {machine.get('pymatting')}"
+        + ("; native bf16 (AVX512_BF16/AMX)." if machine.get("native_bf16") else "."),
         "",
         "SAD, Grad, Conn: sums over the unknown band / 1000; MSE: mean over the band (alpha in [0, 1]); "
         "Composition-1k MATLAB conventions, predictions rounded to 8 bits. s/image excludes a warm-up "
@@ -200,8 +206,9 @@ def markdown(doc: dict) -> str:
                 continue
             m, spi = r["mean"], r["seconds_per_image"]
             ratio = spi / base if base else None
+            shown = f"{name} ({r['precision']})" if r.get("precision") else name
             lines.append(
-                f"| {name} | {_fmt(m['sad'], '.2f')} | {_fmt(m['mse'], '.5f')} | {_fmt(m['grad'], '.2f')} | "
+                f"| {shown} | {_fmt(m['sad'], '.2f')} | {_fmt(m['mse'], '.5f')} | {_fmt(m['grad'], '.2f')} | "
                 f"{_fmt(m['conn'], '.2f')} | {_fmt(spi, '.3f')} | {_fmt(ratio, '.2f') + 'x' if ratio is not None else 'n/a'} | "
                 f"{_fmt(r.get('process_peak_rss_mib'), '.0f')} | {_fmt(r.get('peak_rss_delta_mib'), '.0f')} |"
             )
@@ -225,6 +232,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="run the model labelled LABEL with flip test-time augmentation (repeatable)")
     ap.add_argument("--dense", action="append", default=[], metavar="LABEL",
                     help="run the model labelled LABEL with dense inference instead of block-sparse (repeatable)")
+    ap.add_argument("--fp32", action="append", default=[], metavar="LABEL",
+                    help="run the model labelled LABEL in fp32 (default: auto, bf16 on CPUs with native bf16; repeatable)")
     ap.add_argument("--limit", type=int, default=0, help="score only the first N plates of each set")
     ap.add_argument("--trimap-sets", nargs="+", default=list(TRIMAP_SETS))
     ap.add_argument("--from-json", type=Path, help="only re-render the Markdown of an earlier --out file")
@@ -234,6 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--worker-out", help=argparse.SUPPRESS)
     ap.add_argument("--tta", default="none", help=argparse.SUPPRESS)
     ap.add_argument("--dense-worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.model = args.model or ["starter"]
     try:
@@ -242,6 +252,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error(str(exc))
     args.flipped = _labelled(ap, args, "--flip-tta", args.flip_tta)  # methods run with flip TTA
     args.dense_methods = _labelled(ap, args, "--dense", args.dense)  # methods run densely
+    args.fp32_methods = _labelled(ap, args, "--fp32", args.fp32)  # models run in fp32 on bf16 CPUs
     if args.from_json is None and (args.data is None or (args.worker is None and args.out is None)):
         ap.error("--data and --out are required")
     return args

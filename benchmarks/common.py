@@ -38,7 +38,17 @@ def machine_description() -> dict:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "platform": platform.platform(),
+        "native_bf16": _native_bf16(),
     }
+
+
+def _native_bf16() -> bool | None:
+    """Whether the CPU has bf16 dot-product instructions (the engine then runs bf16 on it)."""
+    try:
+        from vfxmatte.engine import cpu_has_native_bf16
+    except ImportError:
+        return None
+    return cpu_has_native_bf16()
 
 
 def peak_rss_mib() -> float:

@@ -9,6 +9,8 @@ from vfxmatte.engine import (
     DEFAULT_OVERLAP,
     DEFAULT_TILE,
     MattingSession,
+    NumericMode,
+    cpu_has_native_bf16,
     plan_tiles,
     resolve_precision,
     select_device,
@@ -181,11 +183,49 @@ def test_device_and_precision_selection():
     with pytest.raises(DeviceError, match="choose"):
         select_device("tpu")
     cpu = torch.device("cpu")
-    assert resolve_precision(cpu, "auto") is None
-    with pytest.raises(DeviceError, match="fp32"):
-        resolve_precision(cpu, "bf16")
-    assert resolve_precision(torch.device("cuda"), "auto") == torch.float16
-    assert resolve_precision(torch.device("cuda"), "bf16") == torch.bfloat16
+    # CPUs: bf16 weights (no autocast) only where the CPU has native bf16 instructions.
+    assert resolve_precision(cpu, "auto", native_bf16=False) == NumericMode("fp32")
+    assert resolve_precision(cpu, "auto", native_bf16=True) == NumericMode("bf16", torch.bfloat16)
+    assert resolve_precision(cpu, "bf16", native_bf16=True).autocast is None
+    assert resolve_precision(cpu, "fp32", native_bf16=True) == NumericMode("fp32")
+    with pytest.raises(DeviceError, match="no native bf16.*use fp32"):
+        resolve_precision(cpu, "bf16", native_bf16=False)
+    with pytest.raises(DeviceError, match="fp16 is many times slower"):
+        resolve_precision(cpu, "fp16", native_bf16=True)
+    with pytest.raises(DeviceError, match="choose auto"):
+        resolve_precision(cpu, "int8")
+    # GPUs: autocast over fp32 weights.
+    assert resolve_precision(torch.device("cuda"), "auto") == NumericMode("fp16-autocast", autocast=torch.float16)
+    assert resolve_precision(torch.device("cuda"), "bf16").autocast == torch.bfloat16
+    assert resolve_precision(torch.device("cuda"), "bf16").dtype == torch.float32
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    check = cpu_has_native_bf16.__wrapped__  # uncached
+    (tmp_path / "zen4").write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    (tmp_path / "spr").write_text("flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
+    (tmp_path / "avx2").write_text("flags\t\t: fpu avx2 fma f16c\n")
+    assert check(str(tmp_path / "zen4")) and check(str(tmp_path / "spr"))
+    assert not check(str(tmp_path / "avx2")) and not check(str(tmp_path / "missing"))
+
+
+def test_cpu_bf16_session_is_close_to_fp32_with_alpha_in_float32(tiny, rng, monkeypatch):
+    monkeypatch.setattr("vfxmatte.engine.cpu_has_native_bf16", lambda: True)
+    img, tri = _frame(160, 224, rng)
+    fp32 = MattingSession(tiny, device="cpu", precision="fp32", tile_size=0)
+    auto = MattingSession(tiny, device="cpu", tile_size=0)  # auto: bf16 here
+    assert fp32.numeric.name == "fp32" and auto.numeric.name == "bf16"
+    assert all(p.dtype == torch.bfloat16 for p in auto.model.parameters())
+    a32, a16 = fp32.matte(img, tri), auto.matte(img, tri)
+    assert a16.dtype == np.float32 and np.all(a16[tri == 1.0] == 1.0) and np.all(a16[tri == 0.0] == 0.0)
+    band = tri == 0.5
+    assert np.abs(a16 - a32)[band].mean() < 0.01
+    # alpha is formed from the logits in float32, not quantised to bf16's 1/256 steps near 1
+    high = a16[band & (a16 > 0.5) & (a16 < 1.0)]
+    assert high.size > 100
+    assert np.mean(np.abs(high * 256 - np.round(high * 256)) > 1e-3) > 0.5
+    sparse = MattingSession(tiny, device="cpu", tile_size=0, sparse=True).matte(img, tri)
+    assert np.abs(sparse - a16)[band].max() < 0.02
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

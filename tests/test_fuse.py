@@ -56,7 +56,7 @@ def test_engine_folds_by_default_and_matches_unfolded(rng, randomise_norms):
     tri = np.full((120, 150), 0.5, np.float32)
     tri[:20] = 0.0
     tri[-20:] = 1.0
-    fast = MattingSession(model, device="cpu", tile_size=64, overlap=16)
-    plain = MattingSession(model, device="cpu", tile_size=64, overlap=16, fold_norms=False)
+    fast = MattingSession(model, device="cpu", precision="fp32", tile_size=64, overlap=16)
+    plain = MattingSession(model, device="cpu", precision="fp32", tile_size=64, overlap=16, fold_norms=False)
     assert count_batchnorm(fast.model) == 0 and count_batchnorm(plain.model) > 0
     np.testing.assert_allclose(fast.matte(img, tri), plain.matte(img, tri), atol=2e-5)

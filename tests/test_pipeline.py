@@ -155,6 +155,10 @@ def test_windows_metadata_and_provenance_are_kept(shot, tiny_ckpt):
     assert spec.get_string_attribute("vfxmatte:model_hash") == job_hash_of(tiny_ckpt)
     assert spec.get_string_attribute("vfxmatte:job_hash") == job.job_hash
     assert spec.get_int_attribute("vfxmatte:frame") == 1002
+    from vfxmatte.engine import cpu_has_native_bf16
+
+    assert spec.get_string_attribute("vfxmatte:device") == "cpu"
+    assert spec.get_string_attribute("vfxmatte:precision") == ("bf16" if cpu_has_native_bf16() else "fp32")
     # Known regions of the trimap come through exactly.
     tri = _trimap(H + 2 * PAD, W + 2 * PAD)
     assert np.all(alpha[..., 0][tri == 1.0] == 1.0) and np.all(alpha[..., 0][tri == 0.0] == 0.0)

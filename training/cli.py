@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
     v.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="score with test-time augmentation, as the engine's model.tta runs it")
+    v.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                   help="bf16: batch norm folded and the network cast to bf16, as the engine runs it on "
+                        "CPUs with native bf16 (default fp32)")
     v.add_argument("--json", action="store_true", help="print one JSON line per checkpoint")
     v.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -191,7 +194,7 @@ def _validate(args: argparse.Namespace) -> int:
     from training.train import validate_checkpoints
 
     cfg = load_config(args.config, list(args.overrides))
-    results = validate_checkpoints(cfg, args.checkpoints, device=args.device, tta=args.tta)
+    results = validate_checkpoints(cfg, args.checkpoints, device=args.device, tta=args.tta, precision=args.precision)
     keys = ("sad", "mse", "grad", "conn", "loss", "w_c", "tcp_sp_std_ratio")
     for r in results:
         if args.json:

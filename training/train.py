@@ -621,9 +621,11 @@ def validate(
     if tta not in TTA_MODES:
         raise TrainingError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
 
+    dtype = next(model.parameters()).dtype  # bf16: a model cast for CPU inference
+
     def run(image: Tensor, trimap: Tensor) -> tuple[Any, Tensor]:
         with _autocast(device, amp_dtype):
-            out = model.forward_paths(image, trimap)
+            out = model.forward_paths(image.to(dtype), trimap.to(dtype))
         return out, alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
 
     modes = [(m, m.training) for m in model.modules()]  # per module: frozen norms stay frozen
@@ -692,19 +694,26 @@ def validate_checkpoints(
     checkpoints: Sequence[str | os.PathLike[str]],
     device: str = "cpu",
     tta: str = "none",
+    precision: str = "fp32",
 ) -> list[dict[str, Any]]:
     """Score inference checkpoints on the config's held-out validation composites.
 
     The same samples, loss and metrics as the periodic validation of :func:`train` (so numbers
     compare with a run's ``val`` log lines at the same ``data.val_*`` settings): the way to pick
     between checkpoints without touching benchmark data. Each result adds ``checkpoint``.
+    ``precision="bf16"`` scores the network as the engine runs it on CPUs with native bf16
+    (batch norm folded, weights and inputs in bf16, alpha formed in float32); results then add
+    ``precision``.
 
     Raises:
         CheckpointError: a checkpoint is missing, unreadable or not of the config's architecture.
         TrainingError: the config describes no validation data.
     """
     from vfxmatte.checkpoint import load_model
+    from vfxmatte.model.fuse import fold_batchnorm
 
+    if precision not in ("fp32", "bf16"):
+        raise TrainingError(f"precision must be fp32 or bf16, got {precision!r}")
     if cfg.data.val_samples <= 0:
         raise TrainingError("data.val_samples: 0 (nothing to validate on)")
     arch = cfg.architecture()
@@ -714,8 +723,11 @@ def validate_checkpoints(
     out = []
     for name, model in models:
         model = model.float().to(dev)
+        if precision == "bf16":
+            model = fold_batchnorm(model).eval().to(torch.bfloat16)
         res = validate(model, val, cfg, dev, None, batch_size=cfg.train.batch_size, tta=tta)
-        out.append({"checkpoint": name, **({"tta": tta} if tta != "none" else {}), **res})
+        extra = {**({"tta": tta} if tta != "none" else {}), **({"precision": precision} if precision != "fp32" else {})}
+        out.append({"checkpoint": name, **extra, **res})
     return out
 
 

@@ -5,7 +5,7 @@ Commands::
     vfxmatte validate JOB
     vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
     vfxmatte example shot010 [--out DIR]
-    vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--json]
+    vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--precision auto|fp32|bf16] [--json]
 
 Global options (before or after the command): ``--quiet``, ``--log-format text|json`` (JSON
 lines on stdout, one object per frame event, for farm log parsers), ``--debug`` (tracebacks
@@ -314,7 +314,9 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.evaluate import evaluate_predictor, load_eval_set
 
     samples = load_eval_set(args.folder, trimap_dir=args.trimap_dir)
-    session = MattingSession.from_checkpoint(args.model, device=args.device, tta=args.tta, sparse=False if args.dense else None)
+    session = MattingSession.from_checkpoint(
+        args.model, device=args.device, precision=args.precision, tta=args.tta, sparse=False if args.dense else None
+    )
     progress = None
     bar = None
     if out.show_progress_bar():
@@ -330,7 +332,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
     finally:
         if bar is not None:
             bar.stop()
-    data = report.to_dict()
+    data = {**report.to_dict(), "device": str(session.device), "precision": session.numeric.name}
     if args.json:
         print(json.dumps(data, indent=2, default=str), file=out.stdout, flush=True)
         return EXIT_OK
@@ -341,7 +343,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK
     from rich.table import Table
 
-    table = Table(title=f"{args.folder} ({args.trimap_dir}, model {args.model})")
+    table = Table(title=f"{args.folder} ({args.trimap_dir}, model {args.model}, {session.device} {session.numeric.name})")
     for col in ("image", "SAD", "MSE", "Grad", "Conn", "s"):
         table.add_column(col, justify="left" if col == "image" else "right")
     for s in report.images:
@@ -411,6 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", default="starter", help="built-in name or checkpoint path (default: starter)")
     ev.add_argument("--trimap-dir", default="trimap1", help="trimap folder under FOLDER (default: trimap1)")
     ev.add_argument("--device", type=_device_arg, default="auto", metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps")
+    ev.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                    help="network arithmetic (auto: bf16 on CPUs with native bf16, fp16 autocast on GPUs, else fp32)")
     ev.add_argument("--tta", choices=("none", "flip"), default="none",
                     help="test-time augmentation: flip also runs the mirrored image (about 2x the time)")
     ev.add_argument("--dense", action="store_true",

@@ -295,6 +295,10 @@ class ShotPipeline:
             "vfxmatte:model": Path(self.job.model.checkpoint).stem,
             "vfxmatte:model_arch": getattr(model, "name", "unknown"),
             "vfxmatte:model_hash": getattr(ckpt, "sha256", "") or "unknown",
+            # where and at what precision the network ran (a farm mixing bf16 and fp32 nodes
+            # gives slightly different mattes: pin model.precision to fp32 for bit-stable shots)
+            "vfxmatte:device": str(getattr(self._session, "device", "unknown")),
+            "vfxmatte:precision": getattr(getattr(self._session, "numeric", None), "name", "unknown"),
             "vfxmatte:job_hash": self.job.job_hash,
             "vfxmatte:shot": self.job.shot,
             "vfxmatte:frame": int(item.frame),

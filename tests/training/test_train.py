@@ -486,13 +486,22 @@ def test_cli_validate_scores_checkpoints_on_held_out_composites(tmp_path, monkey
     from vfxmatte.engine import MattingSession
     from vfxmatte.metrics import sad
 
-    session = MattingSession(load_model(tmp_path / "late.safetensors")[0], device="cpu", tile_size=0, tta="flip")
-    sads = []
-    for item in VAL:
-        tri = train_mod._trimap_canonical(item["trimap_sp"])
-        pred = session.matte(item["image"].permute(1, 2, 0).numpy(), tri)
-        sads.append(sad(pred, item["alpha"][0].numpy(), tri))
-    assert abs(np.mean(sads) - flip["sad"]) < 1e-3 * flip["sad"] + 1e-4
+    def engine_sad(**options):
+        session = MattingSession(load_model(tmp_path / "late.safetensors")[0], device="cpu", tile_size=0, **options)
+        sads = []
+        for item in VAL:
+            tri = train_mod._trimap_canonical(item["trimap_sp"])
+            pred = session.matte(item["image"].permute(1, 2, 0).numpy(), tri)
+            sads.append(sad(pred, item["alpha"][0].numpy(), tri))
+        return float(np.mean(sads))
+
+    assert abs(engine_sad(tta="flip", precision="fp32") - flip["sad"]) < 1e-3 * flip["sad"] + 1e-4
+    # --precision bf16 scores the network as the engine runs it on CPUs with native bf16.
+    assert cli.main(["validate", "--config", str(TINY), "--json", "--precision", "bf16", str(tmp_path / "late.safetensors")]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert bf16["precision"] == "bf16" and abs(bf16["sad"] - late["sad"]) < 0.05 * late["sad"]
+    monkeypatch.setattr("vfxmatte.engine.cpu_has_native_bf16", lambda: True)
+    assert abs(engine_sad(precision="bf16") - bf16["sad"]) < 1e-2 * bf16["sad"] + 1e-4
     assert cli.main(["validate", "--config", str(TINY), str(tmp_path / "missing.safetensors")]) == 1
     assert "missing.safetensors" in capsys.readouterr().err
 

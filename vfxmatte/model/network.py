@@ -37,9 +37,11 @@ def alpha_from_logits(sp_logit: Tensor, tcp_logit: Tensor) -> Tensor:
     """Paper §3: the output is tanh of the sum of the two paths' outputs.
 
     tanh lies in (-1, 1); we map it to alpha with ``(tanh(s) + 1) / 2`` so that a zero sum means
-    alpha 0.5 and both ends of the range are reachable symmetrically.
+    alpha 0.5 and both ends of the range are reachable symmetrically. Always in float32: from
+    bf16 or fp16 logits (CPU bf16 inference, GPU autocast) alpha near 1 would otherwise be
+    quantised in steps of 1/256 or coarser.
     """
-    return (torch.tanh(sp_logit + tcp_logit) + 1.0) * 0.5
+    return (torch.tanh(sp_logit.float() + tcp_logit.float()) + 1.0) * 0.5
 
 
 def pad_to_stride(x: Tensor, stride: int = STRIDE) -> tuple[Tensor, int, int]:
