@@ -251,7 +251,7 @@ class ModelSpec(_Section):
     checkpoint: str = "starter"
     device: str = "auto"
     #: auto: fp16 autocast on GPUs; bf16 on CPUs with native bf16 (AVX512_BF16 / AMX, ~2x
-    #: fp32's speed, held-out scores within 0.4%), else fp32. fp32 where every farm node must
+    #: fp32's speed, held-out scores within 0.6%), else fp32. fp32 where every farm node must
     #: give bit-identical mattes. bf16 on a CPU without native bf16, or fp16 on any CPU, is an error.
     precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
     #: Tile edge in pixels (0: the whole frame at once); cost follows the unknown band.
