@@ -1,0 +1,84 @@
+"""Score checkpoints on the README's example shot (procedural hair, ACEScg plates, 960x540).
+
+The shot is what `vfxmatte example shot010` writes, with its true alphas: a product-level check
+that a new starter does not regress on the first thing a user runs. It is synthetic and held out
+from training (its generator, `vfxmatte.examples`, is not the training generator), so it may be
+used to compare checkpoints.
+
+    python benchmarks/bench_example.py --model v10=starter --model v9=runs/v9.safetensors \\
+        --out benchmarks/results/example_v10.json
+
+Every model runs in the same process on the same frames, in the precision given (fp32 default),
+untiled-equivalent defaults of the engine; metrics in the unknown band as in `vfxmatte.metrics`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import OpenImageIO as oiio  # noqa: E402
+from common import machine_description  # noqa: E402
+
+from vfxmatte.color import to_working  # noqa: E402
+from vfxmatte.engine import MattingSession  # noqa: E402
+from vfxmatte.evaluate import EvalSample, evaluate_predictor  # noqa: E402
+from vfxmatte.examples import make_shot010  # noqa: E402
+from vfxmatte.io.image import read_image, read_trimap  # noqa: E402
+
+
+def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
+    shot = make_shot010(root, frames=frames)
+    samples = []
+    for f in shot.frames:
+        rgb, _ = read_image(shot.plates.replace("####", f"{f:04d}"))
+        truth = oiio.ImageBuf(shot.truth.replace("####", f"{f:04d}")).get_pixels(oiio.FLOAT)  # channel A
+        trimap = read_trimap(shot.trimaps.replace("####", f"{f:04d}"))
+        samples.append(EvalSample(str(f), to_working(rgb, shot.colorspace), trimap, np.ascontiguousarray(truth[..., 0])))
+    return samples
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", action="append", required=True, metavar="LABEL=CHECKPOINT")
+    ap.add_argument("--frames", default="1001-1024x1", help="first-last[xstep] (default all 24)")
+    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--out", type=Path, required=True, help="JSON results file")
+    args = ap.parse_args(argv)
+    rng, _, step = args.frames.partition("x")
+    first, _, last = rng.partition("-")
+    frames = list(range(int(first), int(last or first) + 1, int(step or 1)))
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        samples = load_shot(Path(tmp) / "shot010", frames)
+        for spec in args.model:
+            label, _, ckpt = spec.rpartition("=")
+            session = MattingSession.from_checkpoint(ckpt, device="cpu", precision=args.precision)
+            report = evaluate_predictor(samples, session.matte, quantize=False)
+            results[label or ckpt] = {"checkpoint": ckpt, "sha256": session.checkpoint.sha256, **report.to_dict()}
+    doc = {
+        "benchmark": "bench_example",
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_description(),
+        "shot": f"vfxmatte example shot010 (960x540 ACEScg), frames {frames[0]}-{frames[-1]} step {frames[1] - frames[0] if len(frames) > 1 else 1}",
+        "precision": args.precision,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=1))
+    for label, r in results.items():
+        m = r["mean"]
+        print(f"{label:12s} SAD {m['sad']:.2f}  MSE {m['mse']:.5f}  Grad {m['grad']:.2f}  Conn {m['conn']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
