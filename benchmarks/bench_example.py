@@ -8,8 +8,8 @@ used to compare checkpoints.
     python benchmarks/bench_example.py --model v10=starter --model v9=runs/v9.safetensors \\
         --out benchmarks/results/example_v10.json
 
-Every model runs in the same process on the same frames, in the precision given (fp32 default),
-untiled-equivalent defaults of the engine; metrics in the unknown band as in `vfxmatte.metrics`.
+Every model runs in the same process on the same frames, with the engine's default tiling, in
+the precision given (fp32 default); metrics in the unknown band as in `vfxmatte.metrics`.
 """
 
 from __future__ import annotations
@@ -23,38 +23,35 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-import OpenImageIO as oiio  # noqa: E402
 from common import machine_description  # noqa: E402
 
 from vfxmatte.color import to_working  # noqa: E402
 from vfxmatte.engine import MattingSession  # noqa: E402
 from vfxmatte.evaluate import EvalSample, evaluate_predictor  # noqa: E402
 from vfxmatte.examples import make_shot010  # noqa: E402
-from vfxmatte.io.image import read_image, read_trimap  # noqa: E402
+from vfxmatte.io.image import read_image, read_mask, read_trimap  # noqa: E402
+from vfxmatte.io.sequence import FrameSequence, format_frames, parse_frame_range  # noqa: E402
 
 
 def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
     shot = make_shot010(root, frames=frames)
+    plates, trimaps, truth = (FrameSequence(p) for p in (shot.plates, shot.trimaps, shot.truth))
     samples = []
     for f in shot.frames:
-        rgb, _ = read_image(shot.plates.replace("####", f"{f:04d}"))
-        truth = oiio.ImageBuf(shot.truth.replace("####", f"{f:04d}")).get_pixels(oiio.FLOAT)  # channel A
-        trimap = read_trimap(shot.trimaps.replace("####", f"{f:04d}"))
-        samples.append(EvalSample(str(f), to_working(rgb, shot.colorspace), trimap, np.ascontiguousarray(truth[..., 0])))
+        rgb, _ = read_image(plates.path(f))
+        image = to_working(rgb, shot.colorspace)
+        samples.append(EvalSample(str(f), image, read_trimap(trimaps.path(f)), read_mask(truth.path(f))))
     return samples
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", required=True, metavar="LABEL=CHECKPOINT")
-    ap.add_argument("--frames", default="1001-1024x1", help="first-last[xstep] (default all 24)")
+    ap.add_argument("--frames", default="1001-1024", help="frame range, e.g. 1001-1024x4 (default all 24)")
     ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args(argv)
-    rng, _, step = args.frames.partition("x")
-    first, _, last = rng.partition("-")
-    frames = list(range(int(first), int(last or first) + 1, int(step or 1)))
+    frames = parse_frame_range(args.frames)
 
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench_example",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_description(),
-        "shot": f"vfxmatte example shot010 (960x540 ACEScg), frames {frames[0]}-{frames[-1]} step {frames[1] - frames[0] if len(frames) > 1 else 1}",
+        "shot": f"vfxmatte example shot010 (960x540 ACEScg), frames {format_frames(frames)}",
         "precision": args.precision,
         "results": results,
     }

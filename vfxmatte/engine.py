@@ -111,8 +111,8 @@ def resolve_precision(
     instructions (:func:`cpu_has_native_bf16`; ``native_bf16`` overrides the check) run the
     whole network in bf16 by default: twice as fast, with held-out SAD and Gradient within
     0.6% of fp32 (benchmarks/results/heldout_v{9,10}_bf16.json). Other CPUs run fp32 and refuse
-    bf16 (emulated, it is many times slower); fp16 is refused on every CPU. On a CPU the weights are cast once
-    instead of autocasting every op.
+    bf16 (emulated, it is many times slower); fp16 is refused on every CPU. On a CPU the weights
+    are cast once instead of autocasting every op.
     """
     pref = str(preference).lower()
     if pref not in ("auto", "fp32", "fp16", "bf16"):
