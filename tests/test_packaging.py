@@ -1,0 +1,65 @@
+"""What a plain ``pip install vfxmatte`` gives: the product package and every library it imports.
+
+The wheel holds ``vfxmatte`` alone; ``training/`` runs from a checkout (``python -m training``)
+and must never be installed as a top-level package with that generic name.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+from setuptools import find_packages
+
+ROOT = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _requirement_name(spec: str) -> str:
+    return re.split(r"[<>=!~;\[ ]", spec, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def test_the_wheel_holds_vfxmatte_only():
+    find = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    packages = find_packages(str(ROOT), include=find["include"])
+    assert "vfxmatte" in packages and "vfxmatte.io" in packages and "vfxmatte.model" in packages
+    assert all(p == "vfxmatte" or p.startswith("vfxmatte.") for p in packages), packages
+    assert "training" not in PYPROJECT["tool"]["setuptools"].get("package-data", {})
+
+
+def test_console_scripts_point_into_the_product():
+    for name, target in PYPROJECT["project"]["scripts"].items():
+        assert target.split(":")[0].split(".")[0] == "vfxmatte", (name, target)
+
+
+def _third_party_imports(package: Path) -> set[str]:
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "vfxmatte"}
+
+
+def test_every_library_the_product_imports_is_a_core_dependency():
+    # `vfxmatte eval` (scipy, through vfxmatte.metrics) and the rest must work after a plain
+    # install, without the test extra.
+    declared = {_requirement_name(s) for s in PYPROJECT["project"]["dependencies"]}
+    dists = importlib.metadata.packages_distributions()
+    missing = {}
+    for module in sorted(_third_party_imports(ROOT / "vfxmatte")):
+        owners = {d.lower().replace("_", "-") for d in dists.get(module, [])}
+        if not owners & declared:
+            missing[module] = sorted(owners)
+    assert not missing, f"imported by vfxmatte but not in [project].dependencies: {missing}"
+
+
+def test_no_extra_is_declared_that_nothing_uses():
+    extras = PYPROJECT["project"].get("optional-dependencies", {})
+    assert "farm" not in extras  # declared once farm submission uses it
