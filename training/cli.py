@@ -19,7 +19,7 @@ import signal
 import sys
 from typing import Any, Optional, Sequence
 
-from vfxmatte.errors import VfxMatteError
+from vfxmatte.errors import ConfigError, VfxMatteError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -239,8 +239,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except VfxMatteError as exc:
         if debug:
             raise
-        from training.config import ConfigError
-
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_FAIL
     except KeyboardInterrupt:

@@ -8,11 +8,16 @@ A run is described by one YAML file, usually a few lines on top of ``configs/bas
 
 Loading order: inherited files (recursively, in list order), then the file itself, then
 ``--set key.sub=value`` overrides (values parsed as YAML: ``3``, ``1e-4``, ``[320, 480]``,
-``true``). Dicts merge key by key; lists and scalars replace. Strings may use ``${VAR}`` and
-``${VAR:-default}``; they are expanded after merging, so a base path can point at an env var.
+``true``). Dicts merge key by key; lists and scalars replace. Strings may name environment
+variables with the syntax job files use (:func:`vfxmatte.env.expand_env`: ``$VAR``, ``${VAR}``,
+``${VAR:-default}``, ``$$`` for a literal ``$``); they are expanded once, after merging, so a
+base path can point at an env var (``backgrounds: ${VFXMATTE_BACKGROUNDS:-/data/backgrounds}``).
+An unset variable without a default is an error naming the file and key. ``inherit:`` names are
+expanded as each file is read.
 
 Files are read with ``yaml.safe_load`` only (no object construction) and every section forbids
-unknown keys: a typo raises :class:`ConfigError` (a :class:`TrainingError`) naming the key path, e.g.
+unknown keys: a typo raises :class:`~vfxmatte.errors.ConfigError` (a
+:class:`~vfxmatte.errors.TrainingError`) naming the key path, e.g.
 ``tiny.yaml: train.bach_size: unknown key``.
 """
 
@@ -27,18 +32,12 @@ from typing import Any, Literal, Optional, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from vfxmatte.errors import CheckpointError, TrainingError
+from vfxmatte.env import expand_env, expand_env_tree
+from vfxmatte.errors import CheckpointError, ConfigError, EnvVarError
 from vfxmatte.model import VARIANTS, TCPMattingConfig
 from training.trimaps import ROUGH_KERNEL
 
 CONFIG_DIR = Path(__file__).parent / "configs"
-
-
-class ConfigError(TrainingError):
-    """A training config file, ``--set`` override or value is invalid (CLI exit code 2)."""
-
-
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 
 
 class _Section(BaseModel):
@@ -62,7 +61,7 @@ class SyntheticDataConfig(_Section):
     #: Seed of the procedural training stream (each sample derives its own seed from it).
     seed: int = 0
     #: Consecutive items sharing one generated foreground (different crop, background,
-    #: jitter): generation is ~80% of an item's cost, so 2 nearly doubles loader throughput.
+    #: jitter): generating the foreground dominates an item's cost, so 2 nearly halves it.
     reuse: int = 1
     #: Share of synthetic items when studio data is also given.
     fraction: float = 0.5
@@ -107,9 +106,9 @@ class DataConfig(_Section):
     workers: int = 2
     #: Batches each worker prepares ahead.
     prefetch_factor: int = 4
-    #: How loader workers start. spawn: fresh interpreters. fork deadlocked workers
-    #: intermittently here (a lock of OpenCV's/torch's thread pools, used by the validation set
-    #: build, copied held into the child), so it is opt-in.
+    #: How loader workers start. spawn: fresh interpreters. fork can deadlock workers (a lock of
+    #: OpenCV's/torch's thread pools, taken while the validation set is built, is copied held
+    #: into the child), so it is opt-in.
     start_method: Literal["spawn", "forkserver", "fork"] = "spawn"
     #: Held-out synthetic validation set: number of samples, seed and side. Never a benchmark
     #: set (alphamatting-dev stays unseen).
@@ -305,8 +304,8 @@ class TrainConfig(_Section):
     #: Optional torchvision ResNet weight file (.pth/.safetensors) for the encoder (§4.1).
     encoder_init: Optional[str] = None
     #: Optional vfxmatte inference checkpoint to warm-start the whole network from (a fresh
-    #: optimizer and schedule): continues training across machines when the full training
-    #: state could not be kept (e.g. a GPU chunk on a machine that was handed back).
+    #: optimizer and schedule): continues training on another machine when only the exported
+    #: weights, not the full training state, travel.
     init_checkpoint: Optional[str] = None
 
     @field_validator("model")
@@ -349,29 +348,16 @@ def _arch(spec: Union[str, dict[str, Any]]) -> TCPMattingConfig:
 # loading
 
 
-def expand_env(value: Any) -> Any:
-    """Expand ``${VAR}`` and ``${VAR:-default}`` in every string of a nested structure.
+def _expand(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Every string of a merged raw config expanded (:func:`vfxmatte.env.expand_env`).
 
-    ``${VAR:-default}`` uses the default when VAR is unset or empty (as in POSIX shells). An
-    unset ``${VAR}`` without default raises :class:`ConfigError`.
+    Raises:
+        ConfigError: ``source: key.path: reason`` for every string that cannot be expanded.
     """
-    if isinstance(value, dict):
-        return {k: expand_env(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v) for v in value]
-    if not isinstance(value, str):
-        return value
-
-    def sub(m: re.Match[str]) -> str:
-        name, default = m.group(1), m.group(2)
-        got = os.environ.get(name)
-        if got:
-            return got
-        if default is not None:
-            return default
-        raise ConfigError(f"environment variable {name} is not set (use ${{{name}:-default}})")
-
-    return _ENV.sub(sub, value)
+    out, errors = expand_env_tree(raw)
+    if errors:
+        raise ConfigError("; ".join(f"{source}: {'.'.join(map(str, path))}: {exc.reason}" for path, exc in errors))
+    return out
 
 
 def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -392,8 +378,14 @@ def _normalise(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _resolve(ref: str, base_dir: Path) -> Path:
-    p = Path(os.path.expanduser(expand_env(ref)))
+def _resolve(ref: str, base_dir: Path, source: Path) -> Path:
+    """An ``inherit:`` name of ``source`` as a path: expanded, then relative to ``base_dir``, else
+    to the shipped configs."""
+    try:
+        ref = expand_env(ref)
+    except EnvVarError as exc:
+        raise ConfigError(f"{source}: inherit: {exc.reason}") from None
+    p = Path(os.path.expanduser(ref))
     if not p.is_absolute():
         p = base_dir / p
         if not p.exists() and (CONFIG_DIR / ref).exists():
@@ -426,7 +418,7 @@ def read_layers(path: str | os.PathLike[str], _seen: tuple[Path, ...] = ()) -> d
         raise ConfigError(f"{p}: inherit: expected a file name or a list of file names")
     merged: dict[str, Any] = {}
     for ref in parents:
-        merged = deep_merge(merged, read_layers(_resolve(ref, p.parent), _seen + (p,)))
+        merged = deep_merge(merged, read_layers(_resolve(ref, p.parent, p), _seen + (p,)))
     return deep_merge(merged, _normalise(raw))
 
 
@@ -474,9 +466,18 @@ def _format_errors(exc: ValidationError) -> str:
     return "; ".join(dict.fromkeys(msgs))
 
 
-def validate(raw: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Validate a merged raw config; errors name the key path (``train.batch_size: ...``)."""
-    raw = expand_env(raw)
+def validate(raw: dict[str, Any], source: str = "config", expand: bool = True) -> TrainConfig:
+    """Validate a merged raw config; errors name the key path (``train.batch_size: ...``).
+
+    Args:
+        expand: expand environment variables first (off for a config that was stored after
+            validation, whose strings are already expanded: a ``$`` in them is literal).
+
+    Raises:
+        ConfigError: naming ``source`` and every failing key path.
+    """
+    if expand:
+        raw = _expand(raw, source)
     model = raw.get("model")
     if isinstance(model, dict) and set(model) == {"variant"}:
         raw = {**raw, "model": model["variant"]}
@@ -504,5 +505,6 @@ def load_config(
 
 
 def from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Validate a config dict (e.g. the one stored in a training state)."""
-    return validate(_normalise(dict(data)), source)
+    """Validate a config dict stored after validation (e.g. in a training state): its strings
+    are already expanded and are not expanded again."""
+    return validate(_normalise(dict(data)), source, expand=False)

@@ -47,9 +47,17 @@ class Checkpoint:
 
 
 def resolve(name_or_path: str | os.PathLike[str]) -> Path:
-    """Turn a built-in name ("starter") or a path into an existing checkpoint path."""
+    """Turn a built-in name ("starter") or a path into an existing checkpoint path.
+
+    ``~`` is expanded; environment variables are not: they are expanded once, where text
+    enters (job files and training configs through :func:`vfxmatte.env.expand_env`, command
+    lines by the shell), so a ``$`` left in a name is part of the file name.
+
+    Raises:
+        CheckpointError: no such file, naming it (and the built-in names).
+    """
     key = str(name_or_path)
-    p = BUILTIN.get(key, Path(os.path.expandvars(os.path.expanduser(key))))
+    p = BUILTIN.get(key, Path(os.path.expanduser(key)))
     if not p.is_file():
         hint = f" (built-in names: {', '.join(BUILTIN)})" if key not in BUILTIN else ""
         raise CheckpointError(f"{p}: checkpoint not found{hint}")

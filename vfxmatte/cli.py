@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vfxmatte import __version__
-from vfxmatte.errors import VfxMatteError
+from vfxmatte.errors import DeviceError, JobError, VfxMatteError
 
 __all__ = ["main", "build_parser"]
 
@@ -75,11 +75,11 @@ class Output:
         """One line per error (``all_lines``: each problem of a job file on its own line)."""
         if self.debug:
             traceback.print_exception(type(exc), exc, exc.__traceback__, file=self.stderr)
-        lines = (getattr(exc, "errors", None) if all_lines else None) or [str(exc)]
-        for text in lines:
+        problems = exc.errors if isinstance(exc, JobError) else [str(exc)]
+        for text in problems if all_lines else [str(exc)]:
             print(f"{PROG}: error: {text}", file=self.stderr, flush=True)
         self.event({"event": "error", "type": type(exc).__name__, "message": str(exc),
-                    "errors": getattr(exc, "errors", [str(exc)]), "ts": round(time.time(), 3)})
+                    "errors": problems, "ts": round(time.time(), 3)})
 
     def warn(self, message: str) -> None:
         if not self.json:
@@ -135,7 +135,7 @@ def _device_arg(text: str) -> str:
 
     try:
         return check_device_name(text)
-    except ValueError:
+    except DeviceError:
         raise argparse.ArgumentTypeError(f"invalid device {text!r} (choose auto, cpu, cuda, cuda:N or mps)") from None
 
 

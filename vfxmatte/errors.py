@@ -6,13 +6,32 @@ line without a traceback (the CLI shows tracebacks only under ``--debug``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class VfxMatteError(Exception):
     """Root of all errors vfxmatte raises for bad input, bad files or bad setup."""
 
 
 class JobError(VfxMatteError):
-    """A job file is missing, unreadable or fails schema validation."""
+    """A job file is missing, unreadable or fails schema validation.
+
+    The message is the first problem (``file:line: key: message``), followed by a count of the
+    others when there are several.
+
+    Attributes:
+        errors: every problem found, one ``file:line: key: message`` line each, in line order;
+            a single problem gives a one-item list holding the message.
+    """
+
+    errors: list[str]
+
+    def __init__(self, message: str, errors: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = list(errors) if errors else [message]
+
+    def __reduce__(self):  # pickles (e.g. across worker processes) with its errors
+        return type(self), (str(self), self.errors)
 
 
 class SequenceError(VfxMatteError):
@@ -52,4 +71,32 @@ class DataError(VfxMatteError):
 
 
 class TrainingError(VfxMatteError):
-    """A training configuration is invalid or a run cannot resume."""
+    """A training run cannot start, resume or export (bad state file, mismatched checkpoint)."""
+
+
+class ConfigError(TrainingError):
+    """A training config file, ``--set`` override or value is invalid (the training CLI's exit
+    code 2); the message names the file and key path."""
+
+
+class EnvVarError(VfxMatteError):
+    """A ``$VAR`` reference in a job file, training config or other text cannot be expanded.
+
+    Raised by :func:`vfxmatte.env.expand_env`; callers that know the file, line or key re-raise
+    it as their own error type with that location in front of :attr:`reason`.
+
+    Attributes:
+        reason: what is wrong, e.g. ``environment variable $SHOT_ROOT is not set``.
+        variable: the variable's name, or None for a malformed reference.
+    """
+
+    reason: str
+    variable: str | None
+
+    def __init__(self, reason: str, variable: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.variable = variable
+
+    def __reduce__(self):
+        return type(self), (self.reason, self.variable)

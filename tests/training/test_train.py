@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 import training.train as train_mod
 from training import cli
-from training.config import CONFIG_DIR, ConfigError, load_config
+from training.config import CONFIG_DIR, load_config
 from training.train import (
     BatchStream,
     export_inference_checkpoint,
@@ -31,7 +31,7 @@ from training.train import (
     train,
 )
 from vfxmatte.checkpoint import load_model
-from vfxmatte.errors import TrainingError
+from vfxmatte.errors import ConfigError, TrainingError
 
 TINY = CONFIG_DIR / "tiny.yaml"
 REPO = Path(__file__).resolve().parents[2]

@@ -1,0 +1,68 @@
+"""On-disk checks of a validated job: do the files it names exist and fit together?
+
+The schema checks a job's shape; these checks need the file system, the checkpoint's header
+and the OCIO config. They stop at the first problem and name the job file, line and key.
+Frame-by-frame checks (which plate and trimap frames are missing) are the pipeline's plan.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vfxmatte.errors import CheckpointError, ColorError, JobError, SequenceError
+from vfxmatte.io.sequence import FrameSequence
+from vfxmatte.jobs.lines import where
+from vfxmatte.jobs.schema import Job, MaskTrimap, SequenceTrimap, has_frame_token
+
+__all__ = ["check_job"]
+
+
+def check_job(job: Job) -> None:
+    """Check that what the job names exists: checkpoint, OCIO config and colourspace, plate frames
+    on disk, still trimap files.
+
+    Frame-by-frame checks (which plate and trimap frames are missing) are the pipeline's plan.
+
+    Raises:
+        JobError: naming the job file, line and key of the first problem.
+    """
+    # Imported on use: they pull in torch and OCIO, which parsing a job does not need.
+    from vfxmatte import color
+    from vfxmatte.checkpoint import read_architecture
+
+    def at(path: tuple[str, ...]) -> str:
+        return where(job.source, job.lines, path)
+
+    try:
+        arch = read_architecture(job.model.checkpoint)
+    except CheckpointError as exc:
+        raise JobError(f"{at(('model', 'checkpoint'))}: {exc}") from None
+    if job.model.tile_size % arch.stride:
+        raise JobError(
+            f"{at(('model', 'tile_size'))}: {job.model.tile_size} is not a multiple of {arch.stride}, "
+            f"the stride of {job.model.checkpoint} ({arch.name})"
+        )
+    try:
+        config = color.load_config(job.color.config)
+    except ColorError as exc:
+        raise JobError(f"{at(('color', 'config'))}: {exc}") from None
+    try:
+        color.resolve_colorspace(config, job.plate.colorspace)
+    except ColorError as exc:
+        raise JobError(f"{at(('plate', 'colorspace'))}: {exc}") from None
+    if job.output.rgb_colorspace is not None:
+        if not job.output.rgba:
+            raise JobError(f"{at(('output', 'rgb_colorspace'))}: needs output.rgba: true (no RGB is written)")
+        try:
+            color.ColorConverter(config, job.plate.colorspace, job.output.rgb_colorspace)
+        except ColorError as exc:
+            raise JobError(f"{at(('output', 'rgb_colorspace'))}: {exc}") from None
+    try:
+        if not FrameSequence(job.plate.path).discover():
+            raise JobError(f"{at(('plate', 'path'))}: no frames of {job.plate.path} exist on disk")
+    except SequenceError as exc:
+        raise JobError(f"{at(('plate', 'path'))}: {exc}") from None
+    tri = job.trimap
+    if isinstance(tri, (SequenceTrimap, MaskTrimap)) and not has_frame_token(tri.path):
+        if not Path(tri.path).is_file():
+            raise JobError(f"{at(('trimap', 'path'))}: {tri.path}: no such file")
