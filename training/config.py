@@ -307,6 +307,23 @@ class TrainConfig(_Section):
     #: optimizer and schedule): continues training on another machine when only the exported
     #: weights, not the full training state, travel.
     init_checkpoint: Optional[str] = None
+    #: The sha256 of the ``init_checkpoint`` file (64 hex digits), checked before training
+    #: starts: a recipe that reproduces shipped weights pins the exact file it started from, so
+    #: a built-in name that now means newer weights, or a stale local copy, fails loudly.
+    init_checkpoint_sha256: Optional[str] = None
+
+    @field_validator("init_checkpoint_sha256")
+    @classmethod
+    def _sha256(cls, v: Optional[str]) -> Optional[str]:
+        if v is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", v):
+            raise ValueError("must be a sha256: 64 hex digits")
+        return v.lower() if v is not None else v
+
+    @model_validator(mode="after")
+    def _pin_has_checkpoint(self) -> "TrainConfig":
+        if self.init_checkpoint_sha256 is not None and not self.init_checkpoint:
+            raise ValueError("init_checkpoint_sha256: pins a file, but init_checkpoint is not set")
+        return self
 
     @field_validator("model")
     @classmethod
