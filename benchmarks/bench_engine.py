@@ -100,8 +100,9 @@ def run_case(args: argparse.Namespace) -> dict:
     import torch
 
     from vfxmatte.checkpoint import load_model
-    from vfxmatte.engine import DEFAULT_OVERLAP, DEFAULT_TILE, MattingSession, plan_tiles, tiles_needing_inference
+    from vfxmatte.engine import MattingSession
     from vfxmatte.model import build_model
+    from vfxmatte.tiling import DEFAULT_OVERLAP, DEFAULT_TILE, plan_tiles, tiles_needing_inference
 
     torch.manual_seed(0)
     model = load_model(args.checkpoint)[0] if args.checkpoint else build_model(args.variant)
@@ -113,7 +114,7 @@ def run_case(args: argparse.Namespace) -> dict:
                           fold_norms=bool(args.fold), sparse=bool(args.sparse))
     # Pixels the network actually processes (tiles run, or the padded whole frame).
     if tile:
-        tiles = tiles_needing_inference(plan_tiles(h, w, tile, overlap), tri == 0.5, overlap)
+        tiles = tiles_needing_inference(plan_tiles(h, w, tile, overlap, sess.stride), tri == 0.5, overlap, sess.stride)
         pixels = sum(t.h * t.w for t in tiles)
     else:
         pixels = (-(-h // 32) * 32) * (-(-w // 32) * 32)

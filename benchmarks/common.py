@@ -45,7 +45,7 @@ def machine_description() -> dict:
 def _native_bf16() -> bool | None:
     """Whether the CPU has bf16 dot-product instructions (the engine then runs bf16 on it)."""
     try:
-        from vfxmatte.engine import cpu_has_native_bf16
+        from vfxmatte.devices import cpu_has_native_bf16
     except ImportError:
         return None
     return cpu_has_native_bf16()

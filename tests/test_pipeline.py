@@ -97,7 +97,13 @@ def shot(tmp_path: Path) -> Path:
 
 
 class RecordingSession:
-    """Stands in for MattingSession: records what the pipeline hands the model."""
+    """Stands in for MattingSession (a :class:`vfxmatte.pipeline.Matter`): records what the
+    pipeline hands the model; its provenance attributes are made up, so they can be recognised."""
+
+    model_name = "recorder"
+    model_hash = "feedface"
+    device = "gpu:7"
+    precision = "int3"
 
     def __init__(self) -> None:
         self.images: list[np.ndarray] = []
@@ -155,13 +161,27 @@ def test_windows_metadata_and_provenance_are_kept(shot, tiny_ckpt):
     assert spec.get_string_attribute("vfxmatte:model_hash") == job_hash_of(tiny_ckpt)
     assert spec.get_string_attribute("vfxmatte:job_hash") == job.job_hash
     assert spec.get_int_attribute("vfxmatte:frame") == 1002
-    from vfxmatte.engine import cpu_has_native_bf16
+    from vfxmatte.devices import cpu_has_native_bf16
 
+    assert spec.get_string_attribute("vfxmatte:model_arch") == "tiny"
     assert spec.get_string_attribute("vfxmatte:device") == "cpu"
     assert spec.get_string_attribute("vfxmatte:precision") == ("bf16" if cpu_has_native_bf16() else "fp32")
     # Known regions of the trimap come through exactly.
     tri = _trimap(H + 2 * PAD, W + 2 * PAD)
     assert np.all(alpha[..., 0][tri == 1.0] == 1.0) and np.all(alpha[..., 0][tri == 0.0] == 0.0)
+
+
+def test_provenance_comes_from_the_matters_own_attributes(shot, tiny_ckpt):
+    # Any Matter: the pipeline reads what ran from its public attributes, nothing private.
+    job = load_job(write_job(shot, tiny_ckpt))
+    with ShotPipeline(job, session=RecordingSession()) as pipe:
+        assert pipe.run(frames=[1001]).done == [1001]
+    spec, _ = read_out(shot / "out" / "shot.1001.exr")
+    assert spec.get_string_attribute("vfxmatte:model_arch") == "recorder"
+    assert spec.get_string_attribute("vfxmatte:model_hash") == "feedface"
+    assert spec.get_string_attribute("vfxmatte:device") == "gpu:7"
+    assert spec.get_string_attribute("vfxmatte:precision") == "int3"
+    assert spec.get_string_attribute("vfxmatte:model") == "tiny"  # the job's checkpoint name
 
 
 def job_hash_of(path: Path) -> str:

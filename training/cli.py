@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="score with test-time augmentation, as the engine's model.tta runs it")
     v.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
-                   help="bf16: batch norm folded and the network cast to bf16, as the engine runs it on "
-                        "CPUs with native bf16 (default fp32)")
+                   help="bf16: the network cast to bf16, as the engine runs it on CPUs with native bf16 "
+                        "(default fp32)")
     v.add_argument("--json", action="store_true", help="print one JSON line per checkpoint")
     v.add_argument("--debug", action="store_true", help="show tracebacks")
 

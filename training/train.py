@@ -43,9 +43,11 @@ from torch.utils.data import DataLoader, Dataset
 
 import vfxmatte
 from vfxmatte.checkpoint import load_state, save_checkpoint
-from vfxmatte.engine import TTA_MODES
-from vfxmatte.errors import CheckpointError, DataError, TrainingError
+from vfxmatte.devices import BF16, FP32, NumericMode, autocast, describe_device, resolve_amp, select_training_device
+from vfxmatte.engine import TTA_MODES, Predictor
+from vfxmatte.errors import CheckpointError, DataError, DeviceError, TrainingError
 from vfxmatte.model import TCPMatting, TCPMattingConfig, alpha_from_logits, build_model
+from vfxmatte.trimap import composite_known
 
 from training.config import TrainConfig, from_dict
 from training.losses import matting_loss, unknown_mask
@@ -298,33 +300,20 @@ def dist_from_env() -> Dist:
 
 
 def resolve_device(name: str, d: Dist) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise TrainingError(f"train.device: {name} requested but CUDA is not available")
-        if d.enabled or name == "cuda":
-            return torch.device("cuda", d.local_rank if d.enabled else torch.cuda.current_device())
-    return torch.device(name)
+    """``train.device`` for this process (:func:`vfxmatte.devices.select_training_device`)."""
+    try:
+        return select_training_device(name, d.local_rank if d.enabled else None)
+    except DeviceError as exc:
+        raise TrainingError(f"train.device: {exc}") from exc
 
 
-def resolve_amp(amp: str, device: torch.device) -> Optional[torch.dtype]:
-    """The autocast dtype, or None for full fp32."""
-    if amp == "off":
-        return None
-    if device.type != "cuda":
-        if amp == "bf16":
-            return torch.bfloat16
-        if amp == "fp16":
-            raise TrainingError("train.amp: fp16 needs a CUDA device (use bf16 or off on CPU)")
-        return None  # auto on CPU: off
-    if amp == "fp16":
-        return torch.float16
-    if amp == "bf16":
-        if not torch.cuda.is_bf16_supported():
-            raise TrainingError("train.amp: bf16 is not supported by this GPU (use fp16 or auto)")
-        return torch.bfloat16
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+def amp_mode(amp: str, device: torch.device) -> NumericMode:
+    """``train.amp`` on ``device`` (:func:`vfxmatte.devices.resolve_amp`): fp32 weights with
+    the mode's autocast, if any."""
+    try:
+        return resolve_amp(device, amp)
+    except DeviceError as exc:
+        raise TrainingError(f"train.amp: {exc}") from exc
 
 
 # --------------------------------------------------------------------------------------------
@@ -540,24 +529,6 @@ def latest_state(out_dir: Path) -> Optional[Path]:
     return states[-1] if states else None
 
 
-def check_init_checkpoint(name: str, sha256: str) -> Path:
-    """The ``init_checkpoint`` file, after checking it is the one the config pins.
-
-    Raises:
-        CheckpointError: the file is missing, or its sha256 is not ``sha256``; the message
-            names the file, the key and both hashes.
-    """
-    from vfxmatte.checkpoint import file_sha256, resolve
-
-    path = resolve(name)
-    actual = file_sha256(path)
-    if actual != sha256.lower():
-        raise CheckpointError(
-            f"{path}: init_checkpoint_sha256: the config pins {sha256.lower()}, the file's sha256 is {actual}"
-        )
-    return path
-
-
 def _init_record(name: str, ckpt: Any) -> dict[str, Any]:
     """What a run was warm-started from: the checkpoint's name, hash and its own provenance, so
     an export carries its whole training lineage (e.g. GPU chunks, then a CPU fine-tune)."""
@@ -624,74 +595,63 @@ def validate(
     samples: Sequence[dict[str, Tensor]],
     cfg: TrainConfig,
     device: torch.device,
-    amp_dtype: Optional[torch.dtype],
-    channels_last: bool = False,
+    numeric: NumericMode = FP32,
     batch_size: int = 8,
     tta: str = "none",
 ) -> dict[str, Any]:
     """Loss and matting metrics on the fixed validation samples, plus TCP diagnostics.
 
+    The network runs through the engine's :class:`vfxmatte.engine.Predictor`, as users run it:
+    batch norm folded into a copy (``model`` itself, and its train/eval modes, are left as they
+    are), weights and inputs in ``numeric``'s dtype under its autocast, channels_last, and
+    ``tta`` (``"flip"``: the mean of the alpha and the mirrored input's alpha mirrored back).
+    The metrics score the matte users get, the trimap's known pixels copied over the
+    prediction as :meth:`vfxmatte.engine.MattingSession.matte` does; the loss is over the
+    unknown region, where it is defined (paper §3.3).
+
     ``sp_std`` / ``tcp_std``: standard deviation of each path's logit over the unknown region;
-    with ``w_c`` they show whether the TCP carries any of the prediction (of the plain view).
-    ``tta="flip"`` scores the mean of the alpha and the alpha of the mirrored input mirrored
-    back, as :class:`vfxmatte.engine.MattingSession` does with ``tta="flip"``.
+    with ``w_c`` (of the network as run) they show whether the TCP carries any of the
+    prediction (of the plain view).
     """
     if tta not in TTA_MODES:
         raise TrainingError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
 
-    dtype = next(model.parameters()).dtype  # bf16: a model cast for CPU inference
-
-    def run(image: Tensor, trimap: Tensor) -> tuple[Any, Tensor]:
-        with _autocast(device, amp_dtype):
-            out = model.forward_paths(image.to(dtype), trimap.to(dtype))
-        return out, alpha_from_logits(out.sp_logit.float(), out.tcp_logit.float()).clamp(0.0, 1.0)
-
-    modes = [(m, m.training) for m in model.modules()]  # per module: frozen norms stay frozen
-    model.eval()
+    predictor = Predictor(model, device, numeric, tta=tta)
     evaluate = _metrics_fn()
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     sp_vals, tcp_vals = [], []
     loss_sum = alpha_sum = bg_sum = 0.0
     n_batches = 0
-    try:
-        for start in range(0, len(samples), batch_size):
-            chunk = samples[start : start + batch_size]
-            batch = {k: torch.stack([s[k] for s in chunk]) for k in ("image", "trimap_sp", "alpha")}
-            image = batch["image"].to(device)
-            trimap = batch["trimap_sp"].to(device)
-            gt = batch["alpha"].to(device)
-            if channels_last:
-                image = image.contiguous(memory_format=torch.channels_last)
-                trimap = trimap.contiguous(memory_format=torch.channels_last)
-            out, pred = run(image, trimap)
-            if tta == "flip":
-                pred = (pred + run(image.flip(-1), trimap.flip(-1))[1].flip(-1)) * 0.5
-            terms = matting_loss(
-                pred, gt, trimap,
-                alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
-                theta=cfg.loss.theta, eps=cfg.loss.eps,
-            )
-            loss_sum += float(terms.total)
-            alpha_sum += float(terms.alpha)
-            bg_sum += float(terms.bg)
-            n_batches += 1
-            unknown = unknown_mask(trimap)
-            sp_vals.append(out.sp_logit.float()[unknown].cpu())
-            tcp_vals.append(out.tcp_logit.float()[unknown].cpu())
-            if evaluate is not None:
-                pred_np = pred.cpu().numpy()
-                gt_np = gt.float().cpu().numpy()
-                tri_cpu = batch["trimap_sp"]
-                for i in range(pred_np.shape[0]):
-                    m = evaluate(pred_np[i, 0], gt_np[i, 0], _trimap_canonical(tri_cpu[i]))
-                    for k, v in m.items():
-                        if isinstance(v, (int, float)) and math.isfinite(float(v)):
-                            totals[k] = totals.get(k, 0.0) + float(v)
-                            counts[k] = counts.get(k, 0) + 1
-    finally:
-        for m, training in modes:
-            m.training = training
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        batch = {k: torch.stack([s[k] for s in chunk]) for k in ("image", "trimap_sp", "alpha")}
+        trimap = batch["trimap_sp"].to(device)
+        gt = batch["alpha"].to(device)
+        pred, out = predictor.with_paths(batch["image"], trimap)  # [B, 1, H, W] float32
+        terms = matting_loss(
+            pred, gt, trimap,
+            alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
+            theta=cfg.loss.theta, eps=cfg.loss.eps,
+        )
+        loss_sum += float(terms.total)
+        alpha_sum += float(terms.alpha)
+        bg_sum += float(terms.bg)
+        n_batches += 1
+        unknown = unknown_mask(trimap)
+        sp_vals.append(out.sp_logit.float()[unknown].cpu())
+        tcp_vals.append(out.tcp_logit.float()[unknown].cpu())
+        if evaluate is not None:
+            pred_np = pred.cpu().numpy()
+            gt_np = gt.float().cpu().numpy()
+            tri_cpu = batch["trimap_sp"]
+            for i in range(pred_np.shape[0]):
+                tri = _trimap_canonical(tri_cpu[i])
+                m = evaluate(composite_known(pred_np[i, 0], tri), gt_np[i, 0], tri)
+                for k, v in m.items():
+                    if isinstance(v, (int, float)) and math.isfinite(float(v)):
+                        totals[k] = totals.get(k, 0.0) + float(v)
+                        counts[k] = counts.get(k, 0) + 1
     result: dict[str, Any] = {
         "loss": loss_sum / max(1, n_batches),
         "loss_alpha": alpha_sum / max(1, n_batches),
@@ -700,7 +660,7 @@ def validate(
     result.update({k: totals[k] / counts[k] for k in totals})
     sp = torch.cat(sp_vals) if sp_vals else torch.zeros(0)
     tcp = torch.cat(tcp_vals) if tcp_vals else torch.zeros(0)
-    result["w_c"] = float(model.w_c.detach().float())
+    result["w_c"] = float(predictor.model.w_c.detach().float())
     result["sp_std"] = float(sp.std()) if sp.numel() > 1 else 0.0
     result["tcp_std"] = float(tcp.std()) if tcp.numel() > 1 else 0.0
     result["tcp_sp_std_ratio"] = result["tcp_std"] / result["sp_std"] if result["sp_std"] > 0 else 0.0
@@ -719,16 +679,17 @@ def validate_checkpoints(
     The same samples, loss and metrics as the periodic validation of :func:`train` (so numbers
     compare with a run's ``val`` log lines at the same ``data.val_*`` settings): the way to pick
     between checkpoints without touching benchmark data. Each result adds ``checkpoint``.
-    ``precision="bf16"`` scores the network as the engine runs it on CPUs with native bf16
-    (batch norm folded, weights and inputs in bf16, alpha formed in float32); results then add
-    ``precision``.
+    The network runs as the engine runs it (:func:`validate`); ``precision="bf16"`` runs it
+    as the engine does on CPUs with native bf16 (:data:`vfxmatte.devices.BF16`: weights and
+    inputs in bf16, alpha formed in float32); results then add ``precision``.
 
     Raises:
         CheckpointError: a checkpoint is missing, unreadable or not of the config's architecture.
+        DeviceError: ``device`` is not available here.
         TrainingError: the config describes no validation data.
     """
     from vfxmatte.checkpoint import load_model
-    from vfxmatte.model.fuse import fold_batchnorm
+    from vfxmatte.devices import select_device
 
     if precision not in ("fp32", "bf16"):
         raise TrainingError(f"precision must be fp32 or bf16, got {precision!r}")
@@ -737,13 +698,11 @@ def validate_checkpoints(
     arch = cfg.architecture()
     models = [(str(c), load_model(c, expect=arch)[0]) for c in checkpoints]  # fail before data
     _, val = build_datasets(cfg)
-    dev = torch.device(device)
+    dev = select_device(device)
+    numeric = BF16 if precision == "bf16" else FP32
     out = []
     for name, model in models:
-        model = model.float().to(dev)
-        if precision == "bf16":
-            model = fold_batchnorm(model).eval().to(torch.bfloat16)
-        res = validate(model, val, cfg, dev, None, batch_size=cfg.train.batch_size, tta=tta)
+        res = validate(model.float(), val, cfg, dev, numeric, batch_size=cfg.train.batch_size, tta=tta)
         extra = {**({"tta": tta} if tta != "none" else {}), **({"precision": precision} if precision != "fp32" else {})}
         out.append({"checkpoint": name, **extra, **res})
     return out
@@ -773,12 +732,6 @@ class PathLogits(nn.Module):
     def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor) -> tuple[Tensor, Tensor]:
         out = self.net.forward_paths(image, trimap, tcp_trimap)
         return out.sp_logit, out.tcp_logit
-
-
-def _autocast(device: torch.device, dtype: Optional[torch.dtype]) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------
@@ -856,8 +809,6 @@ def train(
     try:
         out_dir = Path(cfg.train.out_dir)
         resume_from = _find_resume(cfg, out_dir)
-        if cfg.init_checkpoint and cfg.init_checkpoint_sha256 and resume_from is None:
-            check_init_checkpoint(cfg.init_checkpoint, cfg.init_checkpoint_sha256)  # before any file is written
         if dd.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             log = _JsonLog(out_dir / METRICS_LOG)
@@ -867,7 +818,8 @@ def train(
             torch.backends.cudnn.benchmark = True
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        amp_dtype = resolve_amp(cfg.train.amp, device)
+        amp = amp_mode(cfg.train.amp, device)
+        amp_dtype = amp.autocast
         channels_last = cfg.train.channels_last == "on" or (
             cfg.train.channels_last == "auto" and device.type == "cuda"
         )
@@ -985,7 +937,7 @@ def train(
                 "config": cfg.to_dict(),
                 "arch": arch.to_dict(),
                 "data": describe_data(cfg),
-                "device": _device_name(device),
+                "device": describe_device(device),
                 "world_size": dd.world,
                 "vfxmatte_version": vfxmatte.__version__,
                 "last_val": last_val,
@@ -1008,7 +960,7 @@ def train(
 
         def run_validation() -> dict[str, Any]:
             if dd.main and val_set:
-                res = validate(model, val_set, cfg, device, amp_dtype, channels_last, cfg.train.batch_size)
+                res = validate(model, val_set, cfg, device, amp, cfg.train.batch_size)
                 res["step"] = step
                 log.write({"kind": "val", **res})
                 report(TrainEvent("val", step, total, res))
@@ -1018,7 +970,7 @@ def train(
             return last_val
 
         report(TrainEvent("start", step, total, {
-            "device": _device_name(device), "world_size": dd.world, "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
+            "device": describe_device(device), "world_size": dd.world, "amp": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
             "resumed_from": str(resume_from) if resume_from else None,
             "params": sum(p.numel() for p in model.parameters()), "out_dir": str(out_dir),
             "data": describe_data(cfg),
@@ -1055,7 +1007,7 @@ def train(
                     else contextlib.nullcontext()
                 )
                 with sync:
-                    with _autocast(device, amp_dtype):
+                    with autocast(device, amp):
                         sp_logit, tcp_logit = train_module(image, tri_sp, tri_tcp)
                     pred = alpha_from_logits(sp_logit.float(), tcp_logit.float())  # [B, 1, H, W]
                     terms = matting_loss(
@@ -1127,12 +1079,6 @@ def train(
         torch.set_num_threads(threads_before)
         if dd.enabled and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return device.type
 
 
 def _barrier(dd: Dist) -> None:

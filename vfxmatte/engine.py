@@ -1,21 +1,22 @@
-"""Tiled inference: run the matting network on frames of any size, on GPU or CPU.
+"""Inference: run the matting network on frames of any size, on GPU or CPU.
 
-Cost follows the unknown region, not the frame: the frame (padded by reflection to the
-network's stride, as untiled inference pads it) is covered by a grid of overlapping square
-tiles whose origins are multiples of the stride, and only tiles whose contributing area
-touches the trimap's unknown band are computed. Tiles are blended with weights that are zero
-in a dead margin at each inner tile edge and grow with the distance from it, so there are no
-seams and each pixel is dominated by the tile that sees it with the most context. Peak memory
-is set by ``tile_size`` and ``batch_size``; the frame-sized buffers are the image, trimap and
-two float32 accumulators.
+Two layers, each the one place for its concern:
+
+- :class:`Predictor` is the network as inference runs it, on batches of equal-size tensors:
+  batch norm folded into the convs, weights and inputs cast to the numeric mode's dtype
+  (:mod:`vfxmatte.devices`), channels_last, the mode's autocast, optional block-sparse
+  forward and flip test-time augmentation, alpha in float32. The training package validates
+  checkpoints through it, so validation scores what users run.
+- :class:`MattingSession` mattes whole frames: it checks the inputs, plans tiles
+  (:mod:`vfxmatte.tiling`), runs only the tiles that touch the trimap's unknown band through
+  its predictor in batches, blends them, and copies the trimap's known pixels over the result.
+  Cost follows the unknown region, not the frame. Peak memory is set by ``tile_size`` and
+  ``batch_size``; the frame-sized buffers are the image, trimap and two float32 accumulators.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import os
-from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Sequence, get_args
 
 import numpy as np
@@ -23,251 +24,118 @@ import torch
 
 from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
-from vfxmatte.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
-from vfxmatte.errors import DeviceError, InputError
-from vfxmatte.model import STRIDE, TCPMatting
+from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
+from vfxmatte.errors import InputError
+from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
+from vfxmatte.tiling import (
+    DEFAULT_OVERLAP,
+    DEFAULT_TILE,
+    Tile,
+    axis_weight,
+    crop_tile,
+    padded_size,
+    plan_tiles,
+    tiles_needing_inference,
+)
+
+__all__ = ["TTA", "TTA_MODES", "MattingSession", "Predictor", "check_frame"]
 
 Progress = Callable[[int, int], None]
-DeviceName = Literal["auto", "cpu", "cuda", "mps"] | str
-Precision = Literal["auto", "fp32", "fp16", "bf16"]
-#: Test-time augmentation: "none", or "flip" (also run each tile mirrored left-right and
-#: average the two alphas: ~2x the time; on held-out synthetic composites SAD -4%, Grad -7%).
+#: Test-time augmentation: "none", or "flip" (also run each input mirrored left-right and
+#: average the two alphas: twice the network time; its scores are in benchmarks/RESULTS.md).
 TTA = Literal["none", "flip"]
 TTA_MODES: tuple[str, ...] = get_args(TTA)
 
 
-
-# --------------------------------------------------------------------------- devices
-
-
-def select_device(preference: DeviceName = "auto") -> torch.device:
-    """Pick cuda, then mps, then cpu for "auto"; check that an explicit device exists."""
-    pref = str(preference).lower()
-    mps_ok = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
-    if pref == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if mps_ok:
-            return torch.device("mps")
-        return torch.device("cpu")
-    if pref.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"device '{preference}': CUDA is not available on this machine")
-        return torch.device(pref)
-    if pref == "mps":
-        if not mps_ok:
-            raise DeviceError("device 'mps': Apple Metal is not available on this machine")
-        return torch.device("mps")
-    if pref == "cpu":
-        return torch.device("cpu")
-    raise DeviceError(f"device '{preference}': choose auto, cpu, cuda, cuda:N or mps")
+def _check_tta(tta: str) -> None:
+    if tta not in TTA_MODES:
+        raise InputError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
 
 
-_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+# --------------------------------------------------------------------------- predictor
 
 
-@functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
-    """True where the CPU has bf16 dot-product instructions (AVX512_BF16 or AMX-BF16).
+class Predictor:
+    """The network as inference runs it, on batches of equal-size tensors.
 
-    oneDNN runs bf16 convolutions on them ~2x faster than fp32 (measured on an AMD EPYC Zen 4
-    with AVX512_BF16: 800 px photos 0.17 s against 0.35 s); without them bf16 is emulated and
-    far slower than fp32. Read from ``/proc/cpuinfo`` (Linux); elsewhere False.
-    """
-    try:
-        with open(cpuinfo, encoding="ascii", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[-1].split())
-                    return any(flag in flags for flag in _BF16_CPU_FLAGS)
-    except OSError:
-        pass
-    return False
+    Args:
+        model: the network. With ``fold_norms`` (the default) a copy with batch norm folded
+            into the convs is run and ``model`` is left untouched; without, ``model`` itself is
+            moved, cast and put in eval mode.
+        device: where it runs.
+        numeric: its arithmetic (:func:`vfxmatte.devices.resolve_precision`); the weights are
+            cast to ``numeric.dtype`` once, inputs on every call.
+        tta: ``"flip"`` averages the alpha with that of the left-right mirrored input,
+            mirrored back (the network is not mirror-symmetric).
+        sparse: run the full- and half-resolution layers only near the unknown band
+            (:meth:`~vfxmatte.model.TCPMatting.forward_sparse`): alpha is then 0 outside the
+            band, for callers that keep the trimap's known pixels.
+        fold_norms: fold batch norm (inference only; same function to float rounding, one
+            memory pass less per norm layer).
 
-
-@dataclass(frozen=True)
-class NumericMode:
-    """How the network's arithmetic runs on a device.
-
-    ``dtype``: what the weights and inputs are cast to; ``autocast``: the autocast dtype on top
-    (GPUs), or None. The two paths' logits are always summed into alpha in float32.
+    Example:
+        >>> p = Predictor(build_model("tiny"), torch.device("cpu"))  # doctest: +SKIP
+        >>> alpha = p(image, trimap_onehot)  # [N, 1, H, W] float32  # doctest: +SKIP
     """
 
-    name: str  # "fp32", "bf16" (CPU: bf16 weights), "fp16-autocast", "bf16-autocast"
-    dtype: torch.dtype = torch.float32
-    autocast: torch.dtype | None = None
+    def __init__(
+        self,
+        model: TCPMatting,
+        device: torch.device,
+        numeric: NumericMode = FP32,
+        tta: TTA = "none",
+        sparse: bool = False,
+        fold_norms: bool = True,
+    ) -> None:
+        _check_tta(tta)
+        self.device, self.numeric, self.tta, self.sparse = device, numeric, tta, bool(sparse)
+        # channels_last: oneDNN's and cuDNN's fast conv layout.
+        net = fold_batchnorm(model) if fold_norms else model
+        net = net.to(device, dtype=numeric.dtype)
+        self.model: TCPMatting = net.to(memory_format=torch.channels_last).eval()
 
+    def _inputs(self, image: torch.Tensor, trimap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = image.to(self.device, self.numeric.dtype).contiguous(memory_format=torch.channels_last)
+        tr = trimap.to(self.device, self.numeric.dtype).contiguous(memory_format=torch.channels_last)
+        return x, tr
 
-FP32 = NumericMode("fp32")
+    def _run(self, fn: Callable, x: torch.Tensor, tr: torch.Tensor):
+        with autocast(self.device, self.numeric):
+            return fn(x, tr)
 
+    def _with_tta(self, alpha: torch.Tensor, fn: Callable, x: torch.Tensor, tr: torch.Tensor) -> torch.Tensor:
+        if self.tta == "flip":
+            mirrored = self._run(fn, x.flip(-1), tr.flip(-1)).float().flip(-1)
+            alpha = (alpha + mirrored) * 0.5
+        return alpha
 
-def resolve_precision(
-    device: torch.device, preference: Precision = "auto", native_bf16: bool | None = None
-) -> NumericMode:
-    """The arithmetic ``preference`` means on ``device``.
+    def __call__(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+        """Alpha of a batch.
 
-    GPUs get fp16 autocast by default (bf16 autocast on request). CPUs with native bf16
-    instructions (:func:`cpu_has_native_bf16`; ``native_bf16`` overrides the check) run the
-    whole network in bf16 by default: twice as fast, with held-out SAD and Gradient within
-    0.6% of fp32 (benchmarks/results/heldout_v{9,10}_bf16.json). Other CPUs run fp32 and refuse
-    bf16 (emulated, it is many times slower); fp16 is refused on every CPU. On a CPU the weights
-    are cast once instead of autocasting every op.
-    """
-    pref = str(preference).lower()
-    if pref not in ("auto", "fp32", "fp16", "bf16"):
-        raise DeviceError(f"precision '{preference}': choose auto, fp32, fp16 or bf16")
-    if pref == "fp32":
-        return FP32
-    if device.type == "cpu":
-        native = cpu_has_native_bf16() if native_bf16 is None else native_bf16
-        if pref == "auto":
-            return NumericMode("bf16", torch.bfloat16) if native else FP32
-        if pref == "bf16" and native:
-            return NumericMode("bf16", torch.bfloat16)
-        why = (
-            "this CPU has no native bf16 instructions (AVX512_BF16 or AMX), so bf16 would run many times slower"
-            if pref == "bf16"
-            else "fp16 is many times slower than fp32 on CPUs"
-        )
-        raise DeviceError(f"precision '{preference}' on cpu: {why}; use fp32 or auto")
-    if pref == "bf16":
-        return NumericMode("bf16-autocast", autocast=torch.bfloat16)
-    return NumericMode("fp16-autocast", autocast=torch.float16)
+        Args:
+            image: [N, 3, H, W] sRGB-encoded RGB in [0, 1], on any device.
+            trimap: [N, 3, H, W] one-hot (bg, unknown, fg).
 
+        Returns:
+            [N, 1, H, W] float32 alpha on :attr:`device`: the network's raw prediction
+            everywhere (0 outside the unknown band when ``sparse``).
+        """
+        x, tr = self._inputs(image, trimap)
+        run = self.model.forward_sparse if self.sparse else self.model
+        with torch.inference_mode():
+            return self._with_tta(self._run(run, x, tr).float(), run, x, tr)
 
-# --------------------------------------------------------------------------- tiling plan
+    def with_paths(self, image: torch.Tensor, trimap: torch.Tensor) -> tuple[torch.Tensor, PathOutputs]:
+        """The alpha of :meth:`__call__` from the dense forward, and the plain view's path outputs.
 
-
-@dataclass(frozen=True)
-class Tile:
-    y: int
-    x: int
-    h: int
-    w: int
-
-
-def axis_layout(length: int, tile: int, overlap: int, align: int = STRIDE) -> tuple[int, list[int]]:
-    """Tile size and start offsets along one axis.
-
-    ``tile`` is the largest tile allowed (memory): the axis gets the fewest tiles of at most that
-    size whose neighbours overlap by at least ``overlap``, and the tiles are then shrunk to the
-    smallest size that still keeps that overlap, so the network does not recompute pixels for
-    nothing (a 2048 x 1088 frame with 1024-px tiles and 256 px overlap runs 6 tiles of
-    864 x 672, 1.6x its pixels, instead of 6 of 1024 x 1024, 2.8x). Every start is a multiple of
-    ``align`` (the network's stride): the network is not shift-equivariant for shifts that are not multiples of its stride,
-    so an unaligned tile would see a differently sampled feature grid and disagree with untiled
-    inference everywhere, not just near its edges. ``length`` and ``tile`` are multiples of
-    ``align`` (the frame is padded to the stride first).
-    """
-    if length <= tile:
-        return length, [0]
-    n = max(math.ceil((length - overlap) / (tile - overlap)), 2)
-    while True:
-        size = min(tile, -(-(length + (n - 1) * overlap) // (n * align)) * align)
-        while size <= tile:
-            starts = [int(round(i * (length - size) / (n - 1) / align)) * align for i in range(n)]
-            if all(b - a <= size - overlap for a, b in zip(starts, starts[1:])):
-                return size, starts
-            size += align
-        n += 1
-
-
-def axis_weight(start: int, size: int, length: int, overlap: int) -> np.ndarray:
-    """1-D blending weight of a tile: zero in a dead margin at inner edges, then growing.
-
-    The weight is ``max(d - margin, 0)^2`` where ``d`` is the distance to the nearest *inner*
-    tile edge (edges on the frame border do not count: no neighbour covers them) and
-    ``margin = overlap // 4``. Where tiles overlap by more than ``overlap`` (the grid spreads
-    tiles evenly), a pixel is dominated by the tile that sees it from deepest inside, i.e. with
-    the most context around it: the network's receptive field spans hundreds of pixels, so a
-    plain cross-fade near each tile's own edge lets edge-starved predictions through.
-    """
-    i = np.arange(size, dtype=np.float64) + 0.5
-    d = np.full(size, np.inf)
-    if start > 0:
-        d = np.minimum(d, i)
-    if start + size < length:
-        d = np.minimum(d, size - i)
-    if not np.isfinite(d).all():
-        return np.ones(size, dtype=np.float32)
-    margin = overlap // 4
-    w = np.maximum(d - margin, 0.0) / size
-    return (w * w).astype(np.float32)
-
-
-def padded_size(length: int, stride: int = STRIDE) -> int:
-    """``length`` rounded up to a multiple of the network stride."""
-    return -(-length // stride) * stride
-
-
-def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int = STRIDE) -> list[Tile]:
-    """All tiles of the grid covering a frame padded to the stride.
-
-    ``height`` and ``width`` are the frame's own size; tiles are laid over the frame padded to
-    a multiple of ``stride`` (the model's :attr:`~vfxmatte.model.TCPMatting.stride`; reflection
-    padding, as untiled inference pads), so a tile may reach up to ``stride - 1`` pixels past the
-    bottom or right edge. ``tile = 0`` means one tile.
-    """
-    hp, wp = padded_size(height, stride), padded_size(width, stride)
-    if tile <= 0:
-        return [Tile(0, 0, hp, wp)]
-    if tile % stride:
-        raise InputError(f"tile_size must be a multiple of {stride} (the network stride), got {tile}")
-    if overlap < 0 or overlap >= tile // 2:
-        raise InputError(f"overlap must be in [0, tile_size/2), got {overlap} for tile_size {tile}")
-    th, ys = axis_layout(hp, tile, overlap, stride)
-    tw, xs = axis_layout(wp, tile, overlap, stride)
-    return [Tile(y, x, th, tw) for y in ys for x in xs]
-
-
-def _reflect_indices(start: int, size: int, length: int) -> np.ndarray | slice:
-    """Indices of ``start .. start+size`` into an axis of ``length``, reflected past the end."""
-    if start + size <= length:
-        return slice(start, start + size)
-    i = np.arange(start, start + size)
-    i = np.where(i >= length, 2 * (length - 1) - i, i)  # numpy/torch 'reflect' padding
-    return np.clip(i, 0, length - 1)  # 'edge' where the frame is shorter than the padding
-
-
-def crop_tile(array: np.ndarray, t: Tile) -> np.ndarray:
-    """The tile's window of a frame-sized array, reflection-padded past the bottom/right edge."""
-    iy = _reflect_indices(t.y, t.h, array.shape[0])
-    ix = _reflect_indices(t.x, t.w, array.shape[1])
-    if isinstance(iy, slice) and isinstance(ix, slice):
-        return array[iy, ix]
-    iy = np.arange(array.shape[0])[iy] if isinstance(iy, slice) else iy
-    ix = np.arange(array.shape[1])[ix] if isinstance(ix, slice) else ix
-    return array[np.ix_(iy, ix)]
-
-
-def tile_weight(t: Tile, height: int, width: int, overlap: int) -> np.ndarray:
-    """[h, w] blending weight of a tile within the frame."""
-    wy = axis_weight(t.y, t.h, height, overlap)
-    wx = axis_weight(t.x, t.w, width, overlap)
-    return wy[:, None] * wx[None, :]
-
-
-def tiles_needing_inference(
-    tiles: Sequence[Tile], unknown: np.ndarray, overlap: int, stride: int = STRIDE
-) -> list[Tile]:
-    """Tiles whose positive-weight area holds at least one unknown pixel.
-
-    Every unknown pixel gets positive weight from at least one tile of the full grid, and that
-    tile then holds an unknown pixel in its positive-weight area, so the selection covers the
-    whole unknown band.
-    """
-    h, w = unknown.shape
-    hp, wp = padded_size(h, stride), padded_size(w, stride)
-    keep = []
-    for t in tiles:
-        sub = unknown[t.y : t.y + t.h, t.x : t.x + t.w]  # the part inside the frame
-        if not sub.any():
-            continue
-        wt = tile_weight(t, hp, wp, overlap)[: sub.shape[0], : sub.shape[1]]
-        if (sub & (wt > 0)).any():
-            keep.append(t)
-    return keep
+        For diagnostics that need each path's logit (training validation); the dense forward
+        equals the block-sparse one inside the band to float rounding.
+        """
+        x, tr = self._inputs(image, trimap)
+        with torch.inference_mode():
+            out = self._run(self.model.forward_paths, x, tr)
+            return self._with_tta(out.alpha.float(), self.model, x, tr), out
 
 
 # --------------------------------------------------------------------------- inputs
@@ -302,6 +170,10 @@ def check_frame(image: np.ndarray, trimap: np.ndarray, name: str = "frame") -> t
 class MattingSession:
     """A model loaded on a device, ready to matte frames.
 
+    Tiles are laid by :func:`vfxmatte.tiling.plan_tiles` on the model's stride and run through
+    one :class:`Predictor`. ``sparse=None`` means block-sparse inference on the CPU (faster
+    there, benchmarks/RESULTS.md) and dense on GPUs.
+
     Example:
         >>> s = MattingSession.from_checkpoint("starter", device="cpu")  # doctest: +SKIP
         >>> alpha = s.matte(image, trimap)  # [H, W] float32  # doctest: +SKIP
@@ -320,14 +192,10 @@ class MattingSession:
         tta: TTA = "none",
         sparse: bool | None = None,
     ) -> None:
-        if tta not in TTA_MODES:
-            raise InputError(f"tta must be one of {', '.join(TTA_MODES)}, got {tta!r}")
+        _check_tta(tta)
         self.tta = tta
         self.device = select_device(device)
         self.numeric = resolve_precision(self.device, precision)
-        # Block-sparse inference (vfxmatte.model.sparse): the full- and half-resolution layers
-        # run only near the unknown band, which is all that matte() keeps. None = on for the
-        # CPU, where it was measured faster; off on GPUs until it is measured there.
         self.sparse = self.device.type == "cpu" if sparse is None else bool(sparse)
         if tile_size < 0:
             raise InputError(f"tile_size must be >= 0 (0 = untiled), got {tile_size}")
@@ -339,46 +207,42 @@ class MattingSession:
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = checkpoint
-        # channels_last: oneDNN's and cuDNN's fast conv layout (NCHW is ~1.5x slower here).
-        # Folding batch norm into the convs removes a memory pass per norm layer (inference only;
-        # the caller's model is not modified).
-        # bf16 on the CPU casts the (folded) weights once; alpha is still formed in float32.
-        net = fold_batchnorm(model) if fold_norms else model
-        net = net.to(self.device, dtype=self.numeric.dtype)
-        self.model = net.to(memory_format=torch.channels_last).eval()
+        self.predictor = Predictor(model, self.device, self.numeric, tta, self.sparse, fold_norms)
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":
         model, ckpt = load_model(name_or_path)
         return cls(model, checkpoint=ckpt, **kwargs)
 
+    # -- what ran (provenance, vfxmatte.pipeline.Matter)
+    @property
+    def model(self) -> TCPMatting:
+        """The network as it runs (folded, cast, on the device)."""
+        return self.predictor.model
+
     @property
     def model_name(self) -> str:
+        """The network's architecture name (its config's ``name``)."""
         return self.model.config.name
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 of the checkpoint file the weights came from; "" for an in-memory model."""
+        return self.checkpoint.sha256 if self.checkpoint is not None else ""
+
+    @property
+    def precision(self) -> str:
+        """The numeric mode the network runs in (``fp32``, ``bf16``, ``fp16-autocast``, ...)."""
+        return self.numeric.name
 
     # -- core
     def _run_batch(self, image: np.ndarray, trimap: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         """Network prediction for tiles of equal size -> [N, h, w] float32."""
         imgs = np.stack([crop_tile(image, t) for t in tiles])  # [N,h,w,3]
         tris = np.stack([tm.one_hot(crop_tile(trimap, t)) for t in tiles])  # [N,3,h,w]
-        dtype = self.numeric.dtype
-        x = torch.from_numpy(imgs).permute(0, 3, 1, 2).to(self.device, dtype)  # [N,3,h,w]
-        tr = torch.from_numpy(tris).to(self.device, dtype)  # [N,3,h,w]
-        x = x.contiguous(memory_format=torch.channels_last)
-        tr = tr.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            alpha = self._forward(x, tr).float()
-            if self.tta == "flip":  # the network is not mirror-symmetric: average both views
-                mirrored = self._forward(x.flip(-1), tr.flip(-1)).float().flip(-1)
-                alpha = (alpha + mirrored) * 0.5
+        x = torch.from_numpy(imgs).permute(0, 3, 1, 2)  # [N,3,h,w]
+        alpha = self.predictor(x, torch.from_numpy(tris))  # [N,1,h,w]
         return alpha[:, 0].cpu().numpy()
-
-    def _forward(self, x: torch.Tensor, tr: torch.Tensor) -> torch.Tensor:
-        run = self.model.forward_sparse if self.sparse else self.model
-        if self.numeric.autocast is not None:
-            with torch.autocast(self.device.type, dtype=self.numeric.autocast):
-                return run(x, tr)
-        return run(x, tr)
 
     def _batches(self, tiles: list[Tile]) -> Iterator[list[Tile]]:
         for i in range(0, len(tiles), self.batch_size):
@@ -423,6 +287,7 @@ class MattingSession:
             image: [H, W, 3] float RGB in the network's working encoding (sRGB-encoded, 0..1).
             trimap: [H, W] canonical trimap (0 bg, 0.5 unknown, 1 fg).
             progress: called with (tiles_done, tiles_total).
+            name: names the frame in error messages.
 
         Returns:
             [H, W] float32 alpha: known fg/bg copied from the trimap, the network's prediction in

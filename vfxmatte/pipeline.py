@@ -154,7 +154,30 @@ class RunReport:
 
 
 class Matter(Protocol):
-    """What the pipeline needs of a session (a :class:`~vfxmatte.engine.MattingSession`)."""
+    """What the pipeline needs of a session (a :class:`~vfxmatte.engine.MattingSession`).
+
+    The attributes are the frame's provenance: every EXR written records them.
+    """
+
+    @property
+    def model_name(self) -> str:
+        """The network's architecture name (``vfxmatte:model_arch``)."""
+        ...
+
+    @property
+    def model_hash(self) -> str:
+        """sha256 of the checkpoint file, "" when unknown (``vfxmatte:model_hash``)."""
+        ...
+
+    @property
+    def device(self) -> Any:
+        """Where the network runs; ``str()`` of it is written (``vfxmatte:device``: cpu, cuda:0)."""
+        ...
+
+    @property
+    def precision(self) -> str:
+        """The numeric mode the network runs in (``vfxmatte:precision``: fp32, bf16, ...)."""
+        ...
 
     def matte(self, image: np.ndarray, trimap: np.ndarray, progress: Any = None, name: str = "frame") -> np.ndarray: ...
 
@@ -220,14 +243,14 @@ class ShotPipeline:
                 tta=m.tta,
                 sparse=m.sparse,
             )
-            log.debug("loaded %s on %s", m.checkpoint, getattr(self._session, "device", "?"))
+            log.debug("loaded %s on %s", m.checkpoint, self._session.device)
 
     def close(self) -> None:
         """Release the model (and, on CUDA, its cached device memory)."""
         if self._own_session and self._session is not None:
-            device = getattr(self._session, "device", None)
+            device = str(self._session.device)
             self._session = None
-            if getattr(device, "type", None) == "cuda":
+            if device.startswith("cuda"):
                 import torch
 
                 torch.cuda.empty_cache()
@@ -287,18 +310,19 @@ class ShotPipeline:
 
     def provenance(self, item: FramePlan) -> dict[str, Any]:
         """The ``vfxmatte:*`` metadata written into a frame's EXR."""
-        ckpt = getattr(self._session, "checkpoint", None)
-        model = getattr(getattr(self._session, "model", None), "config", None)
+        session = self._session
+        if session is None:
+            raise VfxMatteError("provenance: the pipeline is not open (no model loaded yet)")
         meta: dict[str, Any] = {
             "vfxmatte:version": __version__,
             # "starter" for a built-in, else the checkpoint file's name without its suffix
             "vfxmatte:model": Path(self.job.model.checkpoint).stem,
-            "vfxmatte:model_arch": getattr(model, "name", "unknown"),
-            "vfxmatte:model_hash": getattr(ckpt, "sha256", "") or "unknown",
+            "vfxmatte:model_arch": session.model_name or "unknown",
+            "vfxmatte:model_hash": session.model_hash or "unknown",
             # where and at what precision the network ran (a farm mixing bf16 and fp32 nodes
             # gives slightly different mattes: pin model.precision to fp32 for bit-stable shots)
-            "vfxmatte:device": str(getattr(self._session, "device", "unknown")),
-            "vfxmatte:precision": getattr(getattr(self._session, "numeric", None), "name", "unknown"),
+            "vfxmatte:device": str(session.device),
+            "vfxmatte:precision": session.precision or "unknown",
             "vfxmatte:job_hash": self.job.job_hash,
             "vfxmatte:shot": self.job.shot,
             "vfxmatte:frame": int(item.frame),

@@ -500,7 +500,7 @@ def test_cli_validate_scores_checkpoints_on_held_out_composites(tmp_path, monkey
     assert cli.main(["validate", "--config", str(TINY), "--json", "--precision", "bf16", str(tmp_path / "late.safetensors")]) == 0
     bf16 = json.loads(capsys.readouterr().out)
     assert bf16["precision"] == "bf16" and abs(bf16["sad"] - late["sad"]) < 0.05 * late["sad"]
-    monkeypatch.setattr("vfxmatte.engine.cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr("vfxmatte.devices.cpu_has_native_bf16", lambda: True)
     assert abs(engine_sad(precision="bf16") - bf16["sad"]) < 1e-2 * bf16["sad"] + 1e-4
     assert cli.main(["validate", "--config", str(TINY), str(tmp_path / "missing.safetensors")]) == 1
     assert "missing.safetensors" in capsys.readouterr().err

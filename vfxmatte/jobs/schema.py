@@ -28,10 +28,10 @@ from pydantic import (
     field_validator,
 )
 
-from vfxmatte.defaults import DEFAULT_OVERLAP, DEFAULT_TILE
 from vfxmatte.env import KeyPath
 from vfxmatte.errors import DeviceError, SequenceError
 from vfxmatte.io.sequence import FrameSequence, parse_frame_range
+from vfxmatte.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = [
     "SCHEMA_VERSION",
