@@ -529,6 +529,24 @@ def latest_state(out_dir: Path) -> Optional[Path]:
     return states[-1] if states else None
 
 
+def check_init_checkpoint(name: str, sha256: str) -> Path:
+    """The ``init_checkpoint`` file, after checking it is the one the config pins.
+
+    Raises:
+        CheckpointError: the file is missing, or its sha256 is not ``sha256``; the message
+            names the file, the key and both hashes.
+    """
+    from vfxmatte.checkpoint import file_sha256, resolve
+
+    path = resolve(name)
+    actual = file_sha256(path)
+    if actual != sha256.lower():
+        raise CheckpointError(
+            f"{path}: init_checkpoint_sha256: the config pins {sha256.lower()}, the file's sha256 is {actual}"
+        )
+    return path
+
+
 def _init_record(name: str, ckpt: Any) -> dict[str, Any]:
     """What a run was warm-started from: the checkpoint's name, hash and its own provenance, so
     an export carries its whole training lineage (e.g. GPU chunks, then a CPU fine-tune)."""
@@ -809,6 +827,8 @@ def train(
     try:
         out_dir = Path(cfg.train.out_dir)
         resume_from = _find_resume(cfg, out_dir)
+        if cfg.init_checkpoint and cfg.init_checkpoint_sha256 and resume_from is None:
+            check_init_checkpoint(cfg.init_checkpoint, cfg.init_checkpoint_sha256)  # before any file is written
         if dd.main:
             out_dir.mkdir(parents=True, exist_ok=True)
             log = _JsonLog(out_dir / METRICS_LOG)
