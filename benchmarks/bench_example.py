@@ -1,9 +1,10 @@
 """Score checkpoints on the README's example shot (procedural hair, ACEScg plates, 960x540).
 
 The shot is what `vfxmatte example shot010` writes, with its true alphas: a product-level check
-that a new starter does not regress on the first thing a user runs. It is synthetic and held out
-from training (its generator, `vfxmatte.examples`, is not the training generator), so it may be
-used to compare checkpoints.
+that a new starter does not regress on the first thing a user runs. Its hair is drawn by the
+training generator's strand code (`vfxmatte.procedural`), but the shot itself (figure, motion,
+garden, linear-light compositing, ACEScg plates read through OCIO) is in no training stream, so
+it may be used to compare checkpoints.
 
     python benchmarks/bench_example.py --model v10=starter --model v9=runs/v9.safetensors \\
         --out benchmarks/results/example_v10.json

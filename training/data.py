@@ -31,10 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object, linear_to_srgb, over
+from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object, linear_to_srgb
 from training.trimaps import ROUGH_KERNEL, rough_trimap, semantic_trimap, tcp_trimap
 from vfxmatte.errors import DataError
-from vfxmatte.trimap import UNKNOWN, one_hot
+from vfxmatte.procedural import over
+from vfxmatte.trimap import UNKNOWN, ellipse_kernel, one_hot
 
 #: Suffixes accepted for foregrounds and mattes; pre-composited images may also be JPEG.
 MATTE_SUFFIXES = (".png", ".tif", ".tiff", ".exr")
@@ -490,7 +491,7 @@ class MattingDataset(Dataset):
             sp = rough_trimap(sp, rng, self.rough_trimap_kernel)
         if held is not None:  # the whole held object (and a margin) is left for the network
             k = int(rng.integers(3, 26))
-            margin = cv2.dilate(held, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+            margin = cv2.dilate(held, ellipse_kernel(k))
             sp[margin > 0] = UNKNOWN
         tcp = tcp_trimap(sp, rng)
         return {

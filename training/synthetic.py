@@ -1,14 +1,14 @@
 """Procedural foregrounds and mattes for training without studio data.
 
-What the network learns on real plates depends on how much these mattes look like real ones
-(``shared/notes/training-on-cpu.md``: flat-coloured Bezier hair did not transfer). So every
-fine structure is built the way real mattes get their partial values:
+What the network learns on real plates depends on how much these mattes look like real ones,
+so every fine structure is built the way real mattes get their partial values:
 
 * **hair** is thousands of thin strands, clumped into locks whose guide curves follow a smooth
   flow field (outward normal, gravity, curl, noise). Strands taper (thinner and fainter toward
   the tip), splay at the tips, and a few fly away. They are drawn anti-aliased on a canvas
   supersampled ``ss`` times and box-filtered down, so a strand a third of a pixel wide gives
-  true partial coverage rather than a blurred ramp;
+  true partial coverage rather than a blurred ramp. The strand code is the core's
+  :mod:`vfxmatte.procedural`, which the README's example shot draws its hair with too;
 * **fur** is dense short tufts along a silhouette;
 * **plants** are branching twigs with needles and leaves; **shrubs** (off in the default mix)
   are leafy crowns, opaque but for many small gaps between overlapping leaves;
@@ -42,12 +42,24 @@ import cv2
 import numpy as np
 
 from vfxmatte.errors import DataError
+from vfxmatte.procedural import (
+    FlowField,
+    Outline,
+    StrandCanvas,
+    draw_strands,
+    draw_tapered,
+    edge_alpha,
+    grow_curves,
+    grow_hair,
+    mass_texture,
+    normalise,
+    over,
+    rotate,
+    strands_from_locks,
+    value_noise,
+)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"})
-
-#: Fixed-point fraction bits for cv2 drawing: 1/16-pixel positions on the supersampled canvas.
-_SHIFT = 4
-_ONE = 1 << _SHIFT
 
 #: Hair base colours, sRGB-encoded (black, dark brown, brown, auburn, dark blond, blond,
 #: platinum, grey): measured by eye from portraits, the point is a realistic spread.
@@ -177,66 +189,9 @@ class PhotoLibrary:
 # --------------------------------------------------------------------------------------------
 
 
-def _noise(rng: np.random.Generator, h: int, w: int, scale: float, octaves: int = 1) -> np.ndarray:
-    """Smooth value noise, roughly N(0, 1), with features ``scale`` pixels across.
-
-    Octaves halve the scale. The sum is built at a reduced resolution (at least ~4 px per
-    feature of the finest octave) and upsampled once, which keeps large scales cheap.
-    """
-    finest = max(2.0, scale / 2 ** (octaves - 1))
-    r = int(np.clip(finest // 4, 1, 16))
-    hh, ww = -(-h // r), -(-w // r)
-    out = np.zeros((hh, ww), np.float32)
-    amp, total = 1.0, 0.0
-    sc = scale / r
-    for _ in range(octaves):
-        sc = max(1.0, sc)
-        gh, gw = int(hh / sc) + 3, int(ww / sc) + 3
-        grid = rng.standard_normal((gh, gw)).astype(np.float32)
-        bh, bw = max(hh + 1, int(gh * sc)), max(ww + 1, int(gw * sc))
-        big = cv2.resize(grid, (bw, bh), interpolation=cv2.INTER_CUBIC)
-        oy = int(rng.integers(0, bh - hh + 1))
-        ox = int(rng.integers(0, bw - ww + 1))
-        out += amp * big[oy : oy + hh, ox : ox + ww]
-        total += amp * amp
-        amp *= 0.5
-        sc /= 2.0
-    out /= np.float32(math.sqrt(total))
-    if r > 1:
-        out = cv2.resize(out, (ww * r, hh * r), interpolation=cv2.INTER_LINEAR)[:h, :w]
-    return np.ascontiguousarray(out)
-
-
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3.0 - 2.0 * x)
-
-
-def _edge_alpha(field: np.ndarray, softness: float) -> np.ndarray:
-    """Anti-aliased inside-test of ``field > 0``: a ramp ``softness`` pixels wide across the edge.
-
-    The field is divided by its gradient length, giving a signed distance near the edge.
-    """
-    gx = cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=3) * 0.125
-    gy = cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=3) * 0.125
-    g = np.sqrt(gx * gx + gy * gy) + 1e-6
-    return np.clip(0.5 + field / (g * np.float32(softness)), 0.0, 1.0).astype(np.float32)
-
-
-def over(top: tuple[np.ndarray, np.ndarray], bottom: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Porter-Duff "over" of two (F, alpha) layers with straight colour.
-
-    Where both layers are transparent the colour is the top layer's (the ``eps`` terms), so F
-    stays defined everywhere.
-    """
-    f1, a1 = top
-    f0, a0 = bottom
-    w0 = a0 * (1.0 - a1)
-    a = a1 + w0
-    eps = np.float32(1e-4)
-    num = f1 * (a1 + eps)[..., None] + f0 * w0[..., None]
-    f = num / (a + eps)[..., None]
-    return f.astype(np.float32, copy=False), a.astype(np.float32, copy=False)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -248,118 +203,6 @@ def _tinted(tex: np.ndarray, tint: np.ndarray, mix: float) -> np.ndarray:
     return np.clip((1 - mix) * tex + mix * tint * (0.5 + _luma(tex)[..., None]), 0, 1)
 
 
-def _rotate(v: np.ndarray, ang: np.ndarray) -> np.ndarray:
-    c, s = np.cos(ang), np.sin(ang)
-    return np.stack([v[..., 0] * c - v[..., 1] * s, v[..., 0] * s + v[..., 1] * c], axis=-1)
-
-
-def _normalise(v: np.ndarray) -> np.ndarray:
-    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + 1e-6)
-
-
-class _FlowField:
-    """A smooth 2D direction field (unit vectors) looked up at arbitrary points."""
-
-    def __init__(self, rng: np.random.Generator, h: int, w: int, scale: float) -> None:
-        self.step = max(4, int(scale / 6))
-        gh, gw = h // self.step + 2, w // self.step + 2
-        ang = _noise(rng, gh, gw, max(2.0, scale / self.step)) * np.float32(math.pi)
-        self.vx = np.cos(ang).astype(np.float32)
-        self.vy = np.sin(ang).astype(np.float32)
-
-    def __call__(self, pts: np.ndarray) -> np.ndarray:
-        gy = np.clip((pts[..., 1] / self.step).astype(np.int64), 0, self.vx.shape[0] - 1)
-        gx = np.clip((pts[..., 0] / self.step).astype(np.int64), 0, self.vx.shape[1] - 1)
-        return np.stack([self.vx[gy, gx], self.vy[gy, gx]], axis=-1)
-
-
-class _StrandCanvas:
-    """Supersampled canvas for thin anti-aliased curves.
-
-    Channel 0 accumulates coverage x opacity, channel 1 the same times shade/2, so after the
-    box-filter downsample ``shade = 2 * ch1 / ch0`` is the coverage-weighted strand shade.
-    Strands are grouped into (opacity, shade, width) buckets so each bucket is one cv2 call,
-    drawn faintest first.
-    """
-
-    def __init__(self, h: int, w: int, ss: int) -> None:
-        self.h, self.w, self.ss = h, w, ss
-        self.fine = np.zeros((h * ss, w * ss, 2), np.uint8)
-        self.coarse = np.zeros((h, w, 2), np.uint8)
-        self.empty = True
-
-    def _to_fixed(self, pts: np.ndarray, scale: int) -> np.ndarray:
-        # Output pixel centres are at integer coordinates; a pixel spans `scale` canvas pixels.
-        return np.round(((pts + 0.5) * scale - 0.5) * _ONE).astype(np.int32)
-
-    def draw(self, pts: np.ndarray, width: np.ndarray, opacity: np.ndarray, shade: np.ndarray) -> None:
-        """Draw polylines ``pts`` [N, P, 2] (x, y in output pixels).
-
-        ``width`` [N] in output pixels: below ~0.6 px the strand goes to the supersampled canvas
-        (one canvas pixel wide, i.e. 1/ss px, with the remaining width folded into opacity);
-        wider strands are drawn 1-4 px wide at output resolution.
-        """
-        if len(pts) == 0:
-            return
-        self.empty = False
-        width = np.asarray(width, np.float32)
-        opacity = np.asarray(opacity, np.float32)
-        fine = width < 0.6
-        # A fine strand w px wide covers w*ss canvas pixels; one canvas pixel drawn at opacity
-        # o*w*ss/1 gives the same coverage after the downsample (capped at full opacity).
-        op_fine = np.clip(opacity * np.maximum(width * self.ss, 1.0), 0.0, 1.0)
-        ol = np.clip(np.round(np.where(fine, op_fine, opacity) * 15), 1, 15).astype(np.int64)
-        sl = np.clip(np.round(np.asarray(shade) / 2.0 * 7), 0, 7).astype(np.int64)
-        th = np.where(fine, 1, np.clip(np.round(width), 1, 4)).astype(np.int64)
-        # Faintest first: a later, stronger strand wins where strands overlap.
-        key = (ol * 8 + sl) * 8 + th
-        for is_fine, target, scale in ((True, self.fine, self.ss), (False, self.coarse, 1)):
-            sel = np.flatnonzero(fine == is_fine)
-            if len(sel) == 0:
-                continue
-            fixed = self._to_fixed(pts[sel], scale)
-            k_sel = key[sel]
-            order = np.argsort(k_sel, kind="stable")
-            bounds = np.flatnonzero(np.diff(k_sel[order])) + 1
-            for grp in np.split(order, bounds):
-                k = int(k_sel[grp[0]])
-                t, sh, o = k & 7, (k >> 3) & 7, k >> 6
-                val = 255.0 * o / 15.0
-                cv2.polylines(target, list(fixed[grp]), False, (val, val * sh / 7.0), int(t), cv2.LINE_AA, _SHIFT)
-
-    def fill(self, polys: list[np.ndarray], opacity: float, shade: float) -> None:
-        """Filled anti-aliased polygons (leaves), at output resolution."""
-        if not polys:
-            return
-        self.empty = False
-        val = 255.0 * opacity
-        fixed = [self._to_fixed(p, 1) for p in polys]
-        cv2.fillPoly(self.coarse, fixed, (val, val * shade / 2.0), cv2.LINE_AA, _SHIFT)
-
-    def resolve(self) -> tuple[np.ndarray, np.ndarray]:
-        """(alpha [h, w], shade [h, w]) with partial coverage from the supersampled canvas."""
-        fine = self.fine
-        if self.ss > 1:
-            fine = cv2.resize(fine, (self.w, self.h), interpolation=cv2.INTER_AREA)
-        out_a, out_s = None, None
-        for canvas in (fine, self.coarse):
-            if not canvas[..., 0].any():
-                continue
-            c = canvas.astype(np.float32) * np.float32(1.0 / 255.0)
-            a = c[..., 0]
-            sh = 2.0 * c[..., 1] / np.maximum(a, np.float32(1e-3))
-            if out_a is None:
-                out_a, out_s = a, sh
-            else:
-                # Coarse strands sit over fine ones: union coverage, shade of the denser one.
-                out_s = np.where(a >= out_a, sh, out_s)
-                out_a = out_a + a - out_a * a
-        if out_a is None:
-            return np.zeros((self.h, self.w), np.float32), np.ones((self.h, self.w), np.float32)
-        out_s = np.where(out_a > 0, out_s, np.float32(1.0))
-        return out_a, out_s.astype(np.float32, copy=False)
-
-
 # --------------------------------------------------------------------------------------------
 # Shapes
 # --------------------------------------------------------------------------------------------
@@ -368,7 +211,7 @@ class _StrandCanvas:
 def _body_field(rng: np.random.Generator, h: int, w: int, photos: PhotoLibrary) -> np.ndarray:
     """Signed field whose positive part is an organic silhouette (person, animal, rock, plant).
 
-    Built at quarter resolution (it is smooth) and upsampled; :func:`_edge_alpha` gives the
+    Built at quarter resolution (it is smooth) and upsampled; :func:`edge_alpha` gives the
     anti-aliased edge at full resolution.
     """
     q = 4
@@ -398,197 +241,13 @@ def _body_field(rng: np.random.Generator, h: int, w: int, photos: PhotoLibrary) 
         lum = cv2.GaussianBlur(lum, (0, 0), rng.uniform(1.0, 2.5))
         lum = (lum - lum.mean()) / (lum.std() + 1e-3)
         field = field + 0.15 * lum * rng.choice([-1.0, 1.0])
-    field = field + rng.uniform(0.05, 0.25) * _noise(rng, hq, wq, rng.uniform(40, 160) / q, octaves=3)
+    field = field + rng.uniform(0.05, 0.25) * value_noise(rng, hq, wq, rng.uniform(40, 160) / q, octaves=3)
     return cv2.resize(field.astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-class _Outline:
-    """Points on a silhouette outline with outward normals, for rooting hair and fur."""
-
-    def __init__(self, field: np.ndarray) -> None:
-        h, w = field.shape
-        mask = (field > 0).astype(np.uint8)
-        cnts, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-        pts = np.concatenate([c[:, 0, :] for c in cnts]).astype(np.int64) if cnts else np.zeros((0, 2), np.int64)
-        # Outline points on the frame edge are a crop, not a silhouette: no hair grows there.
-        inner = (pts[:, 0] > 1) & (pts[:, 0] < w - 2) & (pts[:, 1] > 1) & (pts[:, 1] < h - 2)
-        pts = pts[inner]
-        x, y = pts[:, 0], pts[:, 1]
-        # The field is smooth, so its gradient at the outline is a clean normal.
-        g = np.stack([field[y, x + 2] - field[y, x - 2], field[y + 2, x] - field[y - 2, x]], axis=-1)
-        self.points = pts.astype(np.float32)
-        self.normals = _normalise(-g).astype(np.float32)
-        self.length = float(len(pts))
-
-    def sample(self, rng: np.random.Generator, n: int, up_bias: float) -> tuple[np.ndarray, np.ndarray]:
-        """``n`` random outline points and their outward normals; ``up_bias`` favours the top."""
-        if len(self.points) == 0 or n <= 0:
-            return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
-        # Hair grows mostly from the top of a head: weight points by how much they face up.
-        wgt = np.exp(up_bias * -self.normals[:, 1])
-        idx = rng.choice(len(self.points), size=n, p=wgt / wgt.sum())
-        return self.points[idx], self.normals[idx]
 
 
 # --------------------------------------------------------------------------------------------
 # Hair and fur
 # --------------------------------------------------------------------------------------------
-
-
-def _grow(
-    roots: np.ndarray,
-    dirs: np.ndarray,
-    lengths: np.ndarray,
-    n_pts: int,
-    flow: _FlowField,
-    flow_w: float,
-    gravity: np.ndarray,
-    curl: np.ndarray,
-    jitter: np.ndarray,
-    rng: np.random.Generator,
-    wave: np.ndarray | None = None,
-) -> np.ndarray:
-    """Integrate guide curves [M, n_pts, 2] from roots along a steered direction.
-
-    Each step turns by ``curl`` (radians; times ``cos(phase + t * wave)`` when ``wave`` is given,
-    which makes waves and ringlets instead of closed loops) plus ``jitter`` noise, then bends
-    toward gravity (+y) and the flow field.
-    """
-    m = len(roots)
-    phase = rng.uniform(0, 2 * math.pi, m).astype(np.float32) if wave is not None else None
-    out = np.empty((m, n_pts, 2), np.float32)
-    pos = roots.astype(np.float32).copy()
-    d = dirs.astype(np.float32).copy()
-    step = (lengths / (n_pts - 1)).astype(np.float32)[:, None]
-    for t in range(n_pts):
-        out[:, t] = pos
-        bend = curl if wave is None else curl * np.cos(phase + t * wave)
-        turn = bend + jitter * rng.standard_normal(m).astype(np.float32)
-        d = _rotate(d, turn)
-        d = _normalise(d + gravity[:, None] * np.array([0.0, 1.0], np.float32) + flow_w * flow(pos))
-        pos = pos + d * step
-    return out
-
-
-def _strands_from_locks(
-    guides: np.ndarray,
-    per_lock: np.ndarray,
-    rng: np.random.Generator,
-    spread_root: np.ndarray,
-    spread_mid: np.ndarray,
-    splay: np.ndarray,
-    wave: float,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Strands [N, P, 2] clumped around lock guides; returns (strands, lock id, length fraction)."""
-    m, p, _ = guides.shape
-    lock = np.repeat(np.arange(m), per_lock)
-    n = len(lock)
-    tang = np.gradient(guides, axis=1)
-    nrm = _normalise(np.stack([-tang[..., 1], tang[..., 0]], axis=-1))
-    # Each strand runs a fraction u of its lock, sampled at p points (short strands end early).
-    u = np.clip(rng.beta(4.0, 1.3, n), 0.25, 1.0).astype(np.float32)
-    t = np.linspace(0.0, 1.0, p, dtype=np.float32)
-    s = t[None, :] * u[:, None] * (p - 1)
-    i0 = np.clip(s.astype(np.int64), 0, p - 2)
-    fr = (s - i0)[..., None]
-    g = guides[lock[:, None], i0] * (1 - fr) + guides[lock[:, None], i0 + 1] * fr
-    nv = nrm[lock[:, None], i0]
-    off = rng.standard_normal(n).astype(np.float32)
-    tt = t[None, :] * u[:, None]
-    prof = (
-        spread_root[lock, None] * (1.0 - tt) ** 2
-        + spread_mid[lock, None]
-        + splay[lock, None] * tt**2 * np.abs(rng.standard_normal(n)).astype(np.float32)[:, None]
-    )
-    amp = rng.uniform(0.0, wave, n).astype(np.float32)[:, None]
-    freq = rng.uniform(0.5, 3.0, n).astype(np.float32)[:, None]
-    ph = rng.uniform(0, 2 * math.pi, n).astype(np.float32)[:, None]
-    lateral = off[:, None] * prof + amp * np.sin(2 * math.pi * freq * tt + ph) * tt
-    return g + nv * lateral[..., None], lock, u
-
-
-def _draw_tapered(
-    canvas: _StrandCanvas,
-    strands: np.ndarray,
-    width: np.ndarray,
-    opacity: np.ndarray,
-    shade: np.ndarray,
-    taper: float = 0.5,
-) -> None:
-    """Draw strands in three pieces (root, middle, tip), thinner and fainter toward the tip."""
-    p = strands.shape[1]
-    a, b = int(p * 0.55), int(p * 0.8)
-    pieces = ((0, a + 1, 1.0), (a, b + 1, 1.0 - 0.5 * taper), (b, p, 1.0 - taper))
-    for lo, hi, f in pieces:
-        canvas.draw(strands[:, lo:hi], width * (0.4 + 0.6 * f), opacity * f, shade)
-
-
-def _hair_layer(
-    rng: np.random.Generator,
-    canvas: _StrandCanvas,
-    outline: _Outline,
-    flow: _FlowField,
-    h: int,
-    w: int,
-    fur: bool,
-) -> None:
-    """Hair (long locks) or fur (short dense tufts) growing out of a silhouette outline."""
-    size = math.sqrt(h * w)
-    perim = outline.length + 1.0
-    if fur:
-        m = int(np.clip(perim / rng.uniform(1.2, 3.0), 30, 1400))
-        per_lock = rng.integers(2, 7, m)
-        length = rng.uniform(0.012, 0.05) * size * rng.lognormal(0.0, 0.35, m)
-        n_pts = 6
-        up_bias = 0.0
-        flow_w = rng.uniform(0.0, 0.4)
-        gravity = np.full(m, rng.uniform(0.0, 0.1), np.float32)
-        curl = rng.normal(0.0, 0.05, m).astype(np.float32)
-        jitter = np.full(m, 0.08, np.float32)
-        tilt = rng.normal(0.0, 0.35) + rng.normal(0.0, 0.3, m)
-        wave = None
-    else:
-        m = int(np.clip(perim / rng.uniform(4.0, 14.0), 20, 320))
-        per_lock = rng.integers(4, 26, m)
-        length = rng.uniform(0.08, 0.35) * size * rng.lognormal(0.0, 0.3, m)
-        n_pts = 20
-        up_bias = rng.uniform(0.0, 3.0)
-        flow_w = rng.uniform(0.05, 0.5)
-        gravity = rng.uniform(0.0, 0.25) * rng.uniform(0.5, 1.0, m).astype(np.float32)
-        curly = rng.random() < 0.3
-        curl_amp = rng.uniform(0.2, 0.6) if curly else rng.uniform(0.0, 0.05)
-        curl = (curl_amp * rng.choice([-1.0, 1.0], m) * rng.uniform(0.5, 1.0, m)).astype(np.float32)
-        # Curly locks wave with a period of 4-10 steps; straight ones bend gently one way.
-        wave = (2 * math.pi / rng.uniform(4.0, 10.0, m)).astype(np.float32) if curly else None
-        jitter = np.full(m, rng.uniform(0.02, 0.12), np.float32)
-        tilt = rng.normal(0.0, 0.45, m)
-    roots, nrm = outline.sample(rng, m, up_bias)
-    if len(roots) == 0:
-        return
-    # Roots sit a little inside the silhouette so strands emerge from the mass, not its rim.
-    inset = rng.uniform(0.0, 0.02 * size if not fur else 0.008 * size, m)[:, None]
-    roots = roots - nrm * inset.astype(np.float32)
-    dirs = _rotate(nrm, tilt.astype(np.float32))
-    guides = _grow(roots, dirs, length.astype(np.float32), n_pts, flow, flow_w, gravity.astype(np.float32), curl, jitter, rng, wave)
-    spread_root = rng.uniform(0.5, 3.0, m).astype(np.float32) * (0.4 if fur else 1.0)
-    spread_mid = rng.uniform(0.2, 1.5, m).astype(np.float32) * (0.4 if fur else 1.0)
-    splay = rng.uniform(0.0, 0.06 * size if not fur else 0.01 * size, m).astype(np.float32)
-    strands, lock, _ = _strands_from_locks(guides, per_lock, rng, spread_root, spread_mid, splay, 1.5 if not fur else 0.4)
-    n = len(strands)
-    # Widths: mostly sub-pixel (true partial coverage), a few thick strands.
-    width = (rng.lognormal(math.log(rng.uniform(0.25, 0.7)), 0.45, n)).astype(np.float32)
-    opacity = np.clip(rng.beta(5.0, 1.4, n), 0.15, 1.0).astype(np.float32)
-    lock_shade = rng.lognormal(0.0, 0.25, len(per_lock)).astype(np.float32)
-    shade = np.clip(lock_shade[lock] * rng.lognormal(0.0, 0.15, n), 0.3, 1.9).astype(np.float32)
-    _draw_tapered(canvas, strands, width, opacity, shade, taper=rng.uniform(0.3, 0.8))
-    if not fur:
-        # Flyaways: lone strands that leave their lock, thin and wandering.
-        k = int(rng.integers(3, 30))
-        fr, fn = outline.sample(rng, k, up_bias)
-        if len(fr):
-            fl = (rng.uniform(0.1, 0.4, k) * size).astype(np.float32)
-            fg = _grow(fr, _rotate(fn, rng.normal(0, 0.6, k).astype(np.float32)), fl, 24, flow, flow_w * 2, np.zeros(k, np.float32), rng.normal(0, 0.08, k).astype(np.float32), np.full(k, 0.1, np.float32), rng)
-            _draw_tapered(canvas, fg, rng.uniform(0.15, 0.45, k), rng.uniform(0.3, 0.9, k), rng.uniform(0.8, 1.6, k), 0.7)
 
 
 def _hair_colour(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, natural: bool) -> np.ndarray:
@@ -606,24 +265,6 @@ def _hair_colour(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     return np.clip((1 - mix) * base * mod + mix * tex, 0.0, 1.0).astype(np.float32)
 
 
-def _mass_texture(rng: np.random.Generator, field: np.ndarray, flow: _FlowField, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Streaks inside a hair/fur mass: strands along the flow field, colour only (alpha is 1 there)."""
-    size = math.sqrt(h * w)
-    canvas = _StrandCanvas(h, w, 1)
-    # Dense and low-contrast: many faint overlapping strands read as hair texture, a few
-    # strong ones as scribbles.
-    m = int(rng.uniform(0.004, 0.012) * h * w / 4)
-    pts = rng.uniform([0, 0], [w - 1, h - 1], (m * 3, 2)).astype(np.float32)
-    inside = field[pts[:, 1].astype(int), pts[:, 0].astype(int)] > 0
-    roots = pts[inside][:m]
-    k = len(roots)
-    if k:
-        dirs = flow(roots)
-        g = _grow(roots, dirs, (rng.uniform(0.04, 0.15, k) * size).astype(np.float32), 8, flow, 1.0, np.full(k, 0.05, np.float32), np.zeros(k, np.float32), np.full(k, 0.03, np.float32), rng)
-        canvas.draw(g, np.full(k, 1.0, np.float32), rng.uniform(0.15, 0.5, k), np.clip(rng.lognormal(0, 0.3, k), 0.3, 1.9))
-    return canvas.resolve()
-
-
 # --------------------------------------------------------------------------------------------
 # Layers: each returns (F [h, w, 3], alpha [h, w])
 # --------------------------------------------------------------------------------------------
@@ -634,10 +275,10 @@ Layer = tuple[np.ndarray, np.ndarray]
 def _solid_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, field: np.ndarray | None = None) -> Layer:
     if field is None:
         field = _body_field(rng, h, w, photos)
-    a = _edge_alpha(field, rng.uniform(0.7, 2.2))
+    a = edge_alpha(field, rng.uniform(0.7, 2.2))
     f = photos.crop(rng, h, w)
     # Simple shading across the object so the foreground is not a flat photo.
-    g = _noise(rng, h, w, 0.6 * max(h, w))[..., None]
+    g = value_noise(rng, h, w, 0.6 * max(h, w))[..., None]
     f = np.clip(f * (1.0 + 0.2 * g), 0, 1).astype(np.float32)
     return f, a
 
@@ -646,15 +287,15 @@ def _hairy_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     """A body with hair or fur: the most important case (portraits, animals)."""
     size = math.sqrt(h * w)
     field = _body_field(rng, h, w, photos)
-    body_a = _edge_alpha(field, rng.uniform(0.7, 1.8))
-    outline = _Outline(field)
-    flow = _FlowField(rng, h, w, rng.uniform(0.15, 0.5) * size)
+    body_a = edge_alpha(field, rng.uniform(0.7, 1.8))
+    outline = Outline(field)
+    flow = FlowField(rng, h, w, rng.uniform(0.15, 0.5) * size)
     natural = (not fur and rng.random() < 0.9) or (fur and rng.random() < 0.4)
     colour = _hair_colour(rng, photos, h, w, natural)
-    canvas = _StrandCanvas(h, w, ss)
-    _hair_layer(rng, canvas, outline, flow, h, w, fur)
+    canvas = StrandCanvas(h, w, ss)
+    draw_strands(canvas, grow_hair(rng, outline, flow, size, fur))
     a_h, shade = canvas.resolve()
-    a_i, shade_i = _mass_texture(rng, field, flow, h, w)
+    a_i, shade_i = mass_texture(rng, field, flow, h, w)
     body_shade = 1.0 + a_i * (shade_i - 1.0)
     f_body = np.clip(colour * body_shade[..., None], 0, 1)
     f_hair = np.clip(colour * shade[..., None], 0, 1)
@@ -663,7 +304,7 @@ def _hairy_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
 
 def _branches(
     rng: np.random.Generator,
-    flow: _FlowField,
+    flow: FlowField,
     h: int,
     w: int,
     trunks: tuple[int, int],
@@ -679,14 +320,14 @@ def _branches(
     size = math.sqrt(h * w)
     k0 = int(rng.integers(*trunks))
     p0 = np.stack([rng.uniform(0.15, 0.85, k0) * w, np.full(k0, h + 2.0)], axis=-1).astype(np.float32)
-    d0 = _normalise(np.stack([rng.normal(0, 0.3, k0), -np.ones(k0)], axis=-1)).astype(np.float32)
+    d0 = normalise(np.stack([rng.normal(0, 0.3, k0), -np.ones(k0)], axis=-1)).astype(np.float32)
     wd = rng.uniform(1.5, 5.0, k0).astype(np.float32)
     ln = (rng.uniform(0.35, 0.7, k0) * size).astype(np.float32)
     segs_l: list[np.ndarray] = []
     width_l: list[np.ndarray] = []
     for _depth in range(int(rng.integers(*depths)) + 1):
         k = len(p0)
-        g = _grow(p0, d0, ln, 12, flow, 0.2, np.full(k, -0.03, np.float32), rng.normal(0, 0.04, k).astype(np.float32), np.full(k, 0.05, np.float32), rng)
+        g = grow_curves(p0, d0, ln, 12, flow, 0.2, np.full(k, -0.03, np.float32), rng.normal(0, 0.04, k).astype(np.float32), np.full(k, 0.05, np.float32), rng)
         segs_l.append(g)
         width_l.append(wd)
         n_child = rng.integers(*children, k)
@@ -695,9 +336,9 @@ def _branches(
             break
         parent = np.repeat(np.arange(k), n_child)
         j = rng.integers(3, 12, len(parent))
-        tang = _normalise(g[parent, j] - g[parent, j - 1])
+        tang = normalise(g[parent, j] - g[parent, j - 1])
         p0 = g[parent, j]
-        d0 = _rotate(tang, (rng.choice([-1.0, 1.0], len(parent)) * rng.uniform(0.3, 1.0, len(parent))).astype(np.float32))
+        d0 = rotate(tang, (rng.choice([-1.0, 1.0], len(parent)) * rng.uniform(0.3, 1.0, len(parent))).astype(np.float32))
         wd = (wd[parent] * rng.uniform(0.45, 0.7, len(parent))).astype(np.float32)
         ln = (ln[parent] * rng.uniform(0.4, 0.7, len(parent))).astype(np.float32)
     return segs_l, width_l
@@ -706,25 +347,25 @@ def _branches(
 def _plant_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
     """Branching twigs with needles or leaves, or a grass tuft."""
     size = math.sqrt(h * w)
-    canvas = _StrandCanvas(h, w, ss)
-    flow = _FlowField(rng, h, w, 0.4 * size)
+    canvas = StrandCanvas(h, w, ss)
+    flow = FlowField(rng, h, w, 0.4 * size)
     if rng.random() < 0.35:
         # Grass / seed heads: long thin blades from the bottom edge.
         m = int(rng.integers(20, 120))
         roots = np.stack([rng.uniform(0, w, m), np.full(m, h + 2.0)], axis=-1).astype(np.float32)
-        dirs = _rotate(np.tile(np.array([[0.0, -1.0]], np.float32), (m, 1)), rng.normal(0, 0.3, m).astype(np.float32))
+        dirs = rotate(np.tile(np.array([[0.0, -1.0]], np.float32), (m, 1)), rng.normal(0, 0.3, m).astype(np.float32))
         lengths = (rng.uniform(0.3, 0.95, m) * h).astype(np.float32)
-        g = _grow(roots, dirs, lengths, 24, flow, 0.15, np.full(m, -0.02, np.float32), rng.normal(0, 0.02, m).astype(np.float32), np.full(m, 0.02, np.float32), rng)
-        strands, lock, _ = _strands_from_locks(g, rng.integers(1, 4, m), rng, np.full(m, 2.0, np.float32), np.full(m, 0.5, np.float32), np.full(m, 6.0, np.float32), 1.0)
+        g = grow_curves(roots, dirs, lengths, 24, flow, 0.15, np.full(m, -0.02, np.float32), rng.normal(0, 0.02, m).astype(np.float32), np.full(m, 0.02, np.float32), rng)
+        strands, lock, _ = strands_from_locks(g, rng.integers(1, 4, m), rng, np.full(m, 2.0, np.float32), np.full(m, 0.5, np.float32), np.full(m, 6.0, np.float32), 1.0)
         n = len(strands)
-        _draw_tapered(canvas, strands, rng.uniform(0.3, 2.5, n), rng.uniform(0.6, 1.0, n), rng.uniform(0.6, 1.4, n), 0.8)
+        draw_tapered(canvas, strands, rng.uniform(0.3, 2.5, n), rng.uniform(0.6, 1.0, n), rng.uniform(0.6, 1.4, n), 0.8)
     else:
         segs_l, width_l = _branches(rng, flow, h, w, (1, 4), (3, 6), (2, 5), 500)
         g = segs_l[-1]
         segs_a = np.concatenate(segs_l)
         widths = np.concatenate(width_l)
         tips = [g.reshape(-1, 2)]
-        _draw_tapered(canvas, segs_a, widths, np.ones(len(segs_a), np.float32), rng.uniform(0.6, 1.3, len(segs_a)).astype(np.float32), 0.3)
+        draw_tapered(canvas, segs_a, widths, np.ones(len(segs_a), np.float32), rng.uniform(0.6, 1.3, len(segs_a)).astype(np.float32), 0.3)
         if tips and rng.random() < 0.6:
             # Needles: short straight strands around the last twigs.
             tp = np.concatenate(tips)
@@ -774,17 +415,17 @@ def _shrub_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int,
     ones darker, and a few thin bare twigs stick out of the crown.
     """
     size = math.sqrt(h * w)
-    canvas = _StrandCanvas(h, w, ss)
-    flow = _FlowField(rng, h, w, 0.4 * size)
+    canvas = StrandCanvas(h, w, ss)
+    flow = FlowField(rng, h, w, 0.4 * size)
     segs_l, width_l = _branches(rng, flow, h, w, (1, 3), (3, 6), (2, 5), 900)
     segs_a, widths = np.concatenate(segs_l), np.concatenate(width_l)
-    _draw_tapered(canvas, segs_a, widths * rng.uniform(0.8, 2.0), np.ones(len(segs_a), np.float32), rng.uniform(0.5, 1.1, len(segs_a)).astype(np.float32), 0.3)
+    draw_tapered(canvas, segs_a, widths * rng.uniform(0.8, 2.0), np.ones(len(segs_a), np.float32), rng.uniform(0.5, 1.1, len(segs_a)).astype(np.float32), 0.3)
     # The crown: a ragged blob (an ellipse bent by smooth noise) that leaves fill at random,
     # so their overlaps leave gaps of every size; sparser toward the rim.
     cy, cx = rng.uniform(0.2, 0.6) * h, rng.uniform(0.25, 0.75) * w
     ry, rx = rng.uniform(0.18, 0.45) * h, rng.uniform(0.2, 0.5) * w
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    field = 1.0 - np.hypot((yy - cy) / ry, (xx - cx) / rx) + 0.3 * _noise(rng, h, w, 0.15 * size)
+    field = 1.0 - np.hypot((yy - cy) / ry, (xx - cx) / rx) + 0.3 * value_noise(rng, h, w, 0.15 * size)
     leaf_max = rng.uniform(0.03, 0.08)
     leaf_len = np.exp(rng.uniform(math.log(0.012), math.log(leaf_max), 20000)).astype(np.float32) * size
     coverage = rng.uniform(0.7, 2.0)  # leaf area per crown area: 1 - exp(-c) of it covered
@@ -823,10 +464,10 @@ def _net_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, s
     size = math.sqrt(h * w)
     kind = rng.random()
     warp_amp = rng.uniform(0.0, 0.02) * size
-    warp_x = _noise(rng, h, w, 0.3 * size) * warp_amp
-    warp_y = _noise(rng, h, w, 0.3 * size) * warp_amp
+    warp_x = value_noise(rng, h, w, 0.3 * size) * warp_amp
+    warp_y = value_noise(rng, h, w, 0.3 * size) * warp_amp
     if kind < 0.45:
-        canvas = _StrandCanvas(h, w, ss)
+        canvas = StrandCanvas(h, w, ss)
         spacing = rng.uniform(0.01, 0.05) * size
         theta = rng.uniform(0, math.pi)
         fams = [theta, theta + rng.choice([math.pi / 2, math.pi / 3, rng.uniform(0.5, 1.2)])]
@@ -850,7 +491,7 @@ def _net_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, s
         canvas.draw(pts, np.full(n, tw, np.float32) * rng.uniform(0.8, 1.2, n), np.full(n, rng.uniform(0.7, 1.0), np.float32), rng.uniform(0.8, 1.2, n))
         a, shade = canvas.resolve()
     elif kind < 0.7:
-        canvas = _StrandCanvas(h, w, ss)
+        canvas = StrandCanvas(h, w, ss)
         k = int(rng.uniform(0.0005, 0.004) * h * w / 4)
         sub = cv2.Subdiv2D((-20, -20, w + 40, h + 40))
         for p in rng.uniform([-10, -10], [w + 10, h + 10], (max(k, 8), 2)):
@@ -878,13 +519,13 @@ def _net_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, s
         th = rng.uniform(0, math.pi)
         u = (math.cos(th) * xx + math.sin(th) * yy) * (2 * math.pi / p1)
         v = (-math.sin(th) * xx + math.cos(th) * yy) * (2 * math.pi / p2)
-        pat = np.cos(u) * np.cos(v) + rng.uniform(0.0, 0.6) * np.cos(u * 2 + v) + 0.3 * _noise(rng, h, w, p1 * 3)
-        a = _edge_alpha((pat - rng.uniform(-0.2, 0.5)).astype(np.float32), rng.uniform(0.8, 1.6))
+        pat = np.cos(u) * np.cos(v) + rng.uniform(0.0, 0.6) * np.cos(u * 2 + v) + 0.3 * value_noise(rng, h, w, p1 * 3)
+        a = edge_alpha((pat - rng.uniform(-0.2, 0.5)).astype(np.float32), rng.uniform(0.8, 1.6))
         shade = np.ones((h, w), np.float32)
     # Optional veil (tulle) between threads, then cut the cloth region.
     veil = rng.uniform(0.0, 0.35) if rng.random() < 0.4 else 0.0
     a = 1.0 - (1.0 - a) * (1.0 - veil)
-    region = _edge_alpha(_body_field(rng, h, w, photos) + 0.3, rng.uniform(0.7, 1.5)) if rng.random() < 0.7 else 1.0
+    region = edge_alpha(_body_field(rng, h, w, photos) + 0.3, rng.uniform(0.7, 1.5)) if rng.random() < 0.7 else 1.0
     a = (a * region).astype(np.float32)
     tex = photos.crop(rng, h, w)
     tone = rng.random()
@@ -900,21 +541,21 @@ def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w
     """Smoke (low-frequency alpha) or glass / plastic (faint body, rim and highlights)."""
     size = math.sqrt(h * w)
     if rng.random() < 0.5:
-        n = _noise(rng, h, w, rng.uniform(0.15, 0.5) * size, octaves=4)
+        n = value_noise(rng, h, w, rng.uniform(0.15, 0.5) * size, octaves=4)
         # Smooth density reaching 0.1-0.8 (a thin wisp to thick smoke), never a hard edge.
         amax = rng.uniform(0.3, 0.8)
         a = _smoothstep((n - rng.uniform(-1.0, 0.3)) / rng.uniform(0.8, 2.0)) * amax
-        region = cv2.GaussianBlur(_edge_alpha(_body_field(rng, h, w, photos) + 0.2, 1.0), (0, 0), 0.05 * size)
+        region = cv2.GaussianBlur(edge_alpha(_body_field(rng, h, w, photos) + 0.2, 1.0), (0, 0), 0.05 * size)
         a = (a * region).astype(np.float32)
         grey = rng.uniform(0.45, 1.0)
         tint = np.clip(grey + rng.normal(0, 0.04, 3), 0, 1).astype(np.float32)
-        f = np.clip(tint * (1 + 0.15 * _noise(rng, h, w, 0.3 * size))[..., None], 0, 1).astype(np.float32)
+        f = np.clip(tint * (1 + 0.15 * value_noise(rng, h, w, 0.3 * size))[..., None], 0, 1).astype(np.float32)
         return f, a
     field = _body_field(rng, h, w, photos)
-    inside = _edge_alpha(field, rng.uniform(0.8, 2.0))
+    inside = edge_alpha(field, rng.uniform(0.8, 2.0))
     dist = cv2.distanceTransform((field > 0).astype(np.uint8), cv2.DIST_L2, 3)
     rim = np.exp(-dist / rng.uniform(1.5, 6.0)).astype(np.float32) * rng.uniform(0.2, 0.7)
-    ridge = 1.0 - np.abs(_noise(rng, h, w, rng.uniform(0.05, 0.2) * size, octaves=2))
+    ridge = 1.0 - np.abs(value_noise(rng, h, w, rng.uniform(0.05, 0.2) * size, octaves=2))
     hl = np.clip((ridge - rng.uniform(0.75, 0.92)) * 8.0, 0, 1) * rng.uniform(0.4, 0.9)
     base = rng.uniform(0.05, 0.3)
     a = np.clip(base + rim + hl, 0, 1) * inside
@@ -960,7 +601,7 @@ RECIPES: dict[str, float] = {
     "transparent": 0.1,
     "solid_blur": 0.14,
     # Off by default so the streams the shipped weights were trained on stay reproducible;
-    # configs turn it on with data.synthetic.recipes (starter_cpu_shrub_ft.yaml).
+    # configs turn it on with data.synthetic.recipes.
     "shrub": 0.0,
 }
 
@@ -1006,8 +647,8 @@ def held_object(
     else:
         rx, ry = rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0)
         field = 1.0 - np.sqrt((u0 / np.float32(rx)) ** 2 + (v0 / np.float32(ry)) ** 2)
-        field = field + rng.uniform(0.03, 0.15) * _noise(rng, h, w, rng.uniform(0.2, 0.6) * side)
-    a = _edge_alpha(field.astype(np.float32), rng.uniform(0.7, 2.0))
+        field = field + rng.uniform(0.03, 0.15) * value_noise(rng, h, w, rng.uniform(0.2, 0.6) * side)
+    a = edge_alpha(field.astype(np.float32), rng.uniform(0.7, 2.0))
     f = photos.crop(rng, h, w)
     if rng.random() < 0.33:
         # Toward another photo's mean colour (often the background's palette).
@@ -1015,7 +656,7 @@ def held_object(
         f = f * (target / (f.reshape(-1, 3).mean(0) + 1e-3))[None, None, :]
     if rng.random() < 0.5:
         f = f * np.float32(rng.uniform(0.15, 0.6))
-    g = _noise(rng, h, w, max(8.0, 0.6 * side))[..., None]
+    g = value_noise(rng, h, w, max(8.0, 0.6 * side))[..., None]
     f = np.clip(f * (1.0 + 0.15 * g), 0.0, 1.0).astype(np.float32)
     return f, a
 

@@ -12,7 +12,9 @@ passes in, so a data loader item is reproducible from its seed. Pass ``out={}`` 
 what was drawn (kernel sizes, steps); tests use it to check the paper's ranges.
 
 Trimaps are the canonical float32 ``[H, W]`` arrays of :mod:`vfxmatte.trimap`
-(bg 0, unknown 0.5, fg 1).
+(bg 0, unknown 0.5, fg 1). Eq. 2 and the erosion of its known regions are the core's
+:func:`vfxmatte.trimap.from_alpha` (which also makes the example shot's trimaps), and every
+structuring element is the core's :func:`vfxmatte.trimap.ellipse_kernel`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import cv2
 import numpy as np
 
 from vfxmatte.errors import TrimapError
-from vfxmatte.trimap import BG, FG, UNKNOWN
+from vfxmatte.trimap import BG, FG, UNKNOWN, ellipse_kernel, from_alpha
 
 #: Alpha within this of 0 or 1 counts as known background / foreground in Eq. 2. Real 8-bit
 #: mattes hold exact 0 and 1; the tolerance absorbs float round-off from resampling.
@@ -43,11 +45,6 @@ class MorphStep:
     op: MorphOp
     iterations: int
     kernel: int
-
-
-def _kernel(size: int) -> np.ndarray:
-    """A ``size`` x ``size`` elliptical structuring element (1 -> identity)."""
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(size), int(size)))
 
 
 def _check_range(name: str, rng_range: tuple[int, int], lo: int) -> tuple[int, int]:
@@ -85,21 +82,9 @@ def semantic_trimap(
     Raises:
         TrimapError: ``alpha`` is not [H, W] or the range is invalid.
     """
-    a = np.asarray(alpha, dtype=np.float32)
-    if a.ndim != 2:
-        raise TrimapError(f"alpha: expected a single-channel [H, W] matte, got shape {a.shape}")
     kr = _check_range("kernel_range", kernel_range, 1)
     k = _draw(rng, kr)
-    fg = (a >= 1.0 - ALPHA_TOLERANCE).astype(np.uint8)
-    bg = (a <= ALPHA_TOLERANCE).astype(np.uint8)
-    if k > 1:
-        kern = _kernel(k)
-        # cv2's default border for erode is +inf, so the frame edge does not eat known regions.
-        fg = cv2.erode(fg, kern)
-        bg = cv2.erode(bg, kern)
-    t = np.full(a.shape, UNKNOWN, dtype=np.float32)
-    t[fg > 0] = FG
-    t[bg > 0] = BG
+    t = from_alpha(alpha, tolerance=ALPHA_TOLERANCE, kernel=k)
     if out is not None:
         out["kernel"] = k
     return t
@@ -116,7 +101,7 @@ def tcp_step(trimap: np.ndarray, step: MorphStep) -> np.ndarray:
     if step.iterations <= 0 or step.kernel <= 1:
         return t.copy()
     unknown = (t == UNKNOWN).astype(np.uint8)
-    kern = _kernel(step.kernel)
+    kern = ellipse_kernel(step.kernel)
     if step.op == "dilate":
         grown = cv2.dilate(unknown, kern, iterations=step.iterations) > 0
         out = t.copy()

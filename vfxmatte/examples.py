@@ -1,15 +1,19 @@
 """Procedural example shots, made offline and deterministically (no downloads, no repo files).
 
-``shot010``: a head of hair seen from behind, drifting across an out-of-focus garden. Hundreds
-of thin anti-aliased strands and flyaways over a soft head-and-shoulders body: the fine,
-partially covering detail matting exists for. Written as the job ``jobs/shot010.yaml`` expects:
+``shot010``: a head of hair seen from behind, drifting across an out-of-focus garden. Locks of
+thin, tapered, partially covering strands and flyaways over a soft head-and-shoulders body:
+the fine detail matting exists for. The hair is grown once by :func:`vfxmatte.procedural.grow_hair`
+(the training generator's strand code), then moves with the head and sways in the wind from
+frame to frame. Written as the job ``jobs/shot010.yaml`` expects:
 
     DIR/plates/shot010.####.exr    half-float scene-linear RGB (ACEScg by default), 960x540
     DIR/trimaps/shot010.####.png   8-bit trimaps: 0 background, 128 unknown, 255 foreground
     DIR/truth/shot010.####.exr     the true alpha (half-float ``A``), for checking a matte
 
 The plate is composited in linear light (``I = a F + (1 - a) B``) from the true alpha, so the
-truth is exact. Everything comes from a seeded generator: the same call gives the same files.
+truth is exact; the trimap is :func:`vfxmatte.trimap.from_alpha` of the truth, its unknown band
+covering every partial pixel and widened by about ``height / 54`` pixels. Everything comes from
+a seeded generator: the same call gives the same files.
 
 Example:
     >>> shot = make_shot010("examples/shot010")  # doctest: +SKIP
@@ -28,19 +32,36 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import InputError
 from vfxmatte.io.image import write_exr, write_image
 from vfxmatte.io.sequence import FrameSequence
+from vfxmatte.procedural import (
+    FlowField,
+    Outline,
+    StrandBatch,
+    StrandCanvas,
+    draw_strands,
+    edge_alpha,
+    grow_hair,
+    mass_texture,
+    over,
+    value_noise,
+)
 
 __all__ = ["EXAMPLES", "ExampleShot", "make_example", "make_shot010"]
 
 #: ``progress(done, total)`` after each frame.
 Progress = Callable[[int, int], None]
 
-# Supersampling of the hair strands: drawn 1 px wide at 3x, they land ~0.3-0.6 px wide and
-# partially covering at 1x, like real hair at 2K.
+# Supersampling of the strand canvas, as the training generator's default: sub-pixel strands
+# get their true partial coverage.
 _SS = 3
+
+# Alpha within half an 8-bit step of 0 or 1 is known in the trimap (what an 8-bit matte stores
+# as 0 or 255); every other pixel is in the unknown band.
+_KNOWN_TOLERANCE = 0.5 / 255
 
 
 @dataclass(frozen=True)
@@ -74,31 +95,15 @@ class ExampleShot:
         }
 
 
-# --------------------------------------------------------------------------- textures
-
-
-def _fractal_noise(rng: np.random.Generator, h: int, w: int, base: float, octaves: int = 5) -> np.ndarray:
-    """Smooth value noise in about [-1, 1]: octaves of bicubic-upsampled white noise.
-
-    ``base`` is the feature size of the coarsest octave, in pixels.
-    """
-    out = np.zeros((h, w), np.float32)
-    amp, total, scale = 1.0, 0.0, base
-    for _ in range(octaves):
-        gh, gw = max(2, int(h / scale) + 2), max(2, int(w / scale) + 2)
-        grid = rng.standard_normal((gh, gw)).astype(np.float32)
-        out += amp * cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
-        total += amp
-        amp *= 0.5
-        scale /= 2.0
-    return out / (total * 0.8)
+# --------------------------------------------------------------------------- background and figure
 
 
 def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     """An out-of-focus garden in linear Rec.709: bright sky at the top, foliage below, bokeh."""
     y = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None]
-    n1 = _fractal_noise(rng, h, w, base=w / 4)
-    n2 = _fractal_noise(rng, h, w, base=w / 10)
+    # Value noise is roughly N(0, 1); halved, most of it lies in [-1, 1].
+    n1 = 0.5 * value_noise(rng, h, w, w / 4, octaves=5)
+    n2 = 0.5 * value_noise(rng, h, w, w / 10, octaves=5)
     # The sky/foliage boundary wanders with low-frequency noise.
     horizon = 0.35 + 0.12 * n1
     sky_w = np.clip((horizon - y) / 0.15 + 0.5, 0.0, 1.0)[..., None]
@@ -121,87 +126,32 @@ def _background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return cv2.GaussianBlur(np.maximum(bg, 0.0), (0, 0), 1.2).astype(np.float32)
 
 
-@dataclass(frozen=True)
-class _Strand:
-    root_angle: float  # where on the scalp the strand grows (radians around the head centre)
-    length: float  # in head radii
-    curl: float  # curvature per unit length
-    phase: float  # sway phase
-    group: int  # opacity group
-    flyaway: bool
+def _head_field(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """Signed field [h, w], positive inside the head: an upright ellipse of radius ~``r``."""
+    y = (np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)) / np.float32(1.08 * r)
+    x = (np.arange(w, dtype=np.float32)[None, :] - np.float32(cx)) / np.float32(0.92 * r)
+    return (1.0 - np.sqrt(x * x + y * y)).astype(np.float32)
 
 
-def _strands(rng: np.random.Generator, count: int) -> list[_Strand]:
-    out = []
-    for i in range(count):
-        flyaway = i % 9 == 0
-        out.append(
-            _Strand(
-                root_angle=float(rng.uniform(-math.pi * 1.05, math.pi * 0.05)),
-                length=float(rng.uniform(1.3, 2.4) if not flyaway else rng.uniform(0.6, 1.4)),
-                curl=float(rng.normal(0.0, 0.6 if not flyaway else 1.6)),
-                phase=float(rng.uniform(0, 2 * math.pi)),
-                group=int(rng.integers(0, 4)),
-                flyaway=flyaway,
-            )
-        )
-    return out
+def _figure_field(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
+    """Signed field [h, w], positive inside the head, neck and shoulders (down to the frame)."""
+    y = np.arange(h, dtype=np.float32)[:, None] - np.float32(cy)
+    dx = np.abs(np.arange(w, dtype=np.float32)[None, :] - np.float32(cx))
+    neck = np.where(y > 0, (0.45 * r - dx) / r, -1.0)
+    # Shoulders: the upper half of an ellipse 2.6 r below the head, continued straight down.
+    sy = np.minimum(y - np.float32(2.6 * r), 0.0) / np.float32(1.3 * r)
+    shoulders = 1.0 - np.sqrt((dx / np.float32(2.3 * r)) ** 2 + sy * sy)
+    return np.maximum(np.maximum(_head_field(h, w, cx, cy, r), neck), shoulders).astype(np.float32)
 
 
-def _hair_alpha(strands: list[_Strand], h: int, w: int, cx: float, cy: float, r: float, t: float) -> np.ndarray:
-    """Coverage of the strands at frame time ``t`` (seconds), float32 [h, w] in 0..1."""
-    H, W = h * _SS, w * _SS
-    canvases = [np.zeros((H, W), np.uint8) for _ in range(4)]
-    levels = (255, 215, 170, 120)  # strand opacity per group
-    polys: list[list[np.ndarray]] = [[] for _ in range(4)]
-    steps = 28
-    for s in strands:
-        # Roots on the upper scalp, growing outward then falling with gravity.
-        x = cx + r * 0.92 * math.cos(s.root_angle)
-        y = cy + r * 0.92 * math.sin(s.root_angle)
-        ang = s.root_angle
-        sway = 0.25 * math.sin(2 * math.pi * 0.5 * t + s.phase) * (1.6 if s.flyaway else 1.0)
-        seg = s.length * r / steps
-        pts = []
-        for k in range(steps + 1):
-            pts.append((x * _SS, y * _SS))
-            u = k / steps
-            # Bend towards "down" (pi/2) as the strand grows, plus curl and sway.
-            down = math.atan2(math.sin(math.pi / 2 - ang), math.cos(math.pi / 2 - ang))
-            ang += (0.10 if not s.flyaway else 0.03) * down + s.curl * seg / r + sway * 0.08 * u
-            x += seg * math.cos(ang)
-            y += seg * math.sin(ang)
-        polys[s.group].append(np.round(np.array(pts) * 16).astype(np.int32))  # 4 fractional bits
-    for g in range(4):
-        if polys[g]:
-            cv2.polylines(canvases[g], polys[g], False, levels[g], 1, cv2.LINE_AA, shift=4)
-    merged = np.maximum.reduce(canvases).astype(np.float32) / 255.0
-    return cv2.resize(merged, (w, h), interpolation=cv2.INTER_AREA)
-
-
-def _body_alpha(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
-    """A soft head-and-shoulders silhouette (slight defocus and motion blur at the edge)."""
-    H, W = h * 2, w * 2
-    m = np.zeros((H, W), np.uint8)
-    c = (int(cx * 2), int(cy * 2))
-    cv2.ellipse(m, c, (int(r * 2 * 0.92), int(r * 2 * 1.08)), 0, 0, 360, 255, -1, cv2.LINE_AA)
-    # Neck and shoulders.
-    cv2.rectangle(m, (int((cx - 0.45 * r) * 2), int(cy * 2)), (int((cx + 0.45 * r) * 2), int((cy + 1.6 * r) * 2)), 255, -1)
-    cv2.ellipse(m, (c[0], int((cy + 2.6 * r) * 2)), (int(r * 2 * 2.3), int(r * 2 * 1.3)), 0, 180, 360, 255, -1, cv2.LINE_AA)
-    cv2.rectangle(m, (int((cx - 2.3 * r) * 2), int((cy + 2.6 * r) * 2)), (int((cx + 2.3 * r) * 2), H), 255, -1)
-    a = cv2.resize(m.astype(np.float32) / 255.0, (w, h), interpolation=cv2.INTER_AREA)
-    return np.clip(cv2.GaussianBlur(a, (0, 0), 1.0), 0.0, 1.0)
-
-
-def _trimap_from_alpha(alpha: np.ndarray, band: int) -> np.ndarray:
-    """8-bit-ready trimap (0 / 0.5 / 1): unknown wherever alpha is partial, widened by ``band`` px."""
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * band + 1, 2 * band + 1))
-    some = cv2.dilate((alpha > 0.005).astype(np.uint8), k)
-    solid = cv2.erode((alpha > 0.995).astype(np.uint8), k)
-    t = np.full(alpha.shape, 0.5, np.float32)
-    t[some == 0] = 0.0
-    t[solid > 0] = 1.0
-    return t
+def _swayed(b: StrandBatch, phase: np.ndarray, amp: float, t: float, dx: float, dy: float) -> StrandBatch:
+    """``b`` moved by (dx, dy) and swayed sideways at time ``t``: roots still, tips most (0.5 Hz)."""
+    p = b.points.shape[1]
+    u = (np.arange(p, dtype=np.float32) / np.float32(p - 1)) ** 2
+    side = np.float32(amp) * np.sin(np.float32(2 * math.pi * 0.5 * t) + phase)[:, None] * u[None, :]
+    pts = b.points + np.array([dx, dy], np.float32)
+    pts[..., 0] += side
+    return StrandBatch(pts, b.width, b.opacity, b.shade, b.taper)
 
 
 # --------------------------------------------------------------------------- shot010
@@ -248,43 +198,60 @@ def make_shot010(
     pan = max(8, width // 6)  # the camera pans across a wider background
     background = _background(rng, height, width + pan)
     r = 0.17 * height  # head radius
-    strands = _strands(rng, count=int(900 * max(0.25, min(1.0, height / 540))))
-    hair_tex = _fractal_noise(rng, height, width, base=max(4.0, r / 3))
-    coat_tex = _fractal_noise(rng, height, width, base=max(4.0, r / 2))
+
+    def figure_at(t: float) -> tuple[float, float]:
+        """Head centre at time ``t`` (seconds): the figure drifts right and bobs."""
+        return width * (0.36 + 0.2 * t), height * 0.55 + 0.015 * height * math.sin(2 * math.pi * 0.4 * t)
+
+    # The hair is grown once, at the first frame's head position, with the training generator's
+    # strand code; each frame moves it with the head and sways it.
+    cx0, cy0 = figure_at(0.0)
+    head0 = _head_field(height, width, cx0, cy0, r)
+    hair_size = 8.0 * r  # locks 0.08-0.35 of it long: about 0.6-2.8 head radii
+    flow = FlowField(rng, height, width, 0.3 * hair_size)
+    batches = grow_hair(rng, Outline(head0), flow, hair_size, fur=False)
+    phases = [rng.uniform(0.0, 2 * math.pi, len(b.points)).astype(np.float32) for b in batches]
+    sway = [0.15 * r * (1.6 if i else 1.0) for i in range(len(batches))]  # flyaways sway more
+
+    # Colour of the figure at the first frame (head: hair seen from behind; below: a coat),
+    # moved with the head each frame.
     hair_rgb = np.array([0.16, 0.085, 0.04], np.float32)  # brunette, linear
     highlight = np.array([0.55, 0.40, 0.26], np.float32)
     coat_rgb = np.array([0.05, 0.07, 0.12], np.float32)
+    streaks, streak_shade = mass_texture(rng, head0, flow, height, width)
+    head_shade = (1.0 + streaks * (streak_shade - 1.0)) * (1.0 + 0.2 * value_noise(rng, height, width, max(4.0, r / 3)))
+    coat_shade = 1.0 + 0.15 * value_noise(rng, height, width, max(4.0, r / 2))
+    yy0 = (np.arange(height, dtype=np.float32)[:, None] - cy0) / r
+    on_head = np.clip(4.0 * (1.0 - yy0), 0.0, 1.0)[..., None] * np.ones((1, width, 1), np.float32)
+    figure_rgb0 = on_head * hair_rgb * head_shade[..., None] + (1 - on_head) * coat_rgb * coat_shade[..., None]
+
     to_plate = ColorConverter(None, "lin_rec709", colorspace)
     band = max(2, round(height / 54))
     plates, trimaps, truth = (FrameSequence(p) for p in (shot.plates, shot.trimaps, shot.truth))
     f0 = frames[0]
     for i, f in enumerate(frames):
         t = (f - f0) / 24.0
-        # The figure drifts right and bobs; the camera pans the other way.
-        cx = width * (0.36 + 0.2 * t)
-        cy = height * 0.55 + 0.015 * height * math.sin(2 * math.pi * 0.4 * t)
-        off = min(pan, pan * t)
+        cx, cy = figure_at(t)
+        off = min(pan, pan * t)  # the camera pans the other way
         shift = np.float32([[1, 0, -off], [0, 1, 0]])
         bg = cv2.warpAffine(background, shift, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        move = np.float32([[1, 0, cx - cx0], [0, 1, cy - cy0]])
+        figure_rgb = cv2.warpAffine(figure_rgb0, move, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        body_a = edge_alpha(_figure_field(height, width, cx, cy, r), 1.5)
 
-        body = _body_alpha(height, width, cx, cy, r)
-        hair = _hair_alpha(strands, height, width, cx, cy, r, t)
+        canvas = StrandCanvas(height, width, _SS)
+        draw_strands(canvas, [_swayed(b, ph, a, t, cx - cx0, cy - cy0) for b, ph, a in zip(batches, phases, sway)])
+        hair_a, strand_shade = canvas.resolve()
         yy = (np.arange(height, dtype=np.float32)[:, None] - cy) / r
-        # Head (hair-covered) above the neck, coat below.
-        on_head = np.clip(4.0 * (1.0 - yy), 0.0, 1.0)[..., None] * np.ones((1, width, 1), np.float32)
-        shade = 1.0 + 0.35 * hair_tex[..., None]
-        body_rgb = on_head * hair_rgb * shade + (1 - on_head) * coat_rgb * (1.0 + 0.3 * coat_tex[..., None])
-        strand_rgb = hair_rgb * 1.1 + 0.5 * highlight * np.clip(0.5 + 0.5 * hair_tex, 0, 1)[..., None] ** 3
-        # Backlight: the rim of the hair catches the sky.
-        strand_rgb = strand_rgb * (1.0 + 0.8 * np.clip(-yy, 0, 1)[..., None])
+        # Backlight: the strands above the head's centre catch the sky.
+        backlit = (1.0 + 0.8 * np.clip(-yy, 0, 1))[..., None]
+        strand_rgb = (hair_rgb * 1.1 * strand_shade[..., None] + 0.3 * highlight * np.clip(strand_shade - 1.0, 0, 1)[..., None]) * backlit
 
-        a_body, a_hair = body[..., None], hair[..., None]
-        under = a_body * body_rgb + (1 - a_body) * bg
-        linear = a_hair * strand_rgb + (1 - a_hair) * under
+        fg, alpha = over((strand_rgb, hair_a), (figure_rgb, body_a))
+        linear = alpha[..., None] * fg + (1 - alpha[..., None]) * bg
         # Film grain, stronger in the darks as on a real scan (frame-seeded: deterministic).
         grain = np.random.default_rng(seed * 100003 + f).standard_normal(linear.shape).astype(np.float32)
         linear = np.maximum(linear + 0.006 * np.sqrt(linear + 0.01) * grain, 0.0)
-        alpha = 1.0 - (1.0 - hair) * (1.0 - body)
 
         plate = to_plate.apply(linear) if to_plate.src != to_plate.dst else linear
         meta = {"Copyright": "vfxmatte procedural example (CC0)", "vfxmatte:example": "shot010"}
@@ -296,7 +263,7 @@ def make_shot010(
         )
         write_image(
             trimaps.path(f),
-            _trimap_from_alpha(alpha, band),
+            tm.from_alpha(alpha, tolerance=_KNOWN_TOLERANCE, kernel=2 * band + 1),
             ["Y"],
             pixel_type="uint8",
         )

@@ -87,18 +87,44 @@ def unknown_mask(trimap: np.ndarray) -> np.ndarray:
     return np.asarray(trimap) == UNKNOWN
 
 
-def from_alpha(alpha: np.ndarray) -> np.ndarray:
-    """Paper §3.3, Eq. 2: fg where alpha == 1, bg where alpha == 0, unknown elsewhere."""
+def ellipse_kernel(size: int) -> np.ndarray:
+    """A ``size`` x ``size`` elliptical structuring element for cv2 morphology (1: identity).
+
+    Every trimap erosion and dilation in vfxmatte and its training package uses it; a disk of
+    radius r is ``ellipse_kernel(2 * r + 1)``.
+    """
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (int(size), int(size)))
+
+
+def from_alpha(alpha: np.ndarray, tolerance: float = 0.0, kernel: int = 1) -> np.ndarray:
+    """Trimap from a true alpha: paper §3.3, Eq. 2, with the known regions eroded.
+
+    Foreground where ``alpha >= 1 - tolerance``, background where ``alpha <= tolerance``,
+    unknown elsewhere; then the known foreground and background are each eroded by
+    :func:`ellipse_kernel` ``(kernel)``, which widens the unknown band by about ``kernel / 2``
+    pixels on both sides. Every pixel with ``tolerance < alpha < 1 - tolerance`` is unknown,
+    and the frame edge does not erode a known region (cv2's default erosion border).
+
+    Raises:
+        TrimapError: ``alpha`` is not [H, W], ``tolerance`` is outside [0, 0.5) or ``kernel`` < 1.
+    """
     a = np.asarray(alpha, dtype=np.float32)
+    if a.ndim != 2:
+        raise TrimapError(f"alpha: expected a single-channel [H, W] matte, got shape {a.shape}")
+    if not 0.0 <= tolerance < 0.5:
+        raise TrimapError(f"alpha: tolerance must be in [0, 0.5), got {tolerance}")
+    if kernel < 1:
+        raise TrimapError(f"alpha: kernel side must be >= 1 pixel, got {kernel}")
+    fg = (a >= 1.0 - tolerance).astype(np.uint8)
+    bg = (a <= tolerance).astype(np.uint8)
+    if kernel > 1:
+        k = ellipse_kernel(kernel)
+        fg = cv2.erode(fg, k)
+        bg = cv2.erode(bg, k)
     t = np.full(a.shape, UNKNOWN, dtype=np.float32)
-    t[a <= 0.0] = BG
-    t[a >= 1.0] = FG
+    t[fg > 0] = FG
+    t[bg > 0] = BG
     return t
-
-
-def _disk(radius: int) -> np.ndarray:
-    size = 2 * int(radius) + 1
-    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
 
 
 def from_mask(mask: np.ndarray, band_px: float, threshold: float = 0.5) -> np.ndarray:
@@ -122,7 +148,8 @@ def from_mask(mask: np.ndarray, band_px: float, threshold: float = 0.5) -> np.nd
     r = int(round(band_px))
     if r == 0:
         return np.where(hard > 0, FG, BG).astype(np.float32)
-    k = _disk(r)
+    k = ellipse_kernel(2 * r + 1)
+    # Replicated border: a roto that touches the frame edge continues beyond it.
     fg = cv2.erode(hard, k, borderType=cv2.BORDER_REPLICATE)
     not_bg = cv2.dilate(hard, k, borderType=cv2.BORDER_REPLICATE)
     t = np.full(m.shape, UNKNOWN, dtype=np.float32)

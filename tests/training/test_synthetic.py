@@ -155,3 +155,13 @@ def test_write_dataset_writes_studio_layout(photos: list[Path], tmp_path: Path, 
     assert not composited
     np.testing.assert_allclose(alpha, ref, atol=1 / 65535 + 1e-6)  # 16-bit matte
     np.testing.assert_allclose(rgb, fg, atol=1 / 255 + 2e-3)  # 8-bit PNG or half EXR round trip
+
+
+def test_hair_is_drawn_with_the_cores_strand_code() -> None:
+    """One implementation: the training generator and the example shot share vfxmatte.procedural."""
+    import training.synthetic as synthetic
+    from vfxmatte import procedural
+
+    for name in ("grow_hair", "StrandCanvas", "Outline", "FlowField", "value_noise", "over"):
+        assert getattr(synthetic, name) is getattr(procedural, name)
+    assert not any(name.startswith(("_Strand", "_grow", "_hair_layer", "_noise")) for name in vars(synthetic))

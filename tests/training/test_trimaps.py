@@ -165,3 +165,14 @@ def test_bad_inputs_raise_trimap_error() -> None:
         tcp_trimap(np.zeros((2, 4, 4)), rng)
     with pytest.raises(TrimapError, match="op"):
         tcp_step(np.full((4, 4), UNKNOWN, np.float32), MorphStep("open", 1, 3))  # type: ignore[arg-type]
+
+
+def test_semantic_trimap_is_the_cores_from_alpha_with_the_drawn_kernel() -> None:
+    """One Eq. 2: the example shot's trimaps and the Semantic Path's come from the same function."""
+    from vfxmatte.trimap import from_alpha
+
+    for seed in range(20):
+        alpha = _alpha(seed)
+        out: dict = {}
+        t = semantic_trimap(alpha, np.random.default_rng(seed), out=out)
+        np.testing.assert_array_equal(t, from_alpha(alpha, tolerance=ALPHA_TOLERANCE, kernel=out["kernel"]))
