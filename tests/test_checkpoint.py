@@ -68,3 +68,33 @@ def test_non_checkpoint_files_are_rejected_without_unpickling(tmp_path):
 def test_unknown_arch_field_is_rejected():
     with pytest.raises(CheckpointError, match="bogus"):
         TCPMattingConfig.from_dict({**TINY.to_dict(), "bogus": 1})
+
+
+def test_failed_save_keeps_the_old_checkpoint_and_names_it(tmp_path, monkeypatch):
+    import safetensors.torch
+
+    target = save_checkpoint(tmp_path / "m.safetensors", build_model("tiny"))
+    good = target.read_bytes()
+
+    def disk_full(tensors, filename, metadata=None):
+        with open(filename, "wb") as f:
+            f.write(b"\x00" * 16)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", disk_full)
+    with pytest.raises(CheckpointError, match=r"m\.safetensors: cannot write checkpoint \(disk full\)"):
+        save_checkpoint(target, build_model("tiny"))
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_checkpoint_is_an_ordinary_data_file(tmp_path):
+    import os
+    import stat
+
+    umask = os.umask(0o027)
+    try:
+        p = save_checkpoint(tmp_path / "m.safetensors", build_model("tiny"))
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o640

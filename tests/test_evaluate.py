@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vfxmatte import metrics
-from vfxmatte.errors import DataError, InputError, TrimapError
+from vfxmatte.errors import DataError, ImageReadError, InputError, TrimapError
 from vfxmatte.evaluate import EvalReport, evaluate_predictor, load_eval_set
 
 H, W = 24, 32
@@ -83,7 +83,7 @@ def test_missing_trimap_folder_is_named(eval_root):
 
 def test_unreadable_and_mismatched_files(eval_root):
     (eval_root / "alpha" / "GT01.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="GT01.png: not a readable image"):
+    with pytest.raises(ImageReadError, match="GT01.png: cannot open image"):
         load_eval_set(eval_root)
     cv2.imwrite(str(eval_root / "alpha" / "GT01.png"), np.zeros((H, W + 1), np.uint8))
     with pytest.raises(DataError, match="GT01.png: size"):

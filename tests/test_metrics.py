@@ -361,3 +361,12 @@ def test_temporal_input_checks():
     bad[1, 0, 0] = np.nan
     with pytest.raises(InputError, match=r"preds\[1\]"):
         metrics.dtssd(bad, np.zeros((2, 2, 2)))
+
+
+def test_quantize_8bit_equals_a_png_written_and_read_back(tmp_path):
+    from vfxmatte.io import read_mask, write_image
+
+    alpha = np.linspace(-0.1, 1.1, 1001, dtype=np.float32).reshape(7, 143)
+    codes = np.round(np.clip(alpha, 0, 1) * 255).astype(np.uint8)
+    write_image(tmp_path / "a.png", codes, ["Y"])
+    np.testing.assert_array_equal(metrics.quantize_8bit(alpha), read_mask(tmp_path / "a.png"))

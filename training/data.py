@@ -31,9 +31,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object, linear_to_srgb
+from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object
 from training.trimaps import ROUGH_KERNEL, rough_trimap, semantic_trimap, tcp_trimap
+from vfxmatte.color import to_working
 from vfxmatte.errors import DataError
+from vfxmatte.io import read_image, read_mask
 from vfxmatte.procedural import over
 from vfxmatte.trimap import UNKNOWN, ellipse_kernel, one_hot
 
@@ -49,73 +51,39 @@ _IGNORED_SUFFIXES = (".md", ".txt", ".json", ".yaml", ".yml")
 # --------------------------------------------------------------------------------------------
 
 
-def _normalise(img: np.ndarray, path: Path) -> np.ndarray:
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) * np.float32(1 / 255)
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) * np.float32(1 / 65535)
-    if img.dtype in (np.float32, np.float16, np.float64):
-        return img.astype(np.float32)
-    raise DataError(f"{path}: unsupported pixel type {img.dtype}")
+#: Colourspace of EXR training images: scene-linear Rec.709 (``training/DATA.md``). Every other
+#: file is sRGB-encoded, the network's working encoding.
+EXR_COLORSPACE = "lin_rec709"
 
 
-def _read_exr(path: Path) -> tuple[np.ndarray, tuple[str, ...]]:
-    import OpenImageIO as oiio
-
-    inp = oiio.ImageInput.open(str(path))
-    if inp is None:
-        raise DataError(f"{path}: cannot open ({oiio.geterror()})")
-    try:
-        names = tuple(inp.spec().channelnames)
-        pix = inp.read_image(oiio.FLOAT)
-    finally:
-        inp.close()
-    if pix is None:
-        raise DataError(f"{path}: cannot read pixels")
-    return np.asarray(pix, np.float32).reshape(pix.shape[0], pix.shape[1], -1), names
+def colorspace_of(path: Path) -> str:
+    """The colourspace a training image file is taken to be in, by its type (``training/DATA.md``)."""
+    return EXR_COLORSPACE if Path(path).suffix.lower() == ".exr" else "srgb"
 
 
 def read_rgb(path: Path) -> np.ndarray:
     """An image as float32 [H, W, 3] in the 0..1 sRGB-encoded working space.
 
-    PNG/TIFF/JPEG are taken as sRGB-encoded; EXR as scene-linear Rec.709, converted to the
-    sRGB encoding (values above 1 clip). Channels are chosen by name in EXR (R, G, B).
+    Read by :func:`vfxmatte.io.read_image` (R, G, B chosen by name, grey replicated, colour
+    kept as stored beside unassociated alpha) and converted by :func:`vfxmatte.color.to_working`
+    from :func:`colorspace_of` the file, the conversion inference applies to a plate: an EXR
+    gives the network the same input here as it does as a ``lin_rec709`` plate of a job.
+
+    Raises:
+        ImageReadError: the file is missing, unreadable, or has no R, G, B (or Y) channels.
+        ColorError: the OCIO config has no such colourspace.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".exr":
-        pix, names = _read_exr(path)
-        try:
-            idx = [names.index(c) for c in ("R", "G", "B")]
-        except ValueError:
-            if pix.shape[2] < 3:
-                raise DataError(f"{path}: expected R, G, B channels, found {', '.join(names)}") from None
-            idx = [0, 1, 2]
-        return linear_to_srgb(pix[..., idx])
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DataError(f"{path}: cannot decode image")
-    img = _normalise(raw, path)
-    if img.ndim == 2:
-        return np.repeat(img[..., None], 3, axis=2)
-    return np.ascontiguousarray(img[..., 2::-1]) if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2)
+    rgb, _ = read_image(path, unassociated=True)
+    return to_working(rgb, colorspace_of(path))
 
 
 def read_alpha(path: Path) -> np.ndarray:
-    """A matte as float32 [H, W] in 0..1: grey files, or the A channel (EXR: A, then Y) if present."""
-    path = Path(path)
-    if path.suffix.lower() == ".exr":
-        pix, names = _read_exr(path)
-        for c in ("A", "Y", "R"):
-            if c in names:
-                return np.clip(pix[..., names.index(c)], 0.0, 1.0)
-        return np.clip(pix[..., 0], 0.0, 1.0)
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if raw is None:
-        raise DataError(f"{path}: cannot decode matte")
-    img = _normalise(raw, path)
-    if img.ndim == 3:
-        img = img[..., 3] if img.shape[2] == 4 else img[..., 0]
-    return np.clip(img, 0.0, 1.0)
+    """A matte as float32 [H, W] in 0..1: :func:`vfxmatte.io.read_mask` (A, else the first channel), clipped.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    return np.clip(read_mask(path), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,7 +174,8 @@ class StudioSet:
         """(rgb [H, W, 3], alpha [H, W], composited) of item ``i``; rgb is F, or I if composited.
 
         Raises:
-            DataError: the files disagree in size or cannot be read.
+            DataError: the files disagree in size.
+            ImageReadError: a file cannot be read (names it).
         """
         it = self.items[i]
         rgb_path = it.fg if it.fg is not None else it.image

@@ -41,7 +41,10 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from vfxmatte.color import WORKING, ColorConverter
 from vfxmatte.errors import DataError
+from vfxmatte.io import read_photo, write_exr, write_image
+from vfxmatte.io.atomic import atomic_write
 from vfxmatte.procedural import (
     FlowField,
     Outline,
@@ -114,9 +117,9 @@ def split_holdout(paths: Sequence[Path], holdout: Sequence[str] = ("bsds500/test
 class PhotoLibrary:
     """Real photos used for backgrounds and foreground colour, decoded once and cached.
 
-    Photos are kept as uint8 RGB with the long side capped at ``max_side`` (the shared set is
-    ~570 photos; capped, the whole cache is ~300 MB). Decoding is lazy, so a DataLoader worker
-    holds only what it touched.
+    Photos are read by :func:`vfxmatte.io.read_photo` and kept as uint8 RGB with the long side
+    capped at ``max_side`` (at most ``3 * max_side**2`` bytes each). Decoding is lazy, so a
+    DataLoader worker holds only what it touched.
     """
 
     def __init__(self, paths: Sequence[Path | str] | Path | str, max_side: int = 1024) -> None:
@@ -141,14 +144,10 @@ class PhotoLibrary:
         return self
 
     def get(self, i: int) -> np.ndarray:
-        """Photo ``i`` as uint8 RGB [h, w, 3]."""
+        """Photo ``i`` as uint8 RGB [h, w, 3], upright (:func:`vfxmatte.io.read_photo`)."""
         img = self._cache.get(i)
         if img is None:
-            path = self.paths[i]
-            raw = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if raw is None:
-                raise DataError(f"{path}: cannot decode image")
-            img = cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
+            img = read_photo(self.paths[i])
             h, w = img.shape[:2]
             s = self.max_side / max(h, w)
             if s < 1.0:
@@ -782,12 +781,16 @@ def write_dataset(
     """Write ``n`` synthetic samples in the studio layout (``training/DATA.md``).
 
     Files: ``out_dir/fg/synth_{index:07d}.png`` (8-bit sRGB) or ``.exr`` (half, scene-linear
-    Rec.709, converted from the sRGB working space), ``out_dir/alpha/synth_{index:07d}.png``
-    (8- or 16-bit grey), and ``out_dir/synthetic.json`` recording seed, size and range, so the
-    set can be regenerated. Indices ``start .. start+n-1`` allow writing in parallel shards.
+    Rec.709, converted from the sRGB working space by :mod:`vfxmatte.color`, the inverse of what
+    :func:`training.data.read_rgb` applies), ``out_dir/alpha/synth_{index:07d}.png`` (8- or
+    16-bit grey), and ``out_dir/synthetic_{start:07d}.json`` recording seed, size, range and
+    photos, so the set can be regenerated. Indices ``start .. start+n-1`` allow writing in
+    parallel shards. Every file is written through :mod:`vfxmatte.io` (atomically).
 
     Raises:
-        DataError: bad format/bit depth, or a file cannot be written.
+        DataError: bad format/bit depth, or the record cannot be written.
+        ImageWriteError: an image cannot be written (names the file).
+        ColorError: the OCIO config lacks the EXR colourspace (``fg_format="exr"``).
     """
     if alpha_bits not in (8, 16):
         raise DataError(f"alpha_bits must be 8 or 16, got {alpha_bits}")
@@ -796,52 +799,23 @@ def write_dataset(
     root = Path(out_dir)
     (root / "fg").mkdir(parents=True, exist_ok=True)
     (root / "alpha").mkdir(parents=True, exist_ok=True)
+    from training.data import EXR_COLORSPACE
+
     gen = SyntheticGenerator(backgrounds, seed=seed, size=size)
+    to_linear = ColorConverter(None, WORKING, EXR_COLORSPACE) if fg_format == "exr" else None
+    scale, codes = (255, np.uint8) if alpha_bits == 8 else (65535, np.uint16)
     for k, i in enumerate(range(start, start + n)):
         fg, alpha = gen.sample(i)
         stem = f"synth_{i:07d}"
-        if fg_format == "png":
-            _imwrite(root / "fg" / f"{stem}.png", cv2.cvtColor(np.round(fg * 255).astype(np.uint8), cv2.COLOR_RGB2BGR))
+        if to_linear is None:
+            write_image(root / "fg" / f"{stem}.png", np.round(fg * 255).astype(np.uint8), ["R", "G", "B"])
         else:
-            _write_exr(root / "fg" / f"{stem}.exr", srgb_to_linear(fg))
-        scale = 255 if alpha_bits == 8 else 65535
-        dtype = np.uint8 if alpha_bits == 8 else np.uint16
-        _imwrite(root / "alpha" / f"{stem}.png", np.round(alpha * scale).astype(dtype))
+            linear = to_linear.apply(fg)
+            write_exr(root / "fg" / f"{stem}.exr", {c: linear[..., j] for j, c in enumerate("RGB")}, compression="zip")
+        write_image(root / "alpha" / f"{stem}.png", np.round(alpha * scale).astype(codes), ["Y"])
         if progress is not None:
             progress(k + 1, n)
     meta = {"seed": seed, "size": list(size), "start": start, "n": n, "backgrounds": [str(p) for p in gen.photos.paths]}
-    (root / f"synthetic_{start:07d}.json").write_text(json.dumps(meta, indent=1))
+    with atomic_write(root / f"synthetic_{start:07d}.json", error=DataError, what="data-set record") as tmp:
+        tmp.write_text(json.dumps(meta, indent=1))
     return root
-
-
-def srgb_to_linear(x: np.ndarray) -> np.ndarray:
-    """sRGB-encoded 0..1 -> scene-linear (IEC 61966-2-1 piecewise curve)."""
-    x = np.asarray(x, np.float32)
-    return np.where(x <= 0.04045, x / 12.92, ((np.maximum(x, 0) + 0.055) / 1.055) ** 2.4).astype(np.float32)
-
-
-def linear_to_srgb(x: np.ndarray) -> np.ndarray:
-    """Scene-linear -> sRGB-encoded (IEC 61966-2-1), clipped to 0..1."""
-    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055).astype(np.float32)
-
-
-def _imwrite(path: Path, img: np.ndarray) -> None:
-    if not cv2.imwrite(str(path), img):
-        raise DataError(f"{path}: could not write image")
-
-
-def _write_exr(path: Path, rgb: np.ndarray) -> None:
-    import OpenImageIO as oiio
-
-    spec = oiio.ImageSpec(rgb.shape[1], rgb.shape[0], 3, oiio.HALF)
-    spec.channelnames = ("R", "G", "B")
-    spec.attribute("compression", "zip")
-    out = oiio.ImageOutput.create(str(path))
-    if out is None or not out.open(str(path), spec):
-        raise DataError(f"{path}: could not write EXR ({oiio.geterror()})")
-    try:
-        if not out.write_image(np.ascontiguousarray(rgb, np.float32)):
-            raise DataError(f"{path}: could not write EXR ({out.geterror()})")
-    finally:
-        out.close()

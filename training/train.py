@@ -46,6 +46,7 @@ from vfxmatte.checkpoint import load_state, save_checkpoint
 from vfxmatte.devices import BF16, FP32, NumericMode, autocast, describe_device, resolve_amp, select_training_device
 from vfxmatte.engine import TTA_MODES, Predictor
 from vfxmatte.errors import CheckpointError, DataError, DeviceError, TrainingError
+from vfxmatte.io.atomic import atomic_write
 from vfxmatte.model import TCPMatting, TCPMattingConfig, alpha_from_logits, build_model
 from vfxmatte.trimap import composite_known
 
@@ -450,28 +451,23 @@ def _decode_state(doc: dict[str, Any], tensors: dict[str, Tensor]) -> dict[str, 
 
 
 def save_state(state: dict[str, Any], path: Path) -> Path:
-    """Write a training state atomically (temp file + rename) as one ``.safetensors`` file.
+    """Write a training state atomically as one ``.safetensors`` file.
 
     Tensors (anywhere in ``state``) are stored as safetensors tensors named by their path
     (``model.<name>``, ``optim.state.<param>.<name>``, ``rng.torch``, ...); the rest, which
     must be plain JSON-able values, is one JSON document in the metadata. Nothing is pickled.
+    The file goes through :func:`vfxmatte.io.atomic.atomic_write`: a failed write leaves the
+    previous state file as it was.
+
+    Raises:
+        TrainingError: the state is not serialisable or the file cannot be written (any
+            failure of the writer, an OSError or a safetensors refusal), naming the file.
     """
     from safetensors.torch import save_file
 
     tensors, meta = _encode_state(state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_write(path, error=TrainingError, what="training state") as tmp:
         save_file(tensors, str(tmp), metadata=meta)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except Exception as exc:  # noqa: BLE001 - OSError or a safetensors refusal
-        tmp.unlink(missing_ok=True)
-        raise TrainingError(f"{path}: cannot write training state ({exc})") from exc
     return path
 
 
@@ -864,7 +860,7 @@ def train(
 
             from vfxmatte.model.config import SHAPE_FREE_FIELDS
 
-            try:  # fields that change no tensor (e.g. sp_downsample) may differ: same weights
+            try:  # fields that change no tensor (e.g. the name) may differ: same weights
                 init, init_ckpt = load_model(cfg.init_checkpoint, expect=arch, ignore=SHAPE_FREE_FIELDS)
             except CheckpointError as exc:
                 raise TrainingError(f"init_checkpoint: {exc}") from exc

@@ -24,6 +24,7 @@ from torch import nn
 
 from vfxmatte import __version__
 from vfxmatte.errors import CheckpointError
+from vfxmatte.io.atomic import atomic_write
 from vfxmatte.model import TCPMatting, TCPMattingConfig, VARIANTS, build_model
 
 FORMAT_VERSION = "1"
@@ -80,13 +81,18 @@ def save_checkpoint(
 ) -> Path:
     """Write ``model``'s weights and architecture to ``path`` atomically.
 
+    The file is written by :func:`vfxmatte.io.atomic.atomic_write` (a failed write leaves an
+    existing checkpoint as it was) with ordinary data-file permissions (``0o666`` less the umask).
+
     Args:
         half: store floating tensors as fp16 (halves the file; inference upcasts on load).
+
+    Raises:
+        CheckpointError: the file cannot be written, naming it.
     """
     from safetensors.torch import save_file
 
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     state = {}
     for k, v in model.state_dict().items():
         v = v.detach().cpu().contiguous()
@@ -99,16 +105,8 @@ def save_checkpoint(
         "vfxmatte.version": __version__,
         "vfxmatte.provenance": json.dumps(provenance or {}, sort_keys=True, default=str),
     }
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
+    with atomic_write(target, error=CheckpointError, what="checkpoint", mode=0o666) as tmp:
         save_file(state, str(tmp), metadata=meta)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # a normal data file, not the writer's private temp
-        os.replace(tmp, target)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CheckpointError(f"{target}: cannot write checkpoint ({exc})") from exc
     return target
 
 

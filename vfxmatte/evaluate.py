@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from vfxmatte import metrics
 from vfxmatte import trimap as trimap_ops
 from vfxmatte.errors import DataError, InputError
+from vfxmatte.io import read_image, read_mask, read_trimap
 
 try:
     import resource
@@ -118,48 +118,6 @@ class EvalReport:
 # ----------------------------------------------------------------------------------------------
 
 
-def _read(path: Path) -> np.ndarray:
-    """Read any image cv2 can decode, as stored (channels BGR[A]); DataError if it cannot."""
-    try:
-        buf = np.fromfile(str(path), dtype=np.uint8)  # imdecode: non-ASCII paths work everywhere
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
-    img = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if img is None:
-        raise DataError(f"{path}: not a readable image")
-    return img
-
-
-def _to_unit(img: np.ndarray, path: Path) -> np.ndarray:
-    """Integer or float pixels to float32 0..1."""
-    if img.dtype == np.uint8:
-        return img.astype(np.float32) / 255.0
-    if img.dtype == np.uint16:
-        return img.astype(np.float32) / 65535.0
-    if np.issubdtype(img.dtype, np.floating):
-        return img.astype(np.float32)
-    raise DataError(f"{path}: unsupported pixel type {img.dtype}")
-
-
-def _read_plate(path: Path) -> np.ndarray:
-    img = _read(path)
-    if img.ndim == 2:
-        img = np.repeat(img[..., None], 3, axis=2)
-    elif img.shape[2] == 4:
-        img = img[..., :3]
-    elif img.shape[2] != 3:
-        raise DataError(f"{path}: expected an RGB plate, got {img.shape[2]} channels")
-    return np.ascontiguousarray(_to_unit(img, path)[..., ::-1])  # BGR -> RGB
-
-
-def _read_single_channel(path: Path) -> np.ndarray:
-    """First stored channel of a grey or R=G=B file, float32 0..1."""
-    img = _read(path)
-    if img.ndim == 3:
-        img = img[..., 0]
-    return _to_unit(img, path)
-
-
 def _find(folder: Path, stem: str) -> Path | None:
     for ext in IMAGE_EXTENSIONS:
         for candidate in (folder / f"{stem}{ext}", folder / f"{stem}{ext.upper()}"):
@@ -175,9 +133,15 @@ def load_eval_set(root: str | Path, trimap_dir: str = "trimap1") -> list[EvalSam
         root: folder holding ``image/``, ``alpha/`` and ``trimap_dir``.
         trimap_dir: which trimap set to use (``trimap1``, ``trimap2``, ...).
 
+    Files are read through :mod:`vfxmatte.io`, as a job reads them: the plate's R, G, B by name
+    (grey replicated; colour as stored beside unassociated alpha), the trimap by
+    :func:`~vfxmatte.io.read_trimap`, the ground truth by :func:`~vfxmatte.io.read_mask` (the A
+    channel, else the first).
+
     Raises:
         DataError: a folder is missing or empty, a plate lacks its trimap or alpha (all missing
-            files are named), a file is unreadable or sizes disagree.
+            files are named), or sizes disagree.
+        ImageReadError: a file is unreadable (names it).
         TrimapError: a trimap holds values that are not bg/unknown/fg (names the file).
     """
     root = Path(root)
@@ -205,9 +169,9 @@ def load_eval_set(root: str | Path, trimap_dir: str = "trimap1") -> list[EvalSam
 
     samples = []
     for plate, tri_path, alpha_path in triples:
-        image = _read_plate(plate)
-        tri = trimap_ops.quantize(_read_single_channel(tri_path), name=str(tri_path))
-        alpha = _read_single_channel(alpha_path)
+        image, _ = read_image(plate, unassociated=True)
+        tri = read_trimap(tri_path)
+        alpha = read_mask(alpha_path)
         for path, arr in ((tri_path, tri), (alpha_path, alpha)):
             if arr.shape != image.shape[:2]:
                 raise DataError(f"{path}: size {arr.shape[1]}x{arr.shape[0]} differs from {plate} {image.shape[1]}x{image.shape[0]}")

@@ -110,10 +110,13 @@ def _check_triple(pred, gt, trimap) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 def quantize_8bit(alpha: np.ndarray) -> np.ndarray:
     """Round a [0, 1] matte to the 256 levels of the 8-bit PNG the official protocol scores.
 
-    Returns float32 values ``round(255 * alpha) / 255``; values are clipped to [0, 1] first.
+    Returns the float32 values :mod:`vfxmatte.io` reads back from that PNG: the code
+    ``round(255 * alpha)`` times ``float32(1 / 255)``, as OpenImageIO normalises 8-bit codes,
+    so a prediction equal to an 8-bit ground truth read by :func:`vfxmatte.io.read_mask` scores
+    exactly 0. Values are clipped to [0, 1] first.
     """
     a = np.clip(np.asarray(alpha, dtype=np.float64), 0.0, 1.0)
-    return (np.round(a * 255.0) / 255.0).astype(np.float32)
+    return np.round(a * 255.0).astype(np.float32) * np.float32(1.0 / 255.0)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import OpenImageIO as oiio
 import pytest
 
 from vfxmatte.errors import ImageReadError, ImageWriteError, TrimapError
-from vfxmatte.io import image
+from vfxmatte.io import atomic, image
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr, write_image
 
 # ---- EXR round trips ---------------------------------------------------------------------
@@ -249,7 +249,7 @@ def test_failure_while_writing_keeps_the_good_target(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(image, "_write_pixels", truncated_write)
-    with pytest.raises(ImageWriteError, match=r"matte.1001.exr: write failed \(disk full\)"):
+    with pytest.raises(ImageWriteError, match=r"matte.1001.exr: cannot write image \(disk full\)"):
         write_exr(target, {"A": np.zeros((8, 8), np.float32)}, None)
     assert seen[0].startswith(".matte.1001.exr.") and seen[0].endswith(".tmp.exr")
     assert target.read_bytes() == good
@@ -264,7 +264,7 @@ def test_failure_before_rename_keeps_the_good_target(tmp_path, monkeypatch):
     def broken_fsync(path):
         raise OSError("I/O error")
 
-    monkeypatch.setattr(image, "_fsync", broken_fsync)
+    monkeypatch.setattr(atomic, "_fsync", broken_fsync)
     with pytest.raises(ImageWriteError, match="scan.dpx"):
         write_image(target, np.zeros((4, 4, 3), np.float32), ["R", "G", "B"], bits=10)
     assert target.read_bytes() == good
@@ -341,3 +341,61 @@ def test_truncated_file_is_a_read_error(tmp_path, rng):
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageReadError, match="render.exr: cannot read pixels"):
         read_image(path)
+
+
+# ---- photos, unassociated alpha, code values ------------------------------------------------------
+
+
+def test_8_and_16_bit_codes_normalise_as_code_times_the_reciprocal(tmp_path):
+    for codes, top in ((np.arange(256, dtype=np.uint8), 255), (np.arange(0, 65536, 7, dtype=np.uint16), 65535)):
+        path = tmp_path / f"ramp{top}.png"
+        write_image(path, codes.reshape(1, -1), ["Y"])
+        np.testing.assert_array_equal(read_mask(path)[0], codes.astype(np.float32) * np.float32(1 / top))
+
+
+def test_integer_arrays_are_written_as_code_values(tmp_path):
+    codes = np.random.default_rng(0).integers(0, 256, (5, 7, 3)).astype(np.uint8)
+    write_image(tmp_path / "c.png", codes, ["R", "G", "B"])
+    inp = oiio.ImageInput.open(str(tmp_path / "c.png"))
+    try:
+        assert inp.spec().format == oiio.UINT8
+        np.testing.assert_array_equal(inp.read_image(oiio.UINT8), codes)
+    finally:
+        inp.close()
+    write_image(tmp_path / "c16.tif", codes, ["R", "G", "B"], pixel_type="uint16")
+    pixels, _ = read_image(tmp_path / "c16.tif")
+    np.testing.assert_array_equal(pixels, (codes.astype(np.uint16) * 257).astype(np.float32) * np.float32(1 / 65535))
+
+
+def _rgba_png(path):
+    rgba = np.zeros((2, 3, 4), np.float32)
+    rgba[..., 0] = 1.0
+    rgba[..., 3] = 0.5
+    write_image(path, rgba, ["R", "G", "B", "A"], pixel_type="uint8")
+    return path
+
+
+def test_unassociated_alpha_keeps_the_stored_colour(tmp_path):
+    path = _rgba_png(tmp_path / "rgba.png")
+    premultiplied, _ = read_image(path, ["R", "G", "B", "A"])
+    stored, _ = read_image(path, ["R", "G", "B", "A"], unassociated=True)
+    np.testing.assert_allclose(premultiplied[0, 0], [128 / 255, 0, 0, 128 / 255], atol=1 / 255)
+    np.testing.assert_array_equal(stored[0, 0], [1.0, 0.0, 0.0, np.float32(128) * np.float32(1 / 255)])
+
+
+def test_read_photo_is_8_bit_rgb_upright_without_premultiplying(tmp_path):
+    from vfxmatte.io import read_photo
+
+    photo = read_photo(_rgba_png(tmp_path / "rgba.png"))
+    assert photo.dtype == np.uint8 and photo.shape == (2, 3, 3)
+    assert photo[0, 0].tolist() == [255, 0, 0]
+    write_image(tmp_path / "grey16.png", np.full((2, 2), 0.5, np.float32), ["Y"], pixel_type="uint16")
+    assert read_photo(tmp_path / "grey16.png")[0, 0].tolist() == [128, 128, 128]  # 32768 rounds to 128
+    upright = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
+    turns = {1: upright, 3: upright[::-1, ::-1], 6: np.rot90(upright, 1), 8: np.rot90(upright, -1)}
+    for orientation, stored in turns.items():  # stored so that the EXIF turn shows ``upright``
+        path = tmp_path / f"o{orientation}.png"
+        write_image(path, np.ascontiguousarray(stored), ["R", "G", "B"], metadata={"Orientation": orientation})
+        np.testing.assert_array_equal(read_photo(path), upright)
+    with pytest.raises(ImageReadError, match="nope.jpg"):
+        read_photo(tmp_path / "nope.jpg")

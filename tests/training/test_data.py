@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 
 from training.data import MattingDataset, StudioSet, build_validation_set, read_alpha, read_rgb, worker_init_fn
 from training.synthetic import SyntheticGenerator
-from vfxmatte.errors import DataError
+from vfxmatte.errors import DataError, ImageReadError
 
 PHOTOS = Path("/work/shared/data/backgrounds")
 
@@ -269,6 +269,61 @@ def test_readers_handle_grey_and_rgba(tmp_path: Path) -> None:
     cv2.imwrite(str(p), img)
     np.testing.assert_allclose(read_rgb(p)[0, 0], [1.0, 0.0, 0.0])
     np.testing.assert_allclose(read_alpha(p), 128 / 255)
-    with pytest.raises(DataError, match="cannot decode"):
+    with pytest.raises(ImageReadError, match=r"bad\.png: cannot open image"):
         (tmp_path / "bad.png").write_bytes(b"nope")
         read_rgb(tmp_path / "bad.png")
+
+
+class _RecordingMatter:
+    """A :class:`vfxmatte.pipeline.Matter` that keeps the image the pipeline hands the network."""
+
+    model_name, model_hash, device, precision = "recorder", "0" * 12, "cpu", "fp32"
+
+    def __init__(self) -> None:
+        self.images: list[np.ndarray] = []
+
+    def matte(self, image, trimap, progress=None, name="frame"):
+        self.images.append(image)
+        return trimap.copy()
+
+
+@pytest.mark.parametrize("ext, colorspace", [("exr", "lin_rec709"), ("png", "srgb")])
+def test_training_reads_a_file_as_the_network_input_inference_gives_it(tmp_path: Path, ext: str, colorspace: str) -> None:
+    # One file, two readers: training's read_rgb and a job's plate read + colour conversion
+    # (the colourspace training assumes for the file type) hand the network the same array.
+    import yaml
+
+    from training.data import colorspace_of
+    from vfxmatte.checkpoint import save_checkpoint
+    from vfxmatte.io import write_image
+    from vfxmatte.jobs import load_job
+    from vfxmatte.model import build_model
+    from vfxmatte.pipeline import ShotPipeline
+
+    rng = np.random.default_rng(5)
+    rgba = rng.uniform(-0.05, 1.0, (24, 40, 4)).astype(np.float32)
+    rgba[3, 4, :3] = (6.0, 11.0, 2.5)  # HDR highlight
+    rgba[..., 3] = np.clip(rgba[..., 3], 0.0, 1.0)
+    plate = tmp_path / f"plate.1001.{ext}"
+    if ext == "exr":
+        write_image(plate, rgba, ["R", "G", "B", "A"], pixel_type="half")
+    else:
+        write_image(plate, np.clip(rgba[..., :3], 0, 1), ["R", "G", "B"], pixel_type="uint8")
+    trimap = np.full((24, 40), 0.5, np.float32)
+    write_image(tmp_path / "tri.1001.png", trimap, ["Y"], pixel_type="uint8")
+    job = {
+        "version": 1,
+        "shot": "s",
+        "plate": {"path": f"plate.####.{ext}", "frames": "1001", "colorspace": colorspace},
+        "trimap": {"mode": "sequence", "path": "tri.####.png"},
+        "model": {"checkpoint": str(save_checkpoint(tmp_path / "t.safetensors", build_model("tiny"))), "device": "cpu"},
+        "output": {"path": "out/m.####.exr"},
+    }
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
+    matter = _RecordingMatter()
+    with ShotPipeline(load_job(tmp_path / "job.yaml"), session=matter) as pipe:
+        assert pipe.run().done == [1001]
+    assert colorspace_of(plate) == colorspace
+    training = read_rgb(plate)
+    assert training.dtype == np.float32 and training.shape == (24, 40, 3)
+    np.testing.assert_array_equal(training, matter.images[0])

@@ -6,19 +6,19 @@ Conventions:
   **data window**; :class:`ImageInfo` keeps both the data window and the display window so
   overscan survives a read -> process -> write round trip.
 * Integer files (8/10/12/16-bit DPX, TIFF, PNG; uint EXR channels) are normalised to 0..1
-  by OpenImageIO's conversion.
+  by OpenImageIO's conversion: code times ``float32(1 / max code)``. Every reader here
+  (plates, trimaps, mattes, evaluation sets, training data) uses it, so one file gives one
+  array whoever reads it.
 * Channels are always selected **by name**: OpenImageIO reorders channels on read
   (RGBA first, then alphabetical), so positions in the file mean nothing.
-* Writes are atomic: pixels go to a hidden temporary file in the target's directory that
-  replaces the target only once complete and synced to disk.
+* Writes are atomic (:func:`vfxmatte.io.atomic.atomic_write`): a failed write leaves the
+  target as it was and no temporary file behind.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -28,8 +28,9 @@ import OpenImageIO as oiio
 
 from vfxmatte import trimap as _trimap
 from vfxmatte.errors import ImageReadError, ImageWriteError, TrimapError
+from vfxmatte.io.atomic import atomic_write
 
-__all__ = ["ImageInfo", "read_image", "read_mask", "read_trimap", "write_exr", "write_image"]
+__all__ = ["ImageInfo", "read_image", "read_mask", "read_photo", "read_trimap", "write_exr", "write_image"]
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +130,25 @@ class ImageInfo:
 # Reading
 
 
-def _open(path: Path) -> oiio.ImageInput:
+def _open(path: Path, unassociated: bool = False) -> oiio.ImageInput:
     if not path.is_file():
         raise ImageReadError(f"{path}: no such file")
-    inp = oiio.ImageInput.open(str(path))
+    if unassociated:
+        # Formats that store unassociated alpha (PNG, some TIFFs) keep their colour as stored
+        # instead of being premultiplied by alpha on read.
+        config = oiio.ImageSpec()
+        config.attribute("oiio:UnassociatedAlpha", 1)
+        inp = oiio.ImageInput.open(str(path), config)
+    else:
+        inp = oiio.ImageInput.open(str(path))
     if inp is None:
         raise ImageReadError(f"{path}: cannot open image ({oiio.geterror() or 'unknown format'})")
     return inp
 
 
 @contextlib.contextmanager
-def _opened(path: Path) -> Iterator[oiio.ImageInput]:
-    inp = _open(path)
+def _opened(path: Path, unassociated: bool = False) -> Iterator[oiio.ImageInput]:
+    inp = _open(path, unassociated)
     try:
         yield inp
     finally:
@@ -183,8 +191,15 @@ def _info(path: Path, inp: oiio.ImageInput, spec: oiio.ImageSpec, subimage: int)
     )
 
 
-def _read_channels(path: Path, inp: oiio.ImageInput, subimage: int, spec: oiio.ImageSpec, names: Sequence[str]) -> np.ndarray:
-    """Read the named channels of one subimage as float32 [H, W, len(names)]."""
+def _read_channels(
+    path: Path,
+    inp: oiio.ImageInput,
+    subimage: int,
+    spec: oiio.ImageSpec,
+    names: Sequence[str],
+    pixel_type: oiio.BASETYPE = oiio.FLOAT,
+) -> np.ndarray:
+    """Read the named channels of one subimage as [H, W, len(names)] float32 (or uint8)."""
     if spec.deep:
         raise ImageReadError(f"{path}: deep images are not supported")
     if spec.depth > 1:
@@ -192,10 +207,11 @@ def _read_channels(path: Path, inp: oiio.ImageInput, subimage: int, spec: oiio.I
     index = [list(spec.channelnames).index(n) for n in names]
     # Read only the contiguous run of channels that covers the request.
     lo, hi = min(index), max(index) + 1
-    pixels = inp.read_image(subimage, 0, lo, hi, oiio.FLOAT)
+    pixels = inp.read_image(subimage, 0, lo, hi, pixel_type)
     if pixels is None or inp.has_error:
         raise ImageReadError(f"{path}: cannot read pixels ({inp.geterror() or 'read failed'})")
-    pixels = np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width, hi - lo)
+    dtype = np.uint8 if pixel_type == oiio.UINT8 else np.float32
+    pixels = np.asarray(pixels, dtype=dtype).reshape(spec.height, spec.width, hi - lo)
     return np.ascontiguousarray(pixels[..., [i - lo for i in index]])
 
 
@@ -246,6 +262,8 @@ def read_image(
     path: str | Path,
     channels: Sequence[str] | None = None,
     layer: str | None = None,
+    *,
+    unassociated: bool = False,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read an image (any format OIIO reads) as float32 ``[H, W, C]`` over its data window.
 
@@ -257,6 +275,9 @@ def read_image(
         layer: a part name of a multi-part EXR or a channel prefix of a multi-layer one
             (``"beauty"`` for ``beauty.R``). ``None`` reads un-prefixed channels from the first
             part that has them.
+        unassociated: return colour as stored in files with unassociated alpha (PNG, TIFF
+            with unassociated extra samples). By default OIIO premultiplies it by alpha, as
+            the associated-alpha convention of EXR and compositing expects.
 
     Returns:
         ``(pixels, info)``; ``info`` describes the subimage that was read.
@@ -269,7 +290,7 @@ def read_image(
     wanted = list(channels) if channels is not None else ["R", "G", "B"]
     if not wanted:
         raise ImageReadError(f"{path}: empty channel list requested")
-    with _opened(path) as inp:
+    with _opened(path, unassociated) as inp:
         specs = _subimage_specs(inp)
         candidates = _candidates(specs, layer)
         layered = layer is not None
@@ -352,53 +373,46 @@ def read_mask(path: str | Path) -> np.ndarray:
     return np.ascontiguousarray(pixels[..., index])
 
 
+# EXIF orientation (TIFF/EXIF tag 274) -> the turns and flips that show the image upright.
+_UPRIGHT = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: np.rot90(a, -1)[::-1],
+    8: lambda a: np.rot90(a, 1),
+}
+
+
+def read_photo(path: str | Path) -> np.ndarray:
+    """Read a photograph (JPEG, PNG, TIFF, BMP, WebP ...) as uint8 RGB ``[H, W, 3]``, upright.
+
+    For the photos training data is textured and backed with: the pixels are kept in their
+    file's encoding (sRGB for photographs). The EXIF orientation is applied as a viewer would,
+    grey is replicated to three channels, alpha is dropped without premultiplying the colour,
+    and deeper files are rounded to 8 bits.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    with _opened(path, unassociated=True) as inp:
+        spec = inp.spec().copy()
+        names = list(spec.channelnames)
+        if all(c in names for c in ("R", "G", "B")):
+            wanted, grey = ["R", "G", "B"], False
+        else:
+            wanted, grey = ["Y" if "Y" in names else names[0]], True
+        pixels = _read_channels(path, inp, 0, spec, wanted, oiio.UINT8)
+    if grey:
+        pixels = np.repeat(pixels, 3, axis=2)
+    upright = _UPRIGHT.get(spec.get_int_attribute("Orientation", 1))
+    return np.ascontiguousarray(upright(pixels) if upright is not None else pixels)
+
+
 # --------------------------------------------------------------------------------------
 # Writing
-
-
-def _temp_path(target: Path) -> Path:
-    """Hidden temporary sibling of ``target``; keeps the extension so tools recognise it."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp{target.suffix}")
-
-
-def _fsync(path: Path) -> None:
-    """Flush a finished file to disk before it replaces the target."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_target(target: Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``target`` atomically.
-
-    On any failure the temporary file is removed, ``target`` is left exactly as it was and
-    :class:`ImageWriteError` naming the target is raised.
-    """
-    tmp = _temp_path(target)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        yield tmp
-        _fsync(tmp)
-        os.replace(tmp, target)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, ImageWriteError):
-            raise
-        if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: clean up, re-raise
-            raise
-        raise ImageWriteError(f"{target}: write failed ({exc})") from exc
-    # A crash after os.replace leaves a complete file; syncing the directory makes the
-    # rename itself durable where the platform allows it.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
@@ -508,11 +522,13 @@ def write_image(
 
     Args:
         path: the target; its extension picks the format (``.exr``, ``.dpx``, ``.tif``, ``.png``).
-        pixels: float data (0..1 for integer formats) covering the data window.
+        pixels: float data (0..1 for integer formats) covering the data window, or uint8 /
+            uint16 code values (full range = 1.0), written exactly when ``pixel_type`` matches.
         channel_names: one name per channel.
         info_like: copy the data/display windows and shot metadata from this image.
         pixel_type: ``"half"``, ``"float"``, ``"uint"``, ``"uint8"``, ``"uint16"``;
-            default ``"half"`` for EXR and ``"uint16"`` otherwise.
+            default ``"half"`` for EXR, the array's own type for uint8 / uint16 code values
+            and ``"uint16"`` otherwise.
         bits: bits per sample for formats that pack them (DPX 10 or 12 in a ``uint16`` buffer).
         compression: format-specific compression name passed to OIIO.
         tile: ``(w, h)`` to write a tiled file (EXR, TIFF).
@@ -533,13 +549,19 @@ def write_image(
         )
     if len(set(channel_names)) != len(channel_names):
         raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
+    codes = array.dtype in (np.uint8, np.uint16)
     if pixel_type is None:
-        pixel_type = "half" if target.suffix.lower() == ".exr" else "uint16"
+        if target.suffix.lower() == ".exr":
+            pixel_type = "half"
+        else:
+            pixel_type = str(array.dtype) if codes else "uint16"
     spec = _build_spec(
         target, array, channel_names, info_like, pixel_type, bits, compression, tile, metadata
     )
-    data = np.ascontiguousarray(array, dtype=np.float32)
-    with _atomic_target(target) as tmp:
+    # Code values go to OIIO in their own type (it rescales them to the file's); anything
+    # else as float32.
+    data = np.ascontiguousarray(array) if codes else np.ascontiguousarray(array, dtype=np.float32)
+    with atomic_write(target, error=ImageWriteError, what="image") as tmp:
         _write_pixels(tmp, target, spec, data)
 
 
