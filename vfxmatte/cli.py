@@ -4,8 +4,9 @@ Commands::
 
     vfxmatte validate JOB
     vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
-    vfxmatte example shot010 [--out DIR]
-    vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--precision auto|fp32|bf16] [--json]
+    vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH]
+    vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
+                  [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
 
 Global options (before or after the command): ``--quiet``, ``--log-format text|json`` (JSON
 lines on stdout, one object per frame event, for farm log parsers), ``--debug`` (tracebacks
