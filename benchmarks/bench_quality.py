@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Matte quality of vfxmatte and classical peers on an alphamatting.com-style folder.
 
-    python benchmarks/bench_quality.py --data /work/shared/benchmarks/alphamatting-dev \\
+    python benchmarks/bench_quality.py --data PATH/TO/alphamatting-dev \\
         --out benchmarks/results/quality.json [--md benchmarks/results/quality.md] \\
         [--methods cf knn ramp vfxmatte] [--model starter|PATH | --model LABEL=PATH ...]
         [--flip-tta LABEL ...] [--dense LABEL ...] [--limit N]

@@ -19,9 +19,9 @@ def rng():
 def one_torch_thread():
     """Run a module's tests on one torch thread.
 
-    The pipeline and CLI tests push frames of a few hundred pixels through the tiny model:
-    thread start-up dominates, and on a busy 2-core machine OpenMP spin-waits made each
-    forward pass ~100x slower.
+    The pipeline and CLI tests push frames of a few hundred pixels through the tiny model, where
+    thread start-up dominates; on a loaded machine OpenMP workers spin-waiting for busy cores
+    would make each forward pass far slower than the work in it.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)
