@@ -60,11 +60,12 @@ def flops_per_megapixel(variant: str) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from vfxmatte.model import build_model
+    from vfxmatte.trimap import UNKNOWN_CHANNEL
 
     m = build_model(variant).eval()
     x = torch.rand(1, 3, 512, 512)
     t = torch.zeros(1, 3, 512, 512)
-    t[:, 1] = 1
+    t[:, UNKNOWN_CHANNEL] = 1
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(x, t)
     return fc.get_total_flops() / (512 * 512 / 1e6) / 1e9

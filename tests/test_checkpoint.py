@@ -4,9 +4,10 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vfxmatte.checkpoint import load_checkpoint, load_model, save_checkpoint
-from vfxmatte.errors import CheckpointError
-from vfxmatte.model import TINY, TCPMattingConfig, build_model
+from vfxmatte.checkpoint import load_checkpoint, load_model, read_architecture, resolve, save_checkpoint
+from vfxmatte.errors import ArchitectureError, CheckpointError, UnknownVariantError
+from vfxmatte.model import SMALL, TINY, TCPMattingConfig, build_model
+from vfxmatte.trimap import UNKNOWN_CHANNEL
 
 
 def test_round_trip_keeps_weights_arch_and_provenance(tmp_path):
@@ -18,7 +19,7 @@ def test_round_trip_keeps_weights_arch_and_provenance(tmp_path):
     for (k, a), (_, b) in zip(m.state_dict().items(), m2.state_dict().items()):
         assert torch.equal(a, b), k
     x, t = torch.rand(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
-    t[:, 1] = 1
+    t[:, UNKNOWN_CHANNEL] = 1
     with torch.no_grad():
         assert torch.equal(m(x, t), m2(x, t))
 
@@ -68,6 +69,38 @@ def test_non_checkpoint_files_are_rejected_without_unpickling(tmp_path):
 def test_unknown_arch_field_is_rejected():
     with pytest.raises(CheckpointError, match="bogus"):
         TCPMattingConfig.from_dict({**TINY.to_dict(), "bogus": 1})
+
+
+def test_unknown_expected_variant_is_the_one_variant_error(tmp_path):
+    p = save_checkpoint(tmp_path / "m.safetensors", build_model("tiny"))
+    with pytest.raises(UnknownVariantError, match="unknown model variant 'small_sp2'") as e:
+        load_model(p, expect="small_sp2")
+    assert e.value.name == "small_sp2"
+
+
+def test_shipped_starter_with_its_stored_legacy_key_loads():
+    from safetensors import safe_open
+
+    with safe_open(str(resolve("starter")), framework="pt") as f:
+        stored = json.loads(f.metadata()["vfxmatte.arch"])
+    # Whether or not the shipped header still carries the no-op key, it reads as `small`.
+    assert stored.get("sp_downsample", 1) == 1
+    assert read_architecture("starter") == SMALL
+    model, ckpt = load_model("starter", expect="small")
+    assert ckpt.config == SMALL and model.stride == 32
+
+
+def test_legacy_key_with_another_value_is_refused_naming_the_file(tmp_path):
+    m = build_model("tiny")
+    arch = json.dumps({**TINY.to_dict(), "sp_downsample": 2})
+    bad = tmp_path / "half_sp.safetensors"
+    save_file(m.state_dict(), str(bad), metadata={"vfxmatte.format": "1", "vfxmatte.arch": arch})
+    with pytest.raises(ArchitectureError, match=r"half_sp\.safetensors: sp_downsample: 2 is not supported"):
+        load_model(bad)
+    ok = tmp_path / "legacy.safetensors"
+    arch = json.dumps({**TINY.to_dict(), "sp_downsample": 1})
+    save_file(m.state_dict(), str(ok), metadata={"vfxmatte.format": "1", "vfxmatte.arch": arch})
+    assert load_model(ok)[1].config == TINY
 
 
 def test_failed_save_keeps_the_old_checkpoint_and_names_it(tmp_path, monkeypatch):

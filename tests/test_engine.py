@@ -232,21 +232,3 @@ def test_starter_weights_tiled_matches_untiled_at_defaults(starter_frame, precis
     tiled = sess.matte(img, tri)
     d = np.abs(untiled - tiled)[tri == 0.5]
     assert d.mean() <= mean_tol and d.max() <= max_tol, (d.mean(), d.max())
-
-
-def test_sp_downsample_model_tiles_on_its_own_stride(rng):
-    from dataclasses import replace
-
-    torch.manual_seed(0)
-    base = build_model("tiny")
-    m = build_model(replace(base.config, name="tiny_sp2", sp_downsample=2)).eval()
-    m.load_state_dict(base.state_dict())
-    with pytest.raises(InputError, match="multiple of 64"):
-        MattingSession(m, device="cpu", tile_size=288, overlap=64)
-    tiles = plan_tiles(700, 900, 320, 96, m.stride)
-    assert all(t.y % 64 == 0 and t.x % 64 == 0 and t.h % 64 == 0 and t.w % 64 == 0 for t in tiles)
-    img, tri = _frame(700, 900, rng, box=(40, 660, 50, 850))
-    untiled = MattingSession(m, device="cpu", tile_size=0).matte(img, tri)
-    tiled = MattingSession(m, device="cpu", tile_size=320, overlap=96, batch_size=2).matte(img, tri)
-    d = np.abs(untiled - tiled)[tri == 0.5]
-    assert d.mean() <= 2e-3 and d.max() <= 0.05, (d.mean(), d.max())

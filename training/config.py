@@ -33,8 +33,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from vfxmatte.env import expand_env, expand_env_tree
-from vfxmatte.errors import CheckpointError, ConfigError, EnvVarError
-from vfxmatte.model import VARIANTS, TCPMattingConfig
+from vfxmatte.errors import CheckpointError, ConfigError, EnvVarError, VfxMatteError
+from vfxmatte.model import TCPMattingConfig, variant
 from training.trimaps import ROUGH_KERNEL
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -345,20 +345,27 @@ class TrainConfig(_Section):
 
 
 def _arch(spec: Union[str, dict[str, Any]]) -> TCPMattingConfig:
-    if isinstance(spec, str):
-        if spec not in VARIANTS:
-            raise ValueError(f"unknown variant '{spec}' (choose from {', '.join(VARIANTS)})")
-        return VARIANTS[spec]
-    fields = dict(spec)
-    variant = fields.pop("variant", None)
-    if variant is not None:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant '{variant}' (choose from {', '.join(VARIANTS)})")
-        fields = {**VARIANTS[variant].to_dict(), **fields}
+    """The architecture a ``model:`` value names; a ValueError (for pydantic to place at the
+    key) caused by the core's typed error (e.g. :class:`~vfxmatte.errors.UnknownVariantError`)."""
     try:
+        if isinstance(spec, str):
+            return variant(spec)
+        fields = dict(spec)
+        name = fields.pop("variant", None)
+        if name is not None:
+            fields = {**variant(name).to_dict(), **fields}
         return TCPMattingConfig.from_dict(fields, source="model")
     except CheckpointError as exc:
         raise ValueError(str(exc).removeprefix("model: ")) from exc
+
+
+def _typed_cause(exc: ValidationError) -> VfxMatteError | None:
+    """The first core error behind a validation failure (the ``model:`` key's), if any."""
+    for err in exc.errors():
+        cause = getattr(err.get("ctx", {}).get("error"), "__cause__", None)
+        if isinstance(cause, VfxMatteError):
+            return cause
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -501,7 +508,7 @@ def validate(raw: dict[str, Any], source: str = "config", expand: bool = True) -
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{source}: {_format_errors(exc)}") from None
+        raise ConfigError(f"{source}: {_format_errors(exc)}") from _typed_cause(exc)
 
 
 def load_config(

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from vfxmatte.errors import InputError
+from vfxmatte.trimap import UNKNOWN_CHANNEL
 
 #: Charbonnier epsilon. 1e-6 is the value of Deep Image Matting (Xu et al. 2017), whose
 #: alpha-prediction loss §3.3 adopts; it only keeps the square root differentiable at 0.
@@ -35,8 +36,6 @@ DEFAULT_THETA = 0.1
 #: Loss weights w1 (alpha prediction) and w2 (background enhancement), paper §3.3.
 DEFAULT_ALPHA_WEIGHT = 0.9
 DEFAULT_BG_WEIGHT = 0.1
-#: Channel of the unknown region in the one-hot (bg, unknown, fg) trimap.
-UNKNOWN_CHANNEL = 1
 
 
 class MattingLoss(NamedTuple):
@@ -77,7 +76,8 @@ def masked_image_mean(values: Tensor, mask: Tensor) -> Tensor:
 
 
 def unknown_mask(trimap: Tensor) -> Tensor:
-    """The unknown region ``U`` of a one-hot (bg, unknown, fg) trimap as [B, 1, H, W] bool."""
+    """The unknown region ``U`` of a one-hot (bg, unknown, fg) trimap as [B, 1, H, W] bool:
+    its :data:`vfxmatte.trimap.UNKNOWN_CHANNEL`, the channel the network reads the band from."""
     if trimap.dim() != 4 or trimap.shape[1] != 3:
         raise InputError(f"trimap: expected one-hot [B, 3, H, W], got {tuple(trimap.shape)}")
     return trimap[:, UNKNOWN_CHANNEL : UNKNOWN_CHANNEL + 1] > 0.5
@@ -136,7 +136,7 @@ def matting_loss(
     Example:
         >>> pred = torch.full((1, 1, 2, 2), 0.5)
         >>> gt = torch.tensor([[[[0.0, 1.0], [0.5, 0.0]]]])
-        >>> tri = torch.zeros(1, 3, 2, 2); tri[:, 1] = 1
+        >>> tri = torch.zeros(1, 3, 2, 2); tri[:, UNKNOWN_CHANNEL] = 1
         >>> round(float(matting_loss(pred, gt, tri, eps=0.0).alpha), 4)
         0.375
     """

@@ -25,7 +25,7 @@ from torch import nn
 from vfxmatte import __version__
 from vfxmatte.errors import CheckpointError
 from vfxmatte.io.atomic import atomic_write
-from vfxmatte.model import TCPMatting, TCPMattingConfig, VARIANTS, build_model
+from vfxmatte.model import TCPMatting, TCPMattingConfig, build_model, variant
 
 FORMAT_VERSION = "1"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
@@ -171,16 +171,18 @@ def load_model(
     """Build the network a checkpoint describes, load its weights, return it in eval mode.
 
     Args:
-        expect: if given, the architecture the caller needs; a checkpoint of another
-            architecture raises :class:`CheckpointError` listing the differing fields.
+        expect: if given, the architecture the caller needs (a config or a variant name); a
+            checkpoint of another architecture raises :class:`CheckpointError` listing the
+            differing fields.
         ignore: architecture fields allowed to differ from ``expect`` (the checkpoint's own
             architecture is built either way).
+
+    Raises:
+        UnknownVariantError: ``expect`` names no built-in variant.
     """
     ckpt = load_checkpoint(name_or_path)
     if expect is not None:
-        want = VARIANTS.get(expect) if isinstance(expect, str) else expect
-        if want is None:
-            raise CheckpointError(f"unknown model variant '{expect}' (choose from {', '.join(VARIANTS)})")
+        want = variant(expect) if isinstance(expect, str) else expect
         diff = want.diff(ckpt.config, ignore)
         if diff:
             raise CheckpointError(

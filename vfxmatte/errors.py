@@ -62,6 +62,36 @@ class CheckpointError(VfxMatteError):
     """A checkpoint is missing, malformed, or does not match the requested architecture."""
 
 
+class ArchitectureError(CheckpointError):
+    """An architecture config (a checkpoint's stored one, a training config's ``model:`` or one
+    built in code) names an unknown field or holds a value the network cannot be built from;
+    the message names the source and the field."""
+
+
+class UnknownVariantError(ArchitectureError):
+    """A model variant name is not one of the built-in architectures.
+
+    Raised by :func:`vfxmatte.model.variant` wherever a variant is named (``build_model``,
+    ``load_model(expect=...)``); a caller that knows the file and key (a training config's
+    ``model:``) re-raises it as its own error type with that location in front of the message.
+
+    Attributes:
+        name: the name asked for (None when not given).
+        choices: the built-in variant names, in their declared order.
+    """
+
+    name: str | None
+    choices: tuple[str, ...]
+
+    def __init__(self, message: str, name: str | None = None, choices: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.name = name
+        self.choices = tuple(choices)
+
+    def __reduce__(self):  # pickles (e.g. across worker processes) with its attributes
+        return type(self), (str(self), self.name, self.choices)
+
+
 class DeviceError(VfxMatteError):
     """A requested device or precision is unavailable on this machine."""
 

@@ -23,6 +23,13 @@ UNKNOWN = 0.5
 FG = 1.0
 PALETTE = (BG, UNKNOWN, FG)
 
+#: Channels of the one-hot trimap (:func:`one_hot`) that the network takes after RGB (paper
+#: §3) and the losses read the unknown region ``U`` from (§3.3): channel ``i`` marks
+#: ``PALETTE[i]``.
+BG_CHANNEL = PALETTE.index(BG)
+UNKNOWN_CHANNEL = PALETTE.index(UNKNOWN)
+FG_CHANNEL = PALETTE.index(FG)
+
 #: Default tolerance on normalised [0, 1] values: 8-bit files written as 127 or 128 for the
 #: unknown band, and lossy or resampled files within ~0.1 of a palette entry, are accepted.
 DEFAULT_TOLERANCE = 0.1
@@ -77,9 +84,13 @@ def quantize(values: np.ndarray, tolerance: float = DEFAULT_TOLERANCE, name: str
 
 
 def one_hot(trimap: np.ndarray) -> np.ndarray:
-    """Canonical [H, W] trimap -> [3, H, W] float32 one-hot in the order (bg, unknown, fg), paper §3."""
+    """Canonical [H, W] trimap -> [3, H, W] float32 one-hot in the order (bg, unknown, fg), paper §3.
+
+    Channel ``c`` is 1 where the trimap holds ``PALETTE[c]``: :data:`BG_CHANNEL`,
+    :data:`UNKNOWN_CHANNEL`, :data:`FG_CHANNEL`.
+    """
     t = np.asarray(trimap)
-    return np.stack([t == BG, t == UNKNOWN, t == FG]).astype(np.float32)
+    return np.stack([t == value for value in PALETTE]).astype(np.float32)
 
 
 def unknown_mask(trimap: np.ndarray) -> np.ndarray:

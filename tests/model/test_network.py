@@ -1,14 +1,14 @@
+import pickle
 from dataclasses import replace
 
 import pytest
 import torch
 
-from vfxmatte.errors import CheckpointError, InputError
+from vfxmatte.errors import ArchitectureError, CheckpointError, InputError, UnknownVariantError
 from vfxmatte.model import (
     R34,
     SMALL,
     TINY,
-    TCPMatting,
     TCPMattingConfig,
     alpha_from_logits,
     build_model,
@@ -16,7 +16,9 @@ from vfxmatte.model import (
     tcp_matting_r34,
     tcp_matting_small,
     tcp_matting_tiny,
+    variant,
 )
+from vfxmatte.model.blocks import make_norm
 from vfxmatte.model.resnet import ResNetEncoder
 
 
@@ -49,8 +51,47 @@ def test_named_constructors_build_their_configs():
 
 
 def test_unknown_variant_is_a_typed_error():
-    with pytest.raises(InputError, match="unknown model variant 'r50'"):
+    with pytest.raises(UnknownVariantError, match=r"unknown model variant 'r50' \(choose from r34, small, tiny\)") as e:
         build_model("r50")
+    assert e.value.name == "r50" and e.value.choices == ("r34", "small", "tiny")
+    assert isinstance(e.value, CheckpointError)
+    back = pickle.loads(pickle.dumps(e.value))
+    assert (str(back), back.name, back.choices) == (str(e.value), "r50", ("r34", "small", "tiny"))
+    with pytest.raises(UnknownVariantError):
+        variant("small_sp2")  # measured, not shipped: not a variant
+    assert variant("small") is SMALL
+
+
+def test_the_network_has_one_stride():
+    assert tcp_matting_small().stride == SMALL.stride == 32
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [({"norm": "layer"}, "norm"), ({"fusion": "mul"}, "fusion"), ({"ffu_source": "layer2"}, "ffu_source"),
+     ({"encoder_layers": (1, 1, 1)}, "encoder_layers"), ({"decoder_widths": (8,) * 5}, "decoder_widths")],
+)
+def test_invalid_architecture_values_raise_naming_the_field(change, key):
+    with pytest.raises(ArchitectureError, match=f"^{key}: "):
+        replace(TINY, **change)
+    with pytest.raises(ArchitectureError, match=f"^arch.json: {key}: "):
+        TCPMattingConfig.from_dict({**TINY.to_dict(), **change}, source="arch.json")
+
+
+def test_blocks_raise_typed_errors_for_what_they_cannot_build():
+    with pytest.raises(ArchitectureError, match="norm: unknown norm 'layer'"):
+        make_norm("layer", 8)
+    with pytest.raises(ArchitectureError, match="encoder: needs 4 layer counts and 5 widths"):
+        ResNetEncoder((1, 1), (8, 8, 8), 6, torch.nn.BatchNorm2d)
+
+
+def test_legacy_sp_downsample_key_loads_only_as_a_no_op():
+    stored = {**SMALL.to_dict(), "sp_downsample": 1}  # what earlier checkpoints store
+    assert TCPMattingConfig.from_dict(stored, source="old.safetensors") == SMALL
+    assert "sp_downsample" not in SMALL.to_dict()
+    for k in (2, 4):
+        with pytest.raises(ArchitectureError, match=rf"^old.safetensors: sp_downsample: {k} is not supported"):
+            TCPMattingConfig.from_dict({**stored, "sp_downsample": k}, source="old.safetensors")
 
 
 def test_wrong_channel_count_and_mismatched_shapes_raise():
@@ -133,30 +174,15 @@ def test_cat_channels_equals_torch_cat_in_every_layout():
     assert torch.equal(x.grad, torch.ones_like(a))
 
 
-def test_sp_downsample_runs_the_semantic_path_on_the_pooled_input():
-    base = tcp_matting_tiny().eval()
-    cfg = replace(base.config, name="tiny_sp2", sp_downsample=2)
-    m = TCPMatting(cfg).eval()
-    m.load_state_dict(base.state_dict())  # same tensors: a warm start needs no conversion
-    assert m.stride == 64 and base.stride == 32
-    img, tri = _inputs(2, 70, 90)
-    with torch.no_grad():
-        out = m.forward_paths(img, tri)
-        # By hand: pad to 64, pool by 2 for the SP, upsample its logit, TCP at full resolution.
-        x = torch.cat([(img - m.mean) / m.std, tri], 1)
-        x = torch.nn.functional.pad(x, (0, 128 - 90, 0, 128 - 70), mode="reflect")
-        sp_logit, feat = m.semantic(torch.nn.functional.avg_pool2d(x, 2))
-        assert feat.shape[-2:] == (16, 16)  # layer1 of a 64 x 64 input
-        sp_logit = torch.nn.functional.interpolate(sp_logit, size=(128, 128), mode="bilinear", align_corners=False)
-        tcp_logit = m.tcp(x, feat)
-    assert out.alpha.shape == (2, 1, 70, 90)
-    assert torch.allclose(out.sp_logit, sp_logit[..., :70, :90], atol=1e-5)
-    assert torch.allclose(out.tcp_logit, tcp_logit[..., :70, :90], atol=1e-5)
-    with torch.no_grad():
-        assert not torch.allclose(base.forward_paths(img, tri).sp_logit, out.sp_logit, atol=1e-3)
+def test_the_model_package_raises_only_typed_errors():
+    """Every ``raise`` in vfxmatte.model raises a VfxMatteError subclass (or re-raises)."""
+    import ast
+    import builtins
+    from pathlib import Path
 
+    import vfxmatte.model
 
-@pytest.mark.parametrize("k", [0, 3, 8])
-def test_sp_downsample_rejects_other_factors(k):
-    with pytest.raises(CheckpointError, match="sp_downsample"):
-        replace(TINY, sp_downsample=k)
+    for path in Path(vfxmatte.model.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Raise) and isinstance(node.exc, ast.Call) and isinstance(node.exc.func, ast.Name):
+                assert not isinstance(getattr(builtins, node.exc.func.id, None), type), (path.name, node.lineno)

@@ -8,10 +8,14 @@ import torch
 import torch.nn.functional as F
 
 from vfxmatte.engine import MattingSession
-from vfxmatte.errors import InputError
+from vfxmatte.errors import ArchitectureError, InputError
 from vfxmatte.model import SMALL, TINY, TCPMatting
-from vfxmatte.model import sparse
+from vfxmatte.model import halo, sparse
+from vfxmatte.model.blocks import ConvNormReLU, ResidualBlock
 from vfxmatte.model.fuse import fold_batchnorm
+from vfxmatte.trimap import BG_CHANNEL, FG_CHANNEL, PALETTE, UNKNOWN_CHANNEL
+
+U = slice(UNKNOWN_CHANNEL, UNKNOWN_CHANNEL + 1)  # the one-hot trimap's unknown band, [B, 1, H, W]
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -35,14 +39,14 @@ def _trimaps(h: int, w: int) -> torch.Tensor:
     and bottom edges plus a blob, so blocks at the border and deep inside are both exercised."""
     yy, xx = np.mgrid[:h, :w]
     r = np.hypot(yy - h * 0.45, xx - w * 0.55)
-    ring = np.where(r < h * 0.25, 2, 0)
-    ring[np.abs(r - h * 0.25) < 3] = 1
-    edge = np.zeros((h, w), np.int64)
-    edge[: h // 2, : w // 2] = 2
-    edge[:, :5] = 1
-    edge[-4:, :] = 1
-    edge[(yy - h * 0.7) ** 2 + (xx - w * 0.75) ** 2 < 60] = 1
-    lab = torch.from_numpy(np.stack([ring, edge]))
+    ring = np.where(r < h * 0.25, FG_CHANNEL, BG_CHANNEL)
+    ring[np.abs(r - h * 0.25) < 3] = UNKNOWN_CHANNEL
+    edge = np.full((h, w), BG_CHANNEL, np.int64)
+    edge[: h // 2, : w // 2] = FG_CHANNEL
+    edge[:, :5] = UNKNOWN_CHANNEL
+    edge[-4:, :] = UNKNOWN_CHANNEL
+    edge[(yy - h * 0.7) ** 2 + (xx - w * 0.75) ** 2 < 60] = UNKNOWN_CHANNEL
+    lab = torch.from_numpy(np.stack([ring, edge]))  # channel index per pixel
     return F.one_hot(lab, 3).permute(0, 3, 1, 2).float()
 
 
@@ -55,7 +59,7 @@ def _check_matches(model, img, tri, atol=2e-5, **kw):
     with torch.inference_mode():
         dense = model(img, tri)
         fast = model.forward_sparse(img, tri, **kw)
-    band = tri[:, 1:2] > 0.5
+    band = tri[:, U] > 0.5
     assert fast.shape == dense.shape
     assert torch.all(fast[~band] == 0)
     err = (fast - dense)[band].abs().max().item()
@@ -81,8 +85,8 @@ def test_sparse_equals_dense_channels_last_small_variant(net):
 
 @pytest.mark.parametrize(
     "change",
-    [{"fusion": "add"}, {"ffu_source": "stem"}, {"sp_downsample": 2}, {"skip_convs": 1, "tcp_res_blocks": 1}],
-    ids=["add", "stem", "sp2", "shallow"],
+    [{"fusion": "add"}, {"ffu_source": "stem"}, {"skip_convs": 1, "tcp_res_blocks": 1}, {"tcp_res_blocks": 3}],
+    ids=["add", "stem", "shallow", "deep"],
 )
 def test_sparse_follows_the_architecture(change, net):
     model = net(dataclasses.replace(TINY, **change))
@@ -99,14 +103,42 @@ def test_a_reach_one_short_breaks_the_band_edge(monkeypatch, net):
     with torch.inference_mode():
         dense = model(img, tri)
         fast = model.forward_sparse(img, tri, block=8, dense_above=1.0)
-    band = tri[:, 1:2] > 0.5
+    band = tri[:, U] > 0.5
     assert (fast - dense)[band].abs().max().item() > 1e-3
+
+
+def test_blocks_declare_their_reach_from_their_kernels():
+    model = TCPMatting(TINY)
+    assert ConvNormReLU(4, 4, "batch").reach == 1 and ConvNormReLU(4, 4, "batch", kernel=5).reach == 2
+    assert ResidualBlock(4, "batch").reach == 2
+    # one pixel per 3x3 conv: extraction conv, two per residual block, two refinement convs
+    assert model.tcp.reach == model.tcp_reach == 1 + 2 * TINY.tcp_res_blocks + 2
+    assert TCPMatting(dataclasses.replace(TINY, tcp_res_blocks=3)).tcp_reach == 9
+    assert model.semantic.stages[-1].reach == TINY.skip_convs + 2
+
+
+def test_folding_is_a_property_of_the_block(net):
+    model = net()
+    folded = fold_batchnorm(model)
+    blocks = [m for m in folded.tcp.modules() if isinstance(m, (ConvNormReLU, ResidualBlock))]
+    assert blocks and all(b.folded for b in blocks)
+    assert not any(b.folded for b in model.tcp.modules() if isinstance(b, (ConvNormReLU, ResidualBlock)))
+    gn = fold_batchnorm(net(dataclasses.replace(TINY, norm="group")))
+    assert not any(b.folded for b in gn.tcp.modules() if isinstance(b, (ConvNormReLU, ResidualBlock)))
+
+
+def test_block_sparse_refuses_layers_wider_than_its_halo(net):
+    """Halo patches carry one pixel: a 5x5 layer cannot run block-wise, and says so."""
+    layer = ConvNormReLU(3, 4, "batch", kernel=5).eval()
+    patches = torch.rand(2, 3, 10, 10)
+    with torch.inference_mode(), pytest.raises(ArchitectureError, match="3x3"):
+        layer.forward_patches(patches)
 
 
 def test_dense_fallback_for_wide_bands_groupnorm_and_training(net):
     img, tri = _inputs()
     model = net()
-    assert sparse.needed_fraction((tri[:, 1:2] > 0.5).float()[..., :128, :192], 16, 7) < 0.9
+    assert sparse.needed_fraction((tri[:, U] > 0.5).float()[..., :128, :192], 16, 7) < 0.9
     _check_matches(model, img, tri, dense_above=0.0)  # every frame counts as wide: dense
     gn = net(dataclasses.replace(TINY, norm="group"))
     assert not sparse.sparse_supported(gn)
@@ -119,7 +151,7 @@ def test_empty_band_and_bad_block(net):
     model = net()
     img, _ = _inputs(64, 64)
     tri = torch.zeros(2, 3, 64, 64)
-    tri[:, 2] = 1.0
+    tri[:, FG_CHANNEL] = 1.0
     with torch.inference_mode():
         assert torch.all(model.forward_sparse(img, tri, dense_above=1.0) == 0)
         for bad in (3, 12, 64, 0):
@@ -142,7 +174,7 @@ def test_engine_sparse_matte_equals_dense(rng, net):
     h, w = 200, 260
     img = rng.random((h, w, 3)).astype(np.float32)
     lab = _trimaps(h, w)[0].argmax(0).numpy()
-    tri = np.choose(lab, [0.0, 0.5, 1.0]).astype(np.float32)
+    tri = np.choose(lab, PALETTE).astype(np.float32)
     kw = dict(device="cpu", tile_size=128, overlap=32)
     fast = MattingSession(model, sparse=True, **kw)
     slow = MattingSession(model, sparse=False, **kw)
@@ -154,12 +186,12 @@ def test_engine_sparse_matte_equals_dense(rng, net):
 def test_fused_cpu_convs_match_the_plain_ones(net, monkeypatch):
     """On the CPU the folded conv+ReLU and conv+add+ReLU layers run as single oneDNN calls;
     without those ops (other builds) the plain conv, add and ReLU give the same alpha."""
-    assert sparse._FUSED_CONV is not None  # this build has them: the fused path is what ran above
+    assert halo._FUSED_CONV is not None  # this build has them: the fused path is what ran above
     model = fold_batchnorm(net(SMALL))
     img, tri = _inputs(96, 128)
     with torch.inference_mode():
         fused = model.forward_sparse(img, tri, dense_above=1.0)
-        monkeypatch.setattr(sparse, "_FUSED_CONV", None)
+        monkeypatch.setattr(halo, "_FUSED_CONV", None)
         plain = model.forward_sparse(img, tri, dense_above=1.0)
     assert torch.allclose(fused, plain, atol=1e-5)
 
@@ -168,3 +200,21 @@ def test_engine_default_is_sparse_on_the_cpu_only(net):
     model = net()
     assert MattingSession(model, device="cpu").sparse
     assert not MattingSession(model, device="cpu", sparse=False).sparse
+
+
+def test_the_band_is_one_hots_unknown_channel_as_the_losses_read_it(net):
+    """The model's band and the losses' unknown region U are the same channel of the trimap
+    :func:`vfxmatte.trimap.one_hot` makes (one named constant)."""
+    from training.losses import unknown_mask
+    from vfxmatte.trimap import BG, FG, UNKNOWN, one_hot
+
+    t = np.full((64, 96), BG, np.float32)
+    t[:, 48:] = FG
+    t[20:40, 30:70] = UNKNOWN
+    tri = torch.from_numpy(one_hot(t))[None]
+    img = torch.rand(1, 3, 64, 96, generator=torch.Generator().manual_seed(3))
+    with torch.inference_mode():
+        alpha = net().forward_sparse(img, tri, dense_above=1.0)
+    assert np.array_equal(alpha[0, 0].numpy() != 0, t == UNKNOWN)
+    assert np.array_equal(unknown_mask(tri)[0, 0].numpy(), t == UNKNOWN)
+    assert [PALETTE[c] for c in (BG_CHANNEL, UNKNOWN_CHANNEL, FG_CHANNEL)] == [BG, UNKNOWN, FG]

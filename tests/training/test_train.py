@@ -118,7 +118,9 @@ def test_gpu_config_is_one_h100_recipe():
         ("train.amp=fp8", "train.amp:"),
         ("optim.lr=-1", "optim.lr: must be > 0"),
         ("data.crop_sizes=[]", "data.crop_sizes:"),
-        ("model=huge", "model: unknown variant 'huge'"),
+        ("model=huge", "model: unknown model variant 'huge' (choose from r34, small, tiny)"),
+        ("model={variant: small_sp2}", "model: unknown model variant 'small_sp2'"),
+        ("model.sp_downsample=2", "model: sp_downsample: 2 is not supported"),
         ("model.tcp_width=3", "model: unknown architecture field(s) tcp_width"),
         ("loss.theta=abc", "loss.theta:"),
         ("data.synthetic.sed=1", "data.synthetic.sed: unknown key"),
@@ -134,6 +136,21 @@ def test_config_errors_name_the_key(override, key):
         load_config(TINY, [override])
     msg = str(e.value)
     assert key in msg and "\n" not in msg and msg.startswith("tiny.yaml: ")
+
+
+def test_unknown_model_variant_is_the_cores_error_at_the_key():
+    """The config names its file and key; the cause is the one error every place raises for
+    an unknown variant (build_model, load_model), with the same message."""
+    from vfxmatte.errors import UnknownVariantError
+    from vfxmatte.model import build_model
+
+    with pytest.raises(ConfigError) as e:
+        load_config(TINY, ["model=huge", "optim.lr=-1"])
+    cause = e.value.__cause__
+    assert isinstance(cause, UnknownVariantError) and cause.name == "huge"
+    with pytest.raises(UnknownVariantError) as direct:
+        build_model("huge")
+    assert str(e.value).startswith(f"tiny.yaml: model: {direct.value}; ")
 
 
 def test_set_overrides_parse_yaml_values():
@@ -523,13 +540,13 @@ def test_module_entry_point_as_subprocess(tmp_path):
     assert proc.stderr.strip() == "error: tiny.yaml: optim.lr: must be > 0"
 
 
-def test_warm_start_into_another_inference_mode_of_the_same_tensors(tmp_path):
+def test_warm_start_into_another_config_of_the_same_tensors(tmp_path):
     first = train(tiny_cfg(tmp_path / "a", "train.steps=2"), train_set=DiscSet(), val_set=VAL)
-    sp2 = "model={variant: tiny, name: tiny_sp2, sp_downsample: 2}"
-    result = train(tiny_cfg(tmp_path / "b", "train.steps=2", sp2, f"init_checkpoint={first.export_path}"),
+    renamed = "model={variant: tiny, name: tiny_ft, w_c_init: 0.5}"
+    result = train(tiny_cfg(tmp_path / "b", "train.steps=2", renamed, f"init_checkpoint={first.export_path}"),
                    train_set=DiscSet(), val_set=VAL)
     _, ckpt = load_model(result.export_path, expect=None)
-    assert ckpt.config.sp_downsample == 2 and ckpt.config.name == "tiny_sp2"
+    assert ckpt.config.name == "tiny_ft" and ckpt.config.w_c_init == 0.5
     assert ckpt.provenance["initialised_from"]["checkpoint"] == str(first.export_path)
     # A field that changes tensor shapes is still refused, and named.
     wide = "model={variant: tiny, tcp_channels: 12}"

@@ -8,13 +8,28 @@ carry its own architecture and be rebuilt exactly.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal, get_args
 
-from vfxmatte.errors import CheckpointError
+from vfxmatte.errors import ArchitectureError, UnknownVariantError
 
-#: Total stride of the Semantic Path (ResNet stem + maxpool + 3 strided stages).
+#: Total stride of the Semantic Path (ResNet stem + maxpool + 3 strided stages, §3.1): inputs
+#: are padded to a multiple of it and tiles aligned to it.
 STRIDE = 32
+
+Norm = Literal["batch", "group"]
+FfuSource = Literal["stem", "layer1"]
+Fusion = Literal["concat", "add"]
+
+#: Fields whose value is one of a fixed set, and the set.
+_CHOICES = {"norm": get_args(Norm), "ffu_source": get_args(FfuSource), "fusion": get_args(Fusion)}
+#: Fields that are sequences of a fixed length: ResNet stages (§3.1), its stem + stages, and
+#: the decoder stages at strides 16, 8, 4, 2.
+_LENGTHS = {"encoder_layers": 4, "encoder_widths": 5, "decoder_widths": 4}
+#: Fields that earlier checkpoints store and this network no longer has, with the one value
+#: that means what the network now does. ``sp_downsample`` 1: the Semantic Path sees the
+#: frame at full resolution, as in the paper (§3.1).
+_LEGACY_FIELDS = {"sp_downsample": 1}
 
 
 @dataclass(frozen=True)
@@ -35,35 +50,35 @@ class TCPMattingConfig:
     #: Normalisation after every conv of decoder, skips and TCP (§4.1 says batch norm in the TCP;
     #: "group" is offered for small-batch fine-tuning). The encoder always uses batch norm so
     #: torchvision weights load.
-    norm: Literal["batch", "group"] = "batch"
-    #: TCP width at full resolution (§3.2 leaves it open; 32 is the measured paper-size choice).
+    norm: Norm = "batch"
+    #: TCP width at full resolution (§3.2 leaves it open; 32 for the paper-size network).
     tcp_channels: int = 32
     #: Residual blocks of the spatial feature extraction unit: two (§3.2, Fig. 3).
     tcp_res_blocks: int = 2
     #: Which Semantic Path feature the FFU borrows: "layer1" (the 2nd encoder stage, stride 4)
     #: is our reading of "the second layer in the U-Net semantic path" (§3.2); "stem" is stride 2.
-    ffu_source: Literal["stem", "layer1"] = "layer1"
+    ffu_source: FfuSource = "layer1"
     #: How the FFU merges the w_c-weighted SP features with TCP features (§3.2 leaves it open):
     #: "concat" (then the refinement unit's first conv mixes them) or "add".
-    fusion: Literal["concat", "add"] = "concat"
-    #: Initial value of the learnable scalar w_c (§3.2). 1.0 rather than a small value: an earlier
-    #: CPU experiment with 0.1 saw w_c never move and the TCP contribute almost nothing.
+    fusion: Fusion = "concat"
+    #: Initial value of the learnable scalar w_c (§3.2). 1.0 rather than a small value: with a
+    #: small start w_c can stay near it and the TCP contribute almost nothing.
     w_c_init: float = 1.0
-    #: Semantic Path input downsampling (not in the paper, which runs both paths at full
-    #: resolution): 1 = the paper; 2 or 4 = the SP sees the frame average-pooled by that factor
-    #: and its logit is bilinearly upsampled, while the TCP stays at full resolution, the split
-    #: the paper's design argues for (§3.2: the TCP restores the detail that downsampling loses).
-    #: Cuts the SP's cost by its square; the network stride becomes 32 x this factor.
-    sp_downsample: int = 1
 
     def __post_init__(self) -> None:
-        if self.sp_downsample not in (1, 2, 4):
-            raise CheckpointError(f"sp_downsample must be 1, 2 or 4, got {self.sp_downsample!r}")
+        for name, choices in _CHOICES.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ArchitectureError(f"{name}: {value!r} is not one of {', '.join(choices)}")
+        for name, length in _LENGTHS.items():
+            value = getattr(self, name)
+            if len(value) != length:
+                raise ArchitectureError(f"{name}: needs {length} entries, got {len(value)}")
 
     @property
     def stride(self) -> int:
-        """Pixels that inputs are padded to and tiles aligned to: the SP's stride on the frame."""
-        return STRIDE * self.sp_downsample
+        """Pixels that inputs are padded to and tiles aligned to: the Semantic Path's stride."""
+        return STRIDE
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -71,15 +86,33 @@ class TCPMattingConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "TCPMattingConfig":
+        """The config a stored dict describes (a checkpoint's header, a training config).
+
+        A legacy field (one earlier checkpoints store) is accepted only with the value that
+        means what the network does now, and then dropped.
+
+        Raises:
+            ArchitectureError: ``source: ...`` naming an unknown field, a legacy field with
+                another value, or an invalid value.
+        """
+        data = dict(data)
+        for name, value in _LEGACY_FIELDS.items():
+            stored = data.pop(name, value)
+            if stored != value:
+                raise ArchitectureError(
+                    f"{source}: {name}: {stored!r} is not supported (a legacy field; only {value!r} loads)"
+                )
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise CheckpointError(f"{source}: unknown architecture field(s) {', '.join(unknown)}")
+            raise ArchitectureError(f"{source}: unknown architecture field(s) {', '.join(unknown)}")
         kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         try:
             return cls(**kwargs)
         except TypeError as exc:
-            raise CheckpointError(f"{source}: invalid architecture config ({exc})") from exc
+            raise ArchitectureError(f"{source}: invalid architecture config ({exc})") from exc
+        except ArchitectureError as exc:
+            raise ArchitectureError(f"{source}: {exc}") from exc
 
     def diff(self, other: "TCPMattingConfig", ignore: frozenset[str] = frozenset()) -> list[str]:
         """Human-readable list of fields that differ, e.g. ``["tcp_channels: 32 != 16"]``,
@@ -110,14 +143,22 @@ TINY = TCPMattingConfig(
     tcp_channels=8,
 )
 
-#: ``small`` with the Semantic Path on a half-resolution input (``sp_downsample`` 2): the same
-#: tensors as ``small`` (so it warm-starts from the starter weights), 46 instead of 95 GFLOP
-#: per megapixel. Needs training in that mode: the starter weights run this way unadapted lose
-#: badly (held-out SAD 6.27 -> 8.24).
-SMALL_SP2 = replace(SMALL, name="small_sp2", sp_downsample=2)
-
-VARIANTS: dict[str, TCPMattingConfig] = {c.name: c for c in (R34, SMALL, TINY, SMALL_SP2)}
+VARIANTS: dict[str, TCPMattingConfig] = {c.name: c for c in (R34, SMALL, TINY)}
 
 #: Architecture fields that do not change any tensor's shape: a checkpoint may initialise a
-#: network that differs from it only in these (e.g. ``small`` -> ``small_sp2``).
-SHAPE_FREE_FIELDS = frozenset({"name", "sp_downsample", "w_c_init"})
+#: network that differs from it only in these (a renamed fine-tune, another w_c start).
+SHAPE_FREE_FIELDS = frozenset({"name", "w_c_init"})
+
+
+def variant(name: str) -> TCPMattingConfig:
+    """The built-in architecture called ``name`` (a key of :data:`VARIANTS`).
+
+    Raises:
+        UnknownVariantError: ``name`` is not a built-in variant; the message lists them.
+    """
+    try:
+        return VARIANTS[name]
+    except (KeyError, TypeError):
+        raise UnknownVariantError(
+            f"unknown model variant '{name}' (choose from {', '.join(VARIANTS)})", str(name), tuple(VARIANTS)
+        ) from None

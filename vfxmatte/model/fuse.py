@@ -1,10 +1,10 @@
 """Inference-time graph simplification that leaves the network's function unchanged.
 
 Batch norm in eval mode is an affine map per channel, so it folds into the convolution that
-feeds it (``torch.nn.utils.fusion.fuse_conv_bn_eval``). On the CPU the folded network skips one
-full memory pass per norm layer: most of the cost at full resolution, where the TCP's narrow
-convs are memory-bound (``benchmarks/RESULTS.md``: ~1.3x on an 800x600 image, small variant).
-Results agree with the unfolded network to float rounding (~1e-5).
+feeds it (``torch.nn.utils.fusion.fuse_conv_bn_eval``). The folded network skips one full
+memory pass per norm layer, which matters most at full resolution, where the TCP's narrow
+convs are memory-bound. Results agree with the unfolded network to float rounding: the fold
+reorders the same affine arithmetic.
 """
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 #: (conv attribute, norm attribute) pairs that sit back to back inside one module.
 _PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv2", "norm2"))
+
+
+class FoldedNorm(nn.Identity):
+    """Stands where a batch norm was, once :func:`fold_batchnorm` has merged it into the conv
+    before it: the identity, and the mark by which a block knows it is folded (its ``folded``
+    property; block-sparse inference then fuses the conv with what follows it)."""
 
 
 def _foldable(conv: object, bn: object) -> bool:
@@ -34,7 +40,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     Pairs are recognised structurally: consecutive children of an ``nn.Sequential`` and the
     named ``conv1/bn1``, ``conv2/bn2`` (torchvision ResNet blocks and stem) and
     ``conv2/norm2`` (TCP residual blocks) attributes, whose forward applies the norm directly to
-    the conv's output. Folded norms become ``nn.Identity``. GroupNorm is left alone (it depends
+    the conv's output. Folded norms become :class:`FoldedNorm`. GroupNorm is left alone (it depends
     on the input). The original model is not modified; the copy is for inference only (its
     parameters no longer match the training layout, so never save its state_dict as a
     checkpoint).
@@ -47,12 +53,12 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
                 conv, bn = module._modules[a], module._modules[b]
                 if _foldable(conv, bn):
                     module._modules[a] = fuse_conv_bn_eval(conv, bn)
-                    module._modules[b] = nn.Identity()
+                    module._modules[b] = FoldedNorm()
         for conv_name, bn_name in _PAIRS:
             conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
             if _foldable(conv, bn):
                 setattr(module, conv_name, fuse_conv_bn_eval(conv, bn))
-                setattr(module, bn_name, nn.Identity())
+                setattr(module, bn_name, FoldedNorm())
     return folded
 
 

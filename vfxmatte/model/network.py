@@ -10,21 +10,18 @@ from torch import Tensor, nn
 
 from vfxmatte.errors import InputError
 from vfxmatte.model.blocks import cat_channels
-from vfxmatte.model.config import R34, SMALL, STRIDE, TINY, VARIANTS, TCPMattingConfig
+from vfxmatte.model.config import R34, SMALL, STRIDE, TINY, TCPMattingConfig, variant
 from vfxmatte.model.semantic_path import SemanticPath
-from vfxmatte.model.sparse import (
-    DEFAULT_BLOCK,
-    DENSE_ABOVE,
-    BlockGrid,
-    sparse_head_logit,
-    sparse_supported,
-    sparse_tcp_logit,
-)
+from vfxmatte.model.sparse import DEFAULT_BLOCK, DENSE_ABOVE, BlockGrid, BlockRunner, sparse_supported
 from vfxmatte.model.tcp import TexturalCompensatePath
+from vfxmatte.trimap import UNKNOWN_CHANNEL
 
 # ImageNet statistics: the encoder is designed to start from ImageNet weights (§4.1).
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
+#: The network input is RGB, then the one-hot trimap (paper §3): the trimap's channel c is
+#: input channel ``_RGB + c``.
+_RGB = len(_MEAN)
 
 
 class PathOutputs(NamedTuple):
@@ -57,10 +54,10 @@ def pad_to_stride(x: Tensor, stride: int = STRIDE) -> tuple[Tensor, int, int]:
 class TCPMatting(nn.Module):
     """Semantic Path + Textural Compensate Path.
 
-    Inputs are an sRGB-encoded image in [0, 1] and a one-hot trimap (bg, unknown, fg). In
-    training the TCP may get a different, noisier trimap (paper §3.3); at inference both paths
-    get the same one. Any H x W is accepted: inputs are reflection-padded to the stride and the
-    output is cropped back.
+    Inputs are an sRGB-encoded image in [0, 1] and a one-hot trimap (bg, unknown, fg: the
+    channels of :func:`vfxmatte.trimap.one_hot`). In training the TCP may get a different,
+    noisier trimap (paper §3.3); at inference both paths get the same one. Any H x W is
+    accepted: inputs are reflection-padded to :data:`STRIDE` and the output is cropped back.
     """
 
     def __init__(self, cfg: TCPMattingConfig = R34) -> None:
@@ -69,14 +66,15 @@ class TCPMatting(nn.Module):
         self.semantic = SemanticPath(cfg)
         sp_channels = cfg.encoder_widths[self.semantic.ffu_index]
         self.tcp = TexturalCompensatePath(cfg, sp_channels)
-        self.stride = cfg.stride  # inputs are padded to it, tiles aligned to it
+        self.stride = cfg.stride  # inputs are padded to it, tiles aligned to it (STRIDE)
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
     @property
     def tcp_reach(self) -> int:
-        """How far (pixels) the TCP's output reaches back into its input: one per 3x3 conv."""
-        return 2 * self.config.tcp_res_blocks + 3
+        """How far (pixels) the TCP's output reaches back into its input, as the TCP declares
+        it (one per 3x3 conv): the reach block-sparse inference counts blocks at."""
+        return self.tcp.reach
 
     @property
     def w_c(self) -> Tensor:
@@ -102,13 +100,8 @@ class TCPMatting(nn.Module):
         rgb = (image - self.mean) / self.std
         x_sp, h, w = pad_to_stride(cat_channels([rgb, trimap]), self.stride)  # [B, 6, H', W']
         x_tcp = x_sp if tcp_trimap is trimap else pad_to_stride(cat_channels([rgb, tcp_trimap]), self.stride)[0]
-        k = self.config.sp_downsample
-        if k == 1:
-            sp_logit, sp_feat = self.semantic(x_sp)
-        else:  # the FFU resizes sp_feat to full resolution itself
-            sp_logit, sp_feat = self.semantic(F.avg_pool2d(x_sp, k))
-            sp_logit = F.interpolate(sp_logit, size=x_sp.shape[-2:], mode="bilinear", align_corners=False)
-        tcp_logit = self.tcp(x_tcp, sp_feat)
+        sp_logit, sp_feat = self.semantic(x_sp)
+        tcp_logit = self.tcp(x_tcp, sp_feat)  # the FFU resizes sp_feat to full resolution itself
         sp_logit, tcp_logit = sp_logit[..., :h, :w], tcp_logit[..., :h, :w]
         return PathOutputs(alpha_from_logits(sp_logit, tcp_logit), sp_logit, tcp_logit)
 
@@ -119,7 +112,8 @@ class TCPMatting(nn.Module):
 
         The full- and half-resolution layers run only on ``block``-pixel squares near the band
         (:mod:`vfxmatte.model.sparse`), for callers that keep the trimap's known pixels (the
-        engine does); inside the band the result equals :meth:`forward`'s to float rounding.
+        engine does); inside the band the result equals :meth:`forward`'s to float rounding
+        (each layer computes every value within its reach of the band, as the dense one does).
         The dense forward runs instead where block-sparse inference does not apply (training,
         GroupNorm) or does not pay: more than ``dense_above`` of the blocks near the band.
         ``block`` (full-resolution pixels; the half-resolution layers use ``block // 2``, the
@@ -130,7 +124,8 @@ class TCPMatting(nn.Module):
         self._check(image, trimap, "trimap")
         rgb = (image - self.mean) / self.std
         x, h, w = pad_to_stride(cat_channels([rgb, trimap]), self.stride)  # [B, 6, H', W']
-        band = (x[:, 4:5] > 0.5).to(x.dtype)  # the one-hot trimap's unknown channel
+        u = _RGB + UNKNOWN_CHANNEL
+        band = (x[:, u : u + 1] > 0.5).to(x.dtype)  # [B, 1, H', W']
         grid = BlockGrid(band, block) if sparse_supported(self) else None
         if grid is None or grid.fraction(self.tcp_reach) > dense_above:
             alpha = self.forward(image, trimap)
@@ -140,19 +135,8 @@ class TCPMatting(nn.Module):
 
     def _sparse_alpha(self, x: Tensor, band: Tensor, grid: BlockGrid, h: int, w: int) -> Tensor:
         """Block-sparse alpha of the padded input ``x``, cropped to ``h`` x ``w``."""
-        k = self.config.sp_downsample
-        if k == 1:
-            feats, d = self.semantic.trunk(x)
-            band_half = F.max_pool2d(band, 2)  # a half-res pixel is in the band if one of its 4 is
-            head = sparse_head_logit(
-                self.semantic.stages[-1], self.semantic.head, d, feats[0], band_half, grid.block // 2
-            )
-            sp_logit = F.interpolate(head, size=x.shape[-2:], mode="bilinear", align_corners=False)
-            sp_feat = feats[self.semantic.ffu_index]
-        else:  # the reduced-resolution Semantic Path is cheap: run it densely
-            sp_logit, sp_feat = self.semantic(F.avg_pool2d(x, k))
-            sp_logit = F.interpolate(sp_logit, size=x.shape[-2:], mode="bilinear", align_corners=False)
-        tcp_logit = sparse_tcp_logit(self.tcp, x, sp_feat, grid)
+        sp_logit, sp_feat = self.semantic.forward_sparse(x, band, grid.block)
+        tcp_logit = self.tcp.forward_sparse(BlockRunner(grid), x, sp_feat)
         return alpha_from_logits(sp_logit[..., :h, :w], tcp_logit[..., :h, :w])
 
     def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor | None = None) -> Tensor:
@@ -171,12 +155,12 @@ class TCPMatting(nn.Module):
 
 
 def build_model(cfg: TCPMattingConfig | str) -> TCPMatting:
-    """Build a network from a config or a variant name ("r34", "small", "tiny")."""
-    if isinstance(cfg, str):
-        if cfg not in VARIANTS:
-            raise InputError(f"unknown model variant '{cfg}' (choose from {', '.join(VARIANTS)})")
-        cfg = VARIANTS[cfg]
-    return TCPMatting(cfg)
+    """Build a network from a config or a variant name ("r34", "small", "tiny").
+
+    Raises:
+        UnknownVariantError: ``cfg`` names no built-in variant.
+    """
+    return TCPMatting(variant(cfg) if isinstance(cfg, str) else cfg)
 
 
 def tcp_matting_r34() -> TCPMatting:

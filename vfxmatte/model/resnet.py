@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from vfxmatte.errors import CheckpointError
+from vfxmatte.errors import ArchitectureError, CheckpointError
 
 NormFactory = Callable[[int], nn.Module]
 
@@ -64,7 +64,9 @@ class ResNetEncoder(nn.Module):
     ) -> None:
         super().__init__()
         if len(layers) != 4 or len(widths) != 5:
-            raise ValueError("ResNetEncoder needs 4 layer counts and 5 widths")
+            raise ArchitectureError(
+                f"encoder: needs 4 layer counts and 5 widths, got {len(layers)} and {len(widths)}"
+            )
         self.widths = tuple(widths)
         self.conv1 = nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False)
         self.bn1 = norm(widths[0])
