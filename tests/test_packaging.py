@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import os
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -63,3 +65,13 @@ def test_every_library_the_product_imports_is_a_core_dependency():
 def test_no_extra_is_declared_that_nothing_uses():
     extras = PYPROJECT["project"].get("optional-dependencies", {})
     assert "farm" not in extras  # declared once farm submission uses it
+
+
+def test_training_is_not_importable_outside_a_checkout(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", "import vfxmatte, importlib.util; print(importlib.util.find_spec('training'))"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "None"  # the installed distribution adds no top-level 'training'

@@ -104,7 +104,9 @@ def test_a_reach_one_short_breaks_the_band_edge(monkeypatch, net):
         dense = model(img, tri)
         fast = model.forward_sparse(img, tri, block=8, dense_above=1.0)
     band = tri[:, U] > 0.5
-    assert (fast - dense)[band].abs().max().item() > 1e-3
+    # Too short a reach reads block interiors no layer computed: stale values, possibly NaN.
+    wrong = torch.nan_to_num((fast - dense)[band].abs(), nan=float("inf"))
+    assert wrong.max().item() > 1e-3
 
 
 def test_blocks_declare_their_reach_from_their_kernels():

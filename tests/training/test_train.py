@@ -531,10 +531,11 @@ def test_cli_bad_config_is_one_line_and_exit_2(capsys):
     assert cli.main(["export", "/no/such/state.safetensors", "--out", "x.safetensors"]) == 1
 
 
-def test_module_entry_point_as_subprocess(tmp_path):
+def test_module_entry_point_as_subprocess():
+    # From a checkout's root, as documented: training/ is not an installed package.
     proc = subprocess.run(
         [sys.executable, "-m", "training", "train", "--config", str(TINY), "--set", "optim.lr=0"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: tiny.yaml: optim.lr: must be > 0"
