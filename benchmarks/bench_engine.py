@@ -111,7 +111,7 @@ def run_case(args: argparse.Namespace) -> dict:
     img, tri = make_frame(w, h, args.fraction)
     tile = (DEFAULT_TILE if args.tile is None else args.tile) if args.tiled else 0
     overlap = DEFAULT_OVERLAP if args.overlap is None else args.overlap
-    sess = MattingSession(model, device=args.device, tile_size=tile, overlap=overlap,
+    sess = MattingSession(model, device=args.device, precision=args.precision, tile_size=tile, overlap=overlap,
                           fold_norms=bool(args.fold), sparse=bool(args.sparse))
     # Pixels the network actually processes (tiles run, or the padded whole frame).
     if tile:
@@ -137,7 +137,7 @@ def run_case(args: argparse.Namespace) -> dict:
         "variant": args.variant, "size": args.size, "unknown_fraction": args.fraction,
         "tiled": bool(args.tiled), "tile": tile or None, "overlap": overlap if tile else None,
         "fold_norms": bool(args.fold), "sparse": bool(args.sparse),
-        "device": str(sess.device), "seconds": dt,
+        "device": str(sess.device), "precision": sess.precision, "seconds": dt,
         "network_megapixels": pixels / 1e6, "peak_rss_mib": peak_rss_mib(),
     }
     if sess.device.type == "cuda":
@@ -170,6 +170,8 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1K", "2K", "4K"])
     ap.add_argument("--fractions", nargs="+", type=float, default=[0.05, 0.2, 1.0])
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                    help="the network's arithmetic, as a job's model.precision (recorded per case)")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--untiled-max-mp", type=float, default=9.0,
                     help="skip untiled runs above this many megapixels for r34 (memory)")
@@ -229,6 +231,7 @@ def main() -> None:
         save = tmp / f"{v}_{s}_{f}_{tiled}{'' if fold else '_unfolded'}{'' if sparse else '_dense'}{other}.npy"
         cmd = [sys.executable, __file__, "--case", "--variant", v, "--size", s, "--fraction", str(f),
                "--tiled", str(tiled), "--fold", str(fold), "--sparse", str(sparse), "--device", args.device,
+               "--precision", args.precision,
                "--save-alpha", str(save)]
         if tiling is not None:
             t_px, _, o_px = tiling.partition("/")

@@ -27,6 +27,7 @@ def render(path: str) -> str:
         mode = ("tiled" if c["tiled"] else "untiled") + ("" if c.get("fold_norms", True) else ", BN unfolded")
         mode += ", block-sparse" if c.get("sparse") else ""  # files before it existed ran dense
         mode += f", tiles {c['tile']}/{c['overlap']}" if c.get("overlap") else ""  # files before: 1280/384
+        mode += f", {c['precision']}" if c.get("precision") else ""
         if "seconds" not in c:
             lines.append(f"| {c['variant']} | {c['size']} | {c['unknown_fraction']:.0%} | {mode} | {c.get('skipped')} | | | | | |")
             continue

@@ -1,4 +1,4 @@
-"""``vfxmatte-train`` / ``python -m training``: the only place in training/ that prints or exits.
+"""``python -m training`` (run from a checkout's root): the only place in training/ that prints or exits.
 
 Commands::
 
@@ -34,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="vfxmatte-train", description="Train and export vfxmatte matting networks.")
+    p = _Parser(prog="python -m training", description="Train and export vfxmatte matting networks.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     t = sub.add_parser("train", help="train (or resume) from a YAML config")
