@@ -27,37 +27,9 @@ Example:
 
 from __future__ import annotations
 
+from vfxmatte.jobs import schema as _schema
 from vfxmatte.jobs.checks import check_job
 from vfxmatte.jobs.load import load_job, parse_job
-from vfxmatte.jobs.schema import (
-    SCHEMA_VERSION,
-    ColorSpec,
-    Job,
-    KeyframesTrimap,
-    MaskTrimap,
-    ModelSpec,
-    OutputSpec,
-    PlateSpec,
-    SequenceTrimap,
-    TrimapSpec,
-    check_device_name,
-    has_frame_token,
-)
+from vfxmatte.jobs.schema import *  # noqa: F403 - the schema's public names, listed once in schema.__all__
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "ColorSpec",
-    "Job",
-    "KeyframesTrimap",
-    "MaskTrimap",
-    "ModelSpec",
-    "OutputSpec",
-    "PlateSpec",
-    "SequenceTrimap",
-    "TrimapSpec",
-    "check_device_name",
-    "check_job",
-    "has_frame_token",
-    "load_job",
-    "parse_job",
-]
+__all__ = [*_schema.__all__, "check_job", "load_job", "parse_job"]
