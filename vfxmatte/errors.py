@@ -54,6 +54,28 @@ class TrimapError(VfxMatteError):
     """A trimap has the wrong shape or holds values outside the bg/unknown/fg palette."""
 
 
+class PropagationError(VfxMatteError):
+    """A trimap cannot be propagated to a frame: no keyframe lies within the maximum distance,
+    or the propagation or flow settings are invalid; the message names the frame or setting.
+
+    Attributes:
+        frame: the frame asked for (None when the problem is not about one frame).
+        distance: frames from ``frame`` to its nearest keyframe (None when there is no keyframe
+            at all, or the problem is not about one frame).
+    """
+
+    frame: int | None
+    distance: int | None
+
+    def __init__(self, message: str, frame: int | None = None, distance: int | None = None) -> None:
+        super().__init__(message)
+        self.frame = frame
+        self.distance = distance
+
+    def __reduce__(self):  # pickles (e.g. across worker processes) with its attributes
+        return type(self), (str(self), self.frame, self.distance)
+
+
 class InputError(VfxMatteError):
     """An image or tensor handed to the model or engine has the wrong shape, dtype or values."""
 
