@@ -11,7 +11,7 @@ import yaml
 from vfxmatte.checkpoint import save_checkpoint
 from vfxmatte.errors import JobError
 from vfxmatte.examples import make_shot010
-from vfxmatte.jobs import MaskTrimap, SequenceTrimap, has_frame_token, load_job, parse_job
+from vfxmatte.jobs import KeyframesTrimap, MaskTrimap, SequenceTrimap, has_frame_token, load_job, parse_job
 from vfxmatte.model import build_model
 
 GOOD = """\
@@ -119,10 +119,82 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
     assert ":3: invalid YAML" in error_of(write(tmp_path, "version: 1\nshot: [a\nplate: {\n"))
 
 
-def test_keyframes_mode_is_reserved_with_a_clear_error(tmp_path):
-    text = GOOD.replace("mode: sequence", "mode: keyframes")
+KEYFRAMES = GOOD.replace("mode: sequence", "mode: keyframes\n  frames: '1040,1001,990'")
+
+
+def test_keyframes_mode_reads_frames_in_any_order_and_defaults_mirror_the_propagation_settings(tmp_path):
+    from vfxmatte.propagate import PropagationSettings
+
+    job = load_job(write(tmp_path, KEYFRAMES), check=False)
+    tri = job.trimap
+    assert isinstance(tri, KeyframesTrimap) and tri.keyframe_list == [1040, 1001, 990]
+    assert tri.propagation.settings() == PropagationSettings()
+    assert tri.propagation.cache is None
+    assert job.propagated_trimaps == str(tmp_path / "out" / "trimaps" / "shot010.propagated.####.png")
+    # without frames the keyframes are the files on disk
+    assert load_job(write(tmp_path, GOOD.replace("mode: sequence", "mode: keyframes")), check=False).trimap.keyframe_list is None
+
+
+def test_propagation_options_are_validated_with_lines(tmp_path):
+    text = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    preset: slow\n    max_distance: -1\n  path: trimaps/")
+    with pytest.raises(JobError) as info:
+        load_job(write(tmp_path, text), check=False)
+    assert info.value.errors == [
+        f"{tmp_path / 'job.yaml'}:11: trimap.propagation.preset: Input should be 'ultrafast', 'fast' or 'medium'",
+        f"{tmp_path / 'job.yaml'}:12: trimap.propagation.max_distance: Input should be greater than or equal to 0",
+    ]
+    unknown = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    band_growth: 1.0\n  path: trimaps/")
+    assert ":11: trimap.propagation.band_growth: unknown key" in error_of(write(tmp_path, unknown))
+
+
+def test_propagated_pattern_may_not_overwrite_the_keyframes(tmp_path):
+    # %04d names the same files as the keyframes' ####
+    text = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    out: trimaps/shot010.%04d.png\n  path: trimaps/")
     msg = error_of(write(tmp_path, text))
-    assert ":8: trimap.mode: 'keyframes' is not yet supported" in msg
+    assert ":11: trimap.propagation.out: the propagated trimaps" in msg and "would overwrite trimap.path" in msg
+
+
+def test_propagated_pattern_must_be_png_and_may_not_be_the_plate(tmp_path):
+    text = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    out: prop/shot.####.exr\n  path: trimaps/")
+    assert ":11: trimap.propagation.out: propagated trimaps are 8-bit PNG" in error_of(write(tmp_path, text))
+    png_plate = KEYFRAMES.replace("plates/shot010.####.exr", "plates/shot010.####.png").replace(
+        "  path: trimaps/", "  propagation:\n    out: plates/shot010.####.png\n  path: trimaps/"
+    )
+    assert ":11: trimap.propagation.out: the propagated trimaps" in error_of(write(tmp_path, png_plate))
+    assert "would overwrite plate.path" in error_of(write(tmp_path, png_plate))
+
+
+def test_keyframes_path_must_be_a_sequence(tmp_path):
+    msg = error_of(write(tmp_path, KEYFRAMES.replace("trimaps/shot010.####.png", "trimaps/key.png")))
+    assert ":10: trimap.path: sequence pattern" in msg and "no frame token" in msg
+
+
+def test_mask_propagation_keys_need_missing_propagate_and_a_sequence(tmp_path):
+    mask = GOOD.replace("mode: sequence", "mode: mask").replace("trimaps/shot010", "roto/shot010")
+    job = load_job(write(tmp_path, mask.replace("mode: mask", "mode: mask\n  missing: propagate\n  frames: 1001-1100x10")), check=False)
+    assert job.trimap.propagated and job.trimap.keyframe_list == list(range(1001, 1101, 10))
+    plain = load_job(write(tmp_path, mask), check=False)
+    assert not plain.trimap.propagated and plain.trimap.missing == "error"
+    msg = error_of(write(tmp_path, mask.replace("mode: mask", "mode: mask\n  frames: 1001-1100x10")))
+    assert ":9: trimap.frames: needs missing: propagate" in msg
+    still = mask.replace("roto/shot010.####.png", "roto/still.png").replace("mode: mask", "mode: mask\n  missing: propagate")
+    assert "trimap.path: missing: propagate needs a mask sequence pattern" in error_of(write(tmp_path, still))
+
+
+def test_job_hash_covers_the_propagation_settings(tmp_path):
+    base = load_job(write(tmp_path, KEYFRAMES), check=False).job_hash
+    tuned = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    occlusion_px: 2.0\n  path: trimaps/")
+    assert load_job(write(tmp_path, tuned), check=False).job_hash != base
+    same = KEYFRAMES.replace("  path: trimaps/", "  propagation:\n    occlusion_px: 1.0\n  path: trimaps/")
+    assert load_job(write(tmp_path, same), check=False).job_hash == base
+
+
+def test_listed_keyframes_must_exist_on_disk(shot_dir):
+    text = GOOD.replace("mode: sequence", "mode: keyframes\n  frames: 1001,1500")
+    msg = error_of(write(shot_dir, text, "kf.yaml"), check=True)
+    assert ":9: trimap.frames: keyframe 1500 missing:" in msg and "shot010.1500.png" in msg
+    none = GOOD.replace("mode: sequence", "mode: keyframes").replace("trimaps/shot010", "trimaps/nothing")
+    assert "trimap.path: no keyframes of" in error_of(write(shot_dir, none, "kf.yaml"), check=True)
 
 
 def test_unknown_trimap_mode_lists_modes(tmp_path):

@@ -4,6 +4,7 @@ Commands::
 
     vfxmatte validate JOB
     vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
+    vfxmatte propagate JOB [--frames RANGE] [--out PATTERN]
     vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH]
     vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
                   [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
@@ -11,6 +12,10 @@ Commands::
 Global options (before or after the command): ``--quiet``, ``--log-format text|json`` (JSON
 lines on stdout, one object per frame event, for farm log parsers), ``--debug`` (tracebacks
 and debug logs).
+
+``propagate`` writes the propagated trimaps of a job in a keyframes mode (8-bit PNG with their
+record; up-to-date ones are left), by default where ``run`` looks for them
+(``trimap.propagation.out``); ``--out`` writes elsewhere, never onto the plates or keyframes.
 
 Exit codes: 0 success; 1 some frames failed (or, for ``validate``/``--dry-run``, would fail);
 2 a bad job, bad arguments or a problem that stops the whole run. A :class:`VfxMatteError`
@@ -255,6 +260,24 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     return report.exit_code
 
 
+def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.jobs import load_job
+    from vfxmatte.pipeline import propagate_job
+
+    job = load_job(args.job)
+    with _FrameReporter(out, job.shot) as reporter:
+        report = propagate_job(job, frames=args.frames, out=args.out, progress=reporter)
+    out.event({"event": "summary", **report.to_dict(), "ts": round(time.time(), 3)})
+    parts = [f"{len(report.done)} written", f"{len(report.skipped)} up to date or skipped", f"{len(report.failed)} failed"]
+    out.line(f"{report.shot}: {', '.join(parts)} in {report.total_seconds:.1f}s")
+    if report.failed:
+        from vfxmatte.io.sequence import format_frames
+
+        out.line(f"failed frames: {format_frames(report.failed)}")
+    out.line(f"trimaps: {report.output_pattern}")
+    return report.exit_code
+
+
 def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.io.sequence import format_frames
     from vfxmatte.jobs import load_job
@@ -400,6 +423,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames to process instead of the job's (1001-1010, 1001-1100x4, 1001,1005)")
     r.add_argument("--device", type=_device_arg, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (overrides the job)")
     r.add_argument("--dry-run", action="store_true", help="show what would be done; read, load and write nothing")
+
+    pr = add("propagate", _cmd_propagate, "write the propagated trimaps of a keyframes job (8-bit PNG)")
+    pr.add_argument("job", type=Path, help="job file (.yaml) with trimap mode keyframes (or mask, missing: propagate)")
+    pr.add_argument("--frames", type=_frames_arg, metavar="RANGE", help="frames to propagate instead of the job's")
+    pr.add_argument("--out", metavar="PATTERN",
+                    help="write here instead of trimap.propagation.out (a .png pattern; never the plates or keyframes)")
 
     from vfxmatte.examples import EXAMPLES
 

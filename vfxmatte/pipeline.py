@@ -7,7 +7,10 @@ conversion) and processes frames one at a time:
 2. **colour**: RGB to the network's working encoding through :mod:`vfxmatte.color`; NaN, Inf
    and HDR values are sanitised there, so nothing non-finite reaches the alpha;
 3. **trimap**: read it (``sequence``) or derive it from a roto mask (``mask``); it must match
-   the plate's data window size;
+   the plate's data window size. In the propagated modes (``keyframes``, ``mask`` with
+   ``missing: propagate``) it is the written propagated trimap when up to date, else propagated
+   now from the keyframes (:mod:`vfxmatte.keyframes`), in the display window and cropped to the
+   data window;
 4. **infer** through :class:`vfxmatte.engine.MattingSession`;
 5. **write** a half-float EXR atomically: the alpha in the job's channel (``A`` or
    ``matte.A``), optionally beside the plate's RGB exactly as read; data and display windows and
@@ -40,9 +43,9 @@ from vfxmatte.color import ColorConverter
 from vfxmatte.errors import SequenceError, TrimapError, VfxMatteError
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr
 from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
-from vfxmatte.jobs import Job, KeyframesTrimap, MaskTrimap, has_frame_token
+from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
 
-__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "run_job"]
+__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "propagate_job", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -198,8 +201,6 @@ class ShotPipeline:
     """
 
     def __init__(self, job: Job, device: str | None = None, session: Matter | None = None) -> None:
-        if isinstance(job.trimap, KeyframesTrimap):  # the schema refuses it; guard built-by-hand jobs
-            raise VfxMatteError("trimap mode 'keyframes' is not yet supported")
         self.job = job
         self.device = device or job.model.device
         self._session: Matter | None = session
@@ -210,6 +211,11 @@ class ShotPipeline:
         self._output = FrameSequence(job.output.path)
         tri_path = job.trimap.path
         self._trimap = FrameSequence(tri_path) if has_frame_token(tri_path) else None
+        #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
+        self.propagated = bool(getattr(job.trimap, "propagated", False))
+        self._propagation: Any = None
+        if self.propagated:
+            self._trimap = FrameSequence(job.propagated_trimaps)
 
     # -- lifetime
     def __enter__(self) -> "ShotPipeline":
@@ -224,8 +230,7 @@ class ShotPipeline:
         Raises:
             ColorError, CheckpointError, DeviceError: for the whole run.
         """
-        if self._converter is None:
-            self._converter = ColorConverter(self.job.color.config, self.job.plate.colorspace)
+        self._open_colour()
         out = self.job.output
         if out.rgba and out.rgb_colorspace is not None and self._rgb_out is None:
             self._rgb_out = ColorConverter(self.job.color.config, self.job.plate.colorspace, out.rgb_colorspace)
@@ -245,6 +250,20 @@ class ShotPipeline:
             )
             log.debug("loaded %s on %s", m.checkpoint, self._session.device)
 
+    def _open_colour(self) -> ColorConverter:
+        if self._converter is None:
+            self._converter = ColorConverter(self.job.color.config, self.job.plate.colorspace)
+        return self._converter
+
+    @property
+    def propagation(self):  # noqa: ANN201 - vfxmatte.keyframes.ShotPropagation
+        """The job's keyframe propagation (propagated modes only; builds the colour conversion)."""
+        if self._propagation is None:
+            from vfxmatte.keyframes import ShotPropagation
+
+            self._propagation = ShotPropagation(self.job, self._open_colour())
+        return self._propagation
+
     def close(self) -> None:
         """Release the model (and, on CUDA, its cached device memory)."""
         if self._own_session and self._session is not None:
@@ -263,9 +282,13 @@ class ShotPipeline:
             frames: frames to process; default the job's ``plate.frames``, else the range in
                 the plate pattern, else every plate frame on disk.
 
+        In the propagated modes a frame's ``trimap`` is where its propagated trimap is written
+        (it need not exist); a frame beyond ``max_distance`` of every keyframe fails.
+
         Raises:
             SequenceError: no frames requested, or none of them (under ``hold``: no plate
                 frame at all) exists on disk.
+            TrimapError: propagated modes: no keyframe on disk.
         """
         seq, policy = self._plate, self.job.plate.missing
         if frames is not None:
@@ -277,6 +300,7 @@ class ShotPipeline:
         # Under "error" the missing frames fail one by one below instead of stopping the run.
         found = dict(resolve_frames(seq, wanted, "hold" if policy == "hold" else "skip"))
         by_path = {seq.path(f): f for f in seq.discover()} if policy == "hold" else {}
+        keyframes = self._keyframes_for_plan()
 
         plans = []
         for f in wanted:
@@ -294,6 +318,9 @@ class ShotPipeline:
             trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
             if self.job.output.skip_existing and out.is_file():
                 plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
+            elif keyframes is not None:
+                reason = self._too_far(src, keyframes)
+                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=reason))
             elif not trimap.is_file():
                 kind = "mask" if isinstance(self.job.trimap, MaskTrimap) else "trimap"
                 plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=f"{kind} missing: {trimap}"))
@@ -301,8 +328,45 @@ class ShotPipeline:
                 plans.append(FramePlan(f, out, plate, trimap, hold))
         return plans
 
+    def _keyframes_for_plan(self) -> list[int] | None:
+        """The keyframes of a propagated mode (None otherwise), without reading any pixel."""
+        if not self.propagated:
+            return None
+        from vfxmatte.keyframes import ShotPropagation
+
+        if self._propagation is not None:
+            return self._propagation.keyframe_frames
+        # Planning reads no pixels and builds no colour conversion: the keyframe list only.
+        return ShotPropagation.keyframe_list(self.job)
+
+    def _too_far(self, frame: int, keyframes: list[int]) -> str | None:
+        from vfxmatte.errors import PropagationError
+        from vfxmatte.propagate import keyframes_used
+
+        try:
+            keyframes_used(frame, keyframes, self.job.trimap.propagation.max_distance)
+        except PropagationError as exc:
+            return str(exc)
+        return None
+
+    def check_keyframes(self, item: FramePlan) -> None:
+        """Read every keyframe and check it against ``item``'s plate display window: a bad
+        keyframe stops the whole run, naming its file.
+
+        Raises:
+            TrimapError: a keyframe missing, unreadable, off the palette or of the wrong size.
+        """
+        if item.plate is not None:
+            self.propagation.keyframes(self.propagation.flow_image(item.source_frame).shape)
+
     # -- one frame
-    def _read_trimap(self, item: FramePlan) -> np.ndarray:
+    def _read_trimap(self, item: FramePlan, info: ImageInfo) -> np.ndarray:
+        if self.propagated:
+            from vfxmatte.keyframes import to_data_window
+
+            shape = (info.full_height, info.full_width)
+            canvas = self.propagation.trimap(item.source_frame, shape, written=item.trimap)
+            return to_data_window(canvas, info)
         spec, path = self.job.trimap, Path(str(item.trimap))
         if isinstance(spec, MaskTrimap):
             return tm.from_mask(read_mask(path), spec.band_px, spec.threshold)
@@ -344,7 +408,7 @@ class ShotPipeline:
         rgb, info = read_image(item.plate, layer=self.job.plate.layer)  # [H, W, 3], data window
         # Alpha never goes through colour: only the plate's RGB is converted (and sanitised).
         working = self._converter.apply(rgb)
-        trimap = self._read_trimap(item)
+        trimap = self._read_trimap(item, info)
         if trimap.shape != rgb.shape[:2]:
             raise TrimapError(
                 f"frame {item.frame}: trimap {item.trimap} is {trimap.shape[1]}x{trimap.shape[0]} but the "
@@ -384,6 +448,73 @@ class ShotPipeline:
         """The plate's colour tags, kept only where its RGB is written unchanged (RGBA output)."""
         return {k: info.metadata[k] for k in ("colorInteropID",) if k in info.metadata}
 
+    # -- propagated trimaps
+    def propagate(
+        self, frames: Iterable[int] | None = None, out: str | None = None, progress: Progress | None = None
+    ) -> RunReport:
+        """Write each frame's propagated trimap (8-bit PNG with its record, atomically), leaving
+        the ones that are up to date; loads no model. Frames as :meth:`plan`; ``skip_existing``
+        concerns mattes and is ignored here.
+
+        Args:
+            out: write to this pattern instead of the job's ``trimap.propagation.out`` (never
+                onto the plates or keyframes).
+
+        Raises:
+            InputError: the job's trimaps are not propagated, or ``out`` would overwrite inputs.
+            TrimapError: no keyframe, or a bad keyframe (naming its file): for the whole run.
+        """
+        from vfxmatte.errors import InputError
+        from vfxmatte.keyframes import check_propagated_pattern
+
+        if not self.propagated:
+            raise InputError(
+                f"{self.job.source}: trimap mode {self.job.trimap.mode!r} has nothing to propagate "
+                "(use mode: keyframes, or mode: mask with missing: propagate)"
+            )
+        pattern = check_propagated_pattern(self.job, out if out is not None else self.job.propagated_trimaps)
+        target = FrameSequence(pattern)
+        start = time.perf_counter()
+        plans = self.plan(frames)
+        report = RunReport(self.job.shot, self.job.job_hash, pattern)
+        total = len(plans)
+        runnable = [p for p in plans if p.plate is not None and p.fail_reason is None]
+        if runnable:
+            self.check_keyframes(runnable[0])
+        for i, item in enumerate(plans, 1):
+            path = target.path(item.source_frame)
+
+            def emit(kind: EventKind, **kw: Any) -> None:
+                if progress is not None:
+                    progress(FrameEvent(kind, item.frame, i, total, output=path, **kw))
+
+            if item.plate is None or item.fail_reason is not None:
+                reason = item.fail_reason or item.skip_reason or "nothing to read"
+                (report.failed if item.fail_reason else report.skipped)[item.frame] = reason
+                emit("failed" if item.fail_reason else "skipped", reason=reason)
+                continue
+            emit("started")
+            t0 = time.perf_counter()
+            try:
+                shape = self.propagation.flow_image(item.source_frame).shape  # the display window
+                wrote = self.propagation.write(item.source_frame, shape, path)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
+                reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
+                report.failed[item.frame] = reason
+                log.warning("frame %d failed: %s", item.frame, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+                emit("failed", reason=reason, seconds=time.perf_counter() - t0, error=exc)
+                continue
+            dt = time.perf_counter() - t0
+            if wrote:
+                report.done.append(item.frame)
+                report.seconds[item.frame] = dt
+                emit("done", seconds=dt)
+            else:
+                report.skipped[item.frame] = f"propagated trimap up to date: {path}"
+                emit("skipped", reason=report.skipped[item.frame])
+        report.total_seconds = time.perf_counter() - start
+        return report
+
     # -- the run
     def run(
         self,
@@ -411,8 +542,11 @@ class ShotPipeline:
             if progress is not None:
                 progress(FrameEvent(kind, item.frame, i, total, output=item.output, **kw))
 
-        if not dry_run and any(p.skip_reason is None and p.fail_reason is None for p in plans):
+        runnable = [p for p in plans if p.skip_reason is None and p.fail_reason is None]
+        if not dry_run and runnable:
             self.open()
+            if self.propagated:
+                self.check_keyframes(runnable[0])
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:
                 report.skipped[item.frame] = item.skip_reason
@@ -446,6 +580,18 @@ class ShotPipeline:
             emit("done", i, item, seconds=dt)
         report.total_seconds = time.perf_counter() - start
         return report
+
+
+def propagate_job(
+    job: Job,
+    frames: Iterable[int] | None = None,
+    out: str | None = None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Write the propagated trimaps of ``job`` (or of the given ``frames``); see
+    :meth:`ShotPipeline.propagate`."""
+    with ShotPipeline(job) as pipe:
+        return pipe.propagate(frames, out=out, progress=progress)
 
 
 def run_job(

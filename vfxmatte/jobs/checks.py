@@ -63,6 +63,14 @@ def check_job(job: Job) -> None:
     except SequenceError as exc:
         raise JobError(f"{at(('plate', 'path'))}: {exc}") from None
     tri = job.trimap
-    if isinstance(tri, (SequenceTrimap, MaskTrimap)) and not has_frame_token(tri.path):
+    if getattr(tri, "propagated", False):
+        keys = FrameSequence(tri.path)
+        listed = tri.keyframe_list
+        if listed is None and not keys.discover():
+            raise JobError(f"{at(('trimap', 'path'))}: no keyframes of {tri.path} exist on disk")
+        for f in listed or ():
+            if not keys.path(f).is_file():
+                raise JobError(f"{at(('trimap', 'frames'))}: keyframe {f} missing: {keys.path(f)}")
+    elif isinstance(tri, (SequenceTrimap, MaskTrimap)) and not has_frame_token(tri.path):
         if not Path(tri.path).is_file():
             raise JobError(f"{at(('trimap', 'path'))}: {tri.path}: no such file")

@@ -24,8 +24,10 @@ from pydantic import (
     Field,
     Tag,
     PrivateAttr,
+    ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from vfxmatte.env import KeyPath
@@ -42,10 +44,12 @@ __all__ = [
     "ModelSpec",
     "OutputSpec",
     "PlateSpec",
+    "PropagationSpec",
     "SequenceTrimap",
     "TrimapSpec",
     "check_device_name",
     "has_frame_token",
+    "same_sequence",
 ]
 
 #: The schema version this release reads. A later schema bumps it and migrates older files.
@@ -91,7 +95,28 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class PlateSpec(_Section):
+class _FrameList(_Section):
+    """A section with a ``frames`` range (text; a YAML int is a one-frame range)."""
+
+    @field_validator("frames", mode="before", check_fields=False)
+    @classmethod
+    def _frames_text(cls, v: Any) -> Any:
+        # ``frames: 1001`` is a YAML int: a one-frame range.
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
+    @field_validator("frames", check_fields=False)
+    @classmethod
+    def _frames_parse(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        try:
+            parse_frame_range(v)
+        except SequenceError as exc:
+            raise ValueError(str(exc)) from None
+        return v.strip()
+
+
+class PlateSpec(_FrameList):
     """The plate: the image sequence to matte."""
 
     #: Sequence pattern: ``shot010.####.exr``, ``%04d``, ``@@@@`` or ``$F4``; EXR, DPX, TIFF, PNG.
@@ -107,22 +132,6 @@ class PlateSpec(_Section):
     #: What a missing plate frame does: fail that frame, skip it, or hold the nearest frame.
     missing: Literal["error", "skip", "hold"] = "error"
 
-    @field_validator("frames", mode="before")
-    @classmethod
-    def _frames_text(cls, v: Any) -> Any:
-        # ``frames: 1001`` is a YAML int: a one-frame range.
-        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
-
-    @field_validator("frames")
-    @classmethod
-    def _frames_parse(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        try:
-            parse_frame_range(v)
-        except SequenceError as exc:
-            raise ValueError(str(exc)) from None
-        return v.strip()
 
     @field_validator("path")
     @classmethod
@@ -135,7 +144,7 @@ class PlateSpec(_Section):
         return None if self.frames is None else parse_frame_range(self.frames)
 
 
-class _TrimapSource(_Section):
+class _TrimapSource(_FrameList):
     #: A sequence pattern, or one still file used for every frame.
     path: str
 
@@ -153,30 +162,146 @@ class SequenceTrimap(_TrimapSource):
     tolerance: float = Field(0.1, ge=0.0, lt=0.25)
 
 
+def same_sequence(a: str, b: str) -> bool:
+    """True if two sequence patterns name the same files (``####`` and ``%04d`` alike)."""
+    try:
+        sa, sb = FrameSequence(a), FrameSequence(b)
+    except SequenceError:
+        return False
+    return all(sa.path(f) == sb.path(f) for f in (0, 7, 1001, 123456))
+
+
+def _value_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
+    """A validation error placed at ``loc`` (a cross-section check, reported at its key's line)."""
+    return ValidationError.from_exception_data(
+        "Job", [{"type": "value_error", "loc": loc, "input": value, "ctx": {"error": ValueError(message)}}]
+    )
+
+
+class PropagationSpec(_Section):
+    """How keyframe trimaps are propagated to the other frames (issue 17 §2).
+
+    The defaults mirror :class:`vfxmatte.propagate.PropagationSettings` (a test keeps them
+    equal); :meth:`settings` builds that object.
+    """
+
+    #: Dense optical flow between consecutive frames: OpenCV's DIS.
+    method: Literal["dis"] = "dis"
+    #: DIS preset: ultrafast | fast | medium (slower, steadier flow).
+    preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    #: Flow runs on the plate scaled so its longest side is at most this (2K/4K plates).
+    max_side: int = Field(1024, ge=32, le=16384)
+    #: Unknown band re-dilation at distance 0 from the keyframe, pixels.
+    band_px: float = Field(2.0, ge=0.0, le=2048.0)
+    #: ... plus this many pixels per frame of distance from the keyframe.
+    band_growth_px: float = Field(1 / 3, ge=0.0, le=256.0)
+    #: Forward-backward flow disagreement above this (pixels) makes a pixel unknown.
+    occlusion_px: float = Field(1.0, gt=0.0, le=1000.0)
+    #: A frame farther than this from every keyframe fails with an error naming it.
+    max_distance: int = Field(100, ge=0)
+    #: Folder of the on-disk flow cache shared by farm chunks (keyed by plate content; never
+    #: changes results); null: no cache.
+    cache: str | None = None
+    #: Pattern of the propagated trimaps ``vfxmatte propagate`` writes and ``vfxmatte run``
+    #: reads when up to date (8-bit PNG); null: ``<output dir>/trimaps/<shot>.propagated.####.png``.
+    out: str | None = None
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else _resolve_path(v, info)
+
+    @field_validator("out")
+    @classmethod
+    def _out(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        v = _sequence_path(v, info)
+        if Path(v).suffix.lower() != ".png":
+            raise ValueError(f"propagated trimaps are 8-bit PNG: the pattern must end in .png, got {Path(v).name!r}")
+        return v
+
+    def settings(self) -> Any:
+        """The :class:`vfxmatte.propagate.PropagationSettings` these options describe."""
+        from vfxmatte.flow import FlowSettings
+        from vfxmatte.propagate import PropagationSettings
+
+        return PropagationSettings(
+            flow=FlowSettings(method=self.method, preset=self.preset, max_side=self.max_side),
+            band_px=self.band_px,
+            band_growth_px=self.band_growth_px,
+            occlusion_px=self.occlusion_px,
+            max_distance=self.max_distance,
+        )
+
+
 class MaskTrimap(_TrimapSource):
     """Trimaps derived from a rough roto mask (its A channel, else its first channel): an
-    unknown band of ``band_px`` around its edge."""
+    unknown band of ``band_px`` around its edge.
+
+    With ``missing: propagate`` the masks are keyframes (``frames``, else every mask on disk),
+    given in the plate's display window; each becomes a trimap (:func:`vfxmatte.trimap.from_mask`)
+    that is propagated to the other frames as in ``mode: keyframes``.
+    """
 
     mode: Literal["mask"]
     #: Width of the unknown band on each side of the mask edge, in pixels.
     band_px: int = Field(12, ge=0, le=2048)
     #: Mask values at or above this count as inside.
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    #: A frame without a mask: fail it (``error``), or propagate the keyframe masks' trimaps.
+    missing: Literal["error", "propagate"] = "error"
+    #: With ``missing: propagate``: the mask frames used as keyframes; null: every one on disk.
+    frames: str | None = None
+    #: With ``missing: propagate``: how the trimaps are propagated.
+    propagation: PropagationSpec = PropagationSpec()
+
+    @model_validator(mode="after")
+    def _propagate_keys(self) -> "MaskTrimap":
+        if self.missing != "propagate":
+            for key in ("frames", "propagation"):
+                if key in self.model_fields_set:
+                    raise _value_error((key,), "needs missing: propagate (masks on every frame need no keyframes)", None)
+        elif not has_frame_token(self.path):
+            raise _value_error(("path",), "missing: propagate needs a mask sequence pattern (####), not one file", self.path)
+        return self
+
+    @property
+    def propagated(self) -> bool:
+        """True when frames without a mask get propagated trimaps."""
+        return self.missing == "propagate"
+
+    @property
+    def keyframe_list(self) -> list[int] | None:
+        """The ``frames`` list, or None when the keyframes are the masks found on disk."""
+        return None if self.frames is None else parse_frame_range(self.frames)
 
 
-class KeyframesTrimap(BaseModel):
-    """Reserved: trimaps painted on keyframes and propagated by optical flow (a later release)."""
+class KeyframesTrimap(_TrimapSource):
+    """Trimaps painted on a few keyframes (8/16-bit PNG/TIFF or float EXR, 0 / 0.5 / 1, in the
+    plate's display window) and propagated by optical flow to every other frame (issue 17)."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
     mode: Literal["keyframes"]
+    #: Keyframes (any frames, any order, inside or outside the plate range); null: every
+    #: file of ``path`` on disk.
+    frames: str | None = None
+    #: Accept values within this distance of a palette entry (0.25 would make them ambiguous).
+    tolerance: float = Field(0.1, ge=0.0, lt=0.25)
+    propagation: PropagationSpec = PropagationSpec()
 
-    @field_validator("mode")
+    @field_validator("path")
     @classmethod
-    def _reserved(cls, v: str) -> str:
-        raise ValueError(
-            "'keyframes' is not yet supported (keyframe trimaps propagated by optical flow "
-            "come in a later release); use mode 'sequence' or 'mask'"
-        )
+    def _path(cls, v: str, info: ValidationInfo) -> str:
+        return _sequence_path(v, info)
+
+    @property
+    def propagated(self) -> bool:
+        return True
+
+    @property
+    def keyframe_list(self) -> list[int] | None:
+        """The ``frames`` list, or None when the keyframes are the files found on disk."""
+        return None if self.frames is None else parse_frame_range(self.frames)
 
 
 _TRIMAP_MODES = ("sequence", "mask", "keyframes")
@@ -343,6 +468,31 @@ class Job(_Section):
     # Set by the loader once validation has passed.
     _source: str = PrivateAttr("<job>")
     _lines: dict[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _propagated_pattern_is_not_an_input(self) -> "Job":
+        # Propagated trimaps are written: they must never land on the plates or the keyframes.
+        tri = self.trimap
+        if getattr(tri, "propagated", False):
+            out = self.propagated_trimaps
+            for key, pattern in (("trimap.path", tri.path), ("plate.path", self.plate.path)):
+                if same_sequence(out, pattern):
+                    loc = ("trimap", "propagation", "out") if tri.propagation.out is not None else ("trimap", "path")
+                    raise _value_error(
+                        loc, f"the propagated trimaps {out} would overwrite {key} ({pattern}): choose another pattern", out
+                    )
+        return self
+
+    @property
+    def propagated_trimaps(self) -> str:
+        """Pattern of the propagated trimaps (``trimap.propagation.out``, else
+        ``<output dir>/trimaps/<shot>.propagated.####.png``); only meaningful in the propagated
+        modes (``keyframes``, ``mask`` with ``missing: propagate``)."""
+        tri = self.trimap
+        out = getattr(getattr(tri, "propagation", None), "out", None)
+        if out is not None:
+            return out
+        return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}.propagated.####.png")
 
     @property
     def source(self) -> str:
