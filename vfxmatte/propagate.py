@@ -4,22 +4,28 @@ Method, for a frame ``f`` that is not a keyframe:
 
 1. Take the nearest keyframe on each side of ``f`` within ``max_distance`` frames
    (:func:`keyframes_used`); one side is enough.
-2. From each such keyframe ``k``, walk the chain of consecutive frames towards ``f``. At every
-   step ``j -> j'`` the labels of ``j`` are backward-warped to ``j'`` with nearest-neighbour
-   sampling along the flow ``j' -> j`` (:func:`vfxmatte.flow.compute_flow`), and a pixel
-   becomes unknown when its sample lies outside the frame or the flow fails the
-   forward-backward check: ``|F(x) + B(x + F(x))| > occlusion_px`` (occluded or unreliable).
-   Labels are only ever moved or made unknown, never invented: an unreliable pixel is never
-   confident fg or bg.
-3. Between two keyframes the two chains are combined: a pixel keeps a label both agree on;
-   every pixel where they disagree (including one side unknown) becomes unknown.
+2. From each such keyframe ``k``, walk the chain of consecutive frames towards ``f`` with DIS
+   flow both ways between neighbours (:func:`vfxmatte.flow.compute_flow`). Each step carries,
+   for every pixel, its sub-pixel position in the keyframe (the previous positions resampled
+   bilinearly at ``x + F(x)``, so slow motion is not rounded away step after step), and marks
+   the pixel void (nothing known) when its sample lies outside the frame, fails the
+   forward-backward check ``|F(x) + B(x + F(x))| > occlusion_px`` (occluded or unreliable), or
+   changes brightness beyond :data:`PHOTOMETRIC_TOLERANCE` (both flows wrong yet agreeing, as
+   on an occluder faster than DIS follows, or a strand flow cannot see). Void stays void. The
+   keyframe's labels are then read once, nearest-neighbour, at the carried positions.
+3. Between two keyframes the two chains are combined: a label both sides agree on stays; a
+   pixel where they disagree (one says unknown, or fg against bg) becomes unknown; a pixel one
+   side is void on takes the other side's label; void on both sides is unknown.
 4. Flow is unreliable inside matting regions, so the unknown band is re-derived rather than
-   trusted as warped: the warped unknown plus every fg/bg boundary is dilated by
-   ``band_px + band_growth_px * d`` pixels, ``d`` the distance to the nearer keyframe used.
+   trusted as warped: the warped unknown, the void and every fg/bg boundary are dilated by
+   ``band_px + band_growth_px * d`` pixels (Euclidean), ``d`` the distance to the keyframe the
+   pixel's label rests on (the nearer one where both sides agree).
 
 Invariants:
 
 * A keyframe returns its own trimap exactly.
+* Labels are only moved, never invented: a pixel no chain can follow reliably is unknown,
+  never confident fg or bg.
 * Chunk independence: the result for ``f`` is a pure function of ``f``, the keyframes, the
   plates from each used keyframe to ``f`` and the settings; it never depends on other calls
   or on which frames a process ran. A :class:`vfxmatte.flow.FlowCache` only saves work.
@@ -38,11 +44,21 @@ from vfxmatte.errors import InputError, PropagationError, TrimapError
 from vfxmatte.flow import FlowCache, FlowSettings
 from vfxmatte.trimap import BG, FG, UNKNOWN
 
-__all__ = ["PropagationSettings", "keyframes_used", "propagate_trimap"]
+__all__ = ["METHOD_VERSION", "PHOTOMETRIC_TOLERANCE", "PropagationSettings", "keyframes_used", "propagate_trimap"]
 
 # Internal label codes (uint8); _TO_TRIMAP maps them to the canonical palette.
-_BG, _UNK, _FG = 0, 1, 2
+# _VOID marks a pixel a chain knows nothing about (occluded, unreliable or from outside the
+# frame): it is unknown in the result, but the other side's label may fill it.
+_BG, _UNK, _FG, _VOID = 0, 1, 2, 3
 _TO_TRIMAP = np.array([BG, UNKNOWN, FG], dtype=np.float32)
+
+#: The propagation method's version, recorded by :meth:`PropagationSettings.to_dict`: bumped
+#: whenever a change to the method changes results, so trimaps an earlier one wrote read as stale.
+METHOD_VERSION = 2
+
+#: A chain step's sample whose 8-bit grey brightness is further than this outside the 3x3
+#: range around its source is unreliable (void). None: no photometric check.
+PHOTOMETRIC_TOLERANCE: int | None = 8
 
 
 @dataclass(frozen=True)
@@ -83,8 +99,12 @@ class PropagationSettings:
             raise PropagationError(f"propagation max_distance: expected an integer >= 0 frames, got {self.max_distance!r}")
 
     def to_dict(self) -> dict:
-        """JSON-able, keys in a stable order: recorded in written trimaps to detect staleness."""
+        """JSON-able, keys in a stable order: recorded in written trimaps to detect staleness.
+
+        Holds :data:`METHOD_VERSION` too, so a change of method also makes written trimaps stale.
+        """
         return {
+            "method_version": METHOD_VERSION,
             "flow": self.flow.to_dict(),
             "band_px": float(self.band_px),
             "band_growth_px": float(self.band_growth_px),
@@ -169,49 +189,92 @@ class _Plates:
         return self._images[f]
 
 
-def _step(labels: np.ndarray, here: np.ndarray, there: np.ndarray, settings: PropagationSettings,
-          cache: FlowCache, grid: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """Labels of the frame ``there`` -> labels of the neighbouring frame ``here``."""
-    fwd = cache.flow(here, there, settings.flow)  # here(x) ~ there(x + fwd(x))
-    bwd = cache.flow(there, here, settings.flow)  # there(y) ~ here(y + bwd(y))
-    map_x = grid[0] + fwd[..., 0]
-    map_y = grid[1] + fwd[..., 1]
-    # Nearest-neighbour backward warp; a sample outside the frame reads unknown.
-    warped = cv2.remap(labels, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=_UNK)
-    back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
-    h, w = labels.shape
-    outside = (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
-    warped[(err2 > np.float32(settings.occlusion_px) ** 2) | outside] = _UNK
-    return warped
+def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    h, w = shape
+    return (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
+            np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
 
 
-def _chain(key: int, frame: int, labels: np.ndarray, plates: _Plates, settings: PropagationSettings,
+def _chain(key: int, frame: int, codes: np.ndarray, plates: _Plates, settings: PropagationSettings,
            cache: FlowCache) -> np.ndarray:
-    """Labels carried step by step from keyframe ``key`` to ``frame``."""
-    h, w = labels.shape
-    grid = (np.broadcast_to(np.arange(w, dtype=np.float32), (h, w)),
-            np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w)))
+    """Labels of keyframe ``key`` carried step by step along the flow chain to ``frame``.
+
+    The chain carries, for every pixel of the current frame, its sub-pixel position in the
+    keyframe (each step resamples the previous positions bilinearly at ``x + F(x)``, so slow
+    motion is not rounded away step after step) and a void mask: pixels whose sample at some
+    step left the frame, failed the forward-backward check or changed brightness beyond
+    :data:`PHOTOMETRIC_TOLERANCE`. The keyframe's labels are read once, nearest-neighbour, at
+    the final positions; void pixels (and positions outside the keyframe) come back ``_VOID``.
+    """
+    h, w = codes.shape
+    gx, gy = _grid(codes.shape)
+    pos_x, pos_y = gx.copy(), gy.copy()
+    void = np.zeros((h, w), np.uint8)
+    occlusion2 = np.float32(settings.occlusion_px) ** 2
     step = 1 if frame > key else -1
     for j in range(key, frame, step):
         there = plates[j]  # the keyframe's plate is read (and checked) first
-        labels = _step(labels, plates[j + step], there, settings, cache, grid)
+        here = plates[j + step]
+        fwd = cache.flow(here, there, settings.flow)  # here(x) ~ there(x + fwd(x))
+        bwd = cache.flow(there, here, settings.flow)  # there(y) ~ here(y + bwd(y))
+        map_x = gx + fwd[..., 0]
+        map_y = gy + fwd[..., 1]
+        back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
+        bad = (err2 > occlusion2) | (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
+        if PHOTOMETRIC_TOLERANCE is not None:
+            # The sample must match in brightness up to the 3x3 range around it (so sub-pixel
+            # misalignment on texture is not an error): both flows can be wrong yet agree
+            # (a fast occluder DIS cannot follow), but the occluder does not look like the fg.
+            k3 = np.ones((3, 3), np.uint8)
+            lo = cv2.remap(cv2.erode(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            hi = cv2.remap(cv2.dilate(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            here_i = here.astype(np.int16)
+            bad |= (here_i < lo.astype(np.int16) - PHOTOMETRIC_TOLERANCE) | (here_i > hi.astype(np.int16) + PHOTOMETRIC_TOLERANCE)
+        void = cv2.remap(void, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
+        void[bad] = 1
+        pos_x = cv2.remap(pos_x, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        pos_y = cv2.remap(pos_y, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    labels = cv2.remap(codes, pos_x, pos_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=_VOID)
+    labels[void > 0] = _VOID
     return labels
 
 
-def _rederive_band(labels: np.ndarray, radius: float) -> np.ndarray:
-    """Unknown = (warped unknown + fg/bg boundary) dilated by ``radius`` px (Euclidean)."""
+def _combine(sides: list[np.ndarray], distances: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Labels from one or two chains and, per pixel, the distance of the keyframe they rest on.
+
+    Where both sides are informative they must agree, else the pixel is unknown, and the nearer
+    keyframe's distance applies; where one side is void the other side's label and distance
+    apply; void on both sides stays void.
+    """
+    if len(sides) == 1:
+        return sides[0], np.full(sides[0].shape, distances[0], np.float32)
+    a, b = sides
+    da, db = distances
+    labels = np.where(a == b, a, np.uint8(_UNK))
+    only_a, only_b = b == _VOID, a == _VOID
+    labels = np.where(only_a, a, np.where(only_b, b, labels)).astype(np.uint8)
+    distance = np.full(a.shape, min(da, db), np.float32)
+    distance[only_a & (a != _VOID)] = da
+    distance[only_b & (b != _VOID)] = db
+    return labels, distance
+
+
+def _rederive_band(labels: np.ndarray, distance: np.ndarray, settings: PropagationSettings) -> np.ndarray:
+    """Unknown = (warped unknown + void + fg/bg boundary), each seed dilated by
+    ``band_px + band_growth_px * distance`` px (Euclidean) for the keyframe distance it rests on."""
     fg = (labels == _FG).astype(np.uint8)
     bg = (labels == _BG).astype(np.uint8)
-    cross = np.ones((3, 3), np.uint8)
+    k3 = np.ones((3, 3), np.uint8)
     # A pixel of one label touching the other (8-neighbourhood) is on a boundary.
-    boundary = ((fg > 0) & (cv2.dilate(bg, cross) > 0)) | ((bg > 0) & (cv2.dilate(fg, cross) > 0))
-    seed = (labels == _UNK) | boundary
-    out = labels.copy()
-    if not seed.any():
-        return out
-    dist = cv2.distanceTransform((~seed).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    out[dist <= np.float32(radius)] = _UNK
+    boundary = ((fg > 0) & (cv2.dilate(bg, k3) > 0)) | ((bg > 0) & (cv2.dilate(fg, k3) > 0))
+    seed = (labels == _UNK) | (labels == _VOID) | boundary
+    out = np.where(labels == _VOID, np.uint8(_UNK), labels).astype(np.uint8)
+    for d in np.unique(distance[seed]):
+        radius = np.float32(settings.band_px + settings.band_growth_px * float(d))
+        group = seed & (distance == d)
+        dist = cv2.distanceTransform((~group).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+        out[dist <= radius] = _UNK
     return out
 
 
@@ -256,9 +319,5 @@ def propagate_trimap(frame: int, keyframes: Mapping[int, np.ndarray], plate: Cal
     cache = cache if cache is not None else FlowCache(None)
     plates = _Plates(plate, shape, used)
     sides = [_chain(k, frame, codes[k], plates, settings, cache) for k in used]
-    labels = sides[0]
-    if len(sides) == 2:
-        labels = np.where(sides[0] == sides[1], sides[0], np.uint8(_UNK)).astype(np.uint8)
-    distance = min(abs(frame - k) for k in used)
-    labels = _rederive_band(labels, settings.band_px + settings.band_growth_px * distance)
-    return _TO_TRIMAP[labels]
+    labels, distance = _combine(sides, [abs(frame - k) for k in used])
+    return _TO_TRIMAP[_rederive_band(labels, distance, settings)]
