@@ -1,0 +1,120 @@
+"""benchmarks/bench_propagation.py: the trimap scores, the plain baseline and the clips it measures."""
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_propagation as bp  # noqa: E402
+
+from vfxmatte import trimap as tm  # noqa: E402
+from vfxmatte.flow import FlowCache, FlowSettings  # noqa: E402
+from vfxmatte.propagate import PropagationSettings  # noqa: E402
+
+H, W = 90, 160
+
+
+def ramp_alpha() -> np.ndarray:
+    """Background left of column 60, a 10-column ramp 0.05, 0.15, ..., 0.95, foreground right of 69."""
+    a = np.zeros((H, W), np.float32)
+    a[:, 60:70] = np.linspace(0.05, 0.95, 10, dtype=np.float32)
+    a[:, 70:] = 1.0
+    return a
+
+
+def test_a_perfect_trimap_covers_everything_with_no_wrong_label_and_the_true_area():
+    a = ramp_alpha()
+    s = bp.trimap_scores(bp.true_trimap(a), a)
+    assert s == {"coverage": 1.0, "wrong": 0.0, "wrong_fg": 0.0, "wrong_bg": 0.0, "wrong_of_labels": 0.0, "area": 1.0, "transition_px": 10 * H}
+
+
+def test_known_wrong_labels_and_lost_coverage_give_their_exact_fractions():
+    a = ramp_alpha()
+    t = bp.true_trimap(a)
+    t[:, 65:70] = tm.FG  # alpha 0.55..0.95 called fg: four columns below 0.9 are wrong
+    s = bp.trimap_scores(t, a)
+    assert s["coverage"] == pytest.approx(0.5)
+    assert s["wrong_fg"] == pytest.approx(4 * H / (H * W)) and s["wrong_bg"] == 0.0
+    assert s["area"] == pytest.approx(0.5)
+    t = bp.true_trimap(a)
+    t[10:20, 100:110] = tm.BG  # a bg patch inside the foreground
+    t[0:30, 0:20] = tm.UNKNOWN  # an unknown patch in the background (600 px)
+    s = bp.trimap_scores(t, a)
+    assert s["wrong"] == s["wrong_bg"] == pytest.approx(100 / (H * W))
+    assert s["wrong_of_labels"] == pytest.approx(100 / (H * W - 10 * H - 600))
+    assert s["coverage"] == 1.0 and s["area"] == pytest.approx((10 * H + 600) / (10 * H))
+
+
+def test_summary_leaves_keyframes_out_and_judges_the_worst_frame():
+    recs = [
+        {"distance": 0, "coverage": 0.5, "wrong": 0.5, "area": 9.0},
+        {"distance": 1, "coverage": 0.99, "wrong": 0.001, "area": 1.5},
+        {"distance": 2, "coverage": 0.97, "wrong": 0.003, "area": 2.0},
+    ]
+    s = bp.summarise(recs)
+    assert s["frames"] == 2 and s["coverage_min"] == 0.97 and s["wrong_max"] == 0.003 and s["area_max"] == 2.0
+    assert s["coverage_mean"] == pytest.approx(0.98)
+    assert s["pass"] == {"coverage": False, "wrong": False, "area": True}
+    rows = bp.by_distance(recs)
+    assert [r["distance"] for r in rows] == ["1-2"] and rows[0]["frames"] == 2
+
+
+def test_baseline_reproduces_keyframes_and_widens_the_band_by_two_px_plus_one_per_three_frames():
+    a = ramp_alpha()
+    key = bp.true_trimap(a)
+    rng = np.random.default_rng(0)
+    plate = (rng.random((H, W)) * 255).astype(np.uint8)  # a static shot: zero flow
+    cache = FlowCache(None)
+    settings = FlowSettings()
+
+    def flow(src, dst):
+        return cache.flow(plate, plate, settings)
+
+    assert np.array_equal(bp.baseline_trimap(5, {5: key}, flow), key)
+    out = bp.baseline_trimap(8, {5: key, 20: key}, flow)  # nearest keyframe 5, distance 3: radius 3
+    unknown_cols = np.flatnonzero((out == tm.UNKNOWN).all(axis=0))
+    assert unknown_cols.tolist() == list(range(57, 73))
+    assert (out[:, :57] == tm.BG).all() and (out[:, 73:] == tm.FG).all()
+
+
+def test_generated_clip_is_deterministic_and_both_methods_run_on_it(tmp_path):
+    clip = bp.make_generated_clip(W, H, 4, seed=3, backgrounds=tmp_path / "none")
+    again = bp.make_generated_clip(W, H, 4, seed=3, backgrounds=tmp_path / "none")
+    assert len(clip) == 4 and clip.images[0].shape == (H, W, 3) and clip.alphas[0].shape == (H, W)
+    assert all(np.array_equal(x, y) for x, y in zip(clip.alphas + clip.images, again.alphas + again.images))
+    assert all(((a > 0.02) & (a < 0.98)).any() for a in clip.alphas)
+    res = bp.run_clip(clip, {"one": [0]}, FlowCache(tmp_path / "flow"), PropagationSettings())
+    for method in ("baseline", "propagate"):
+        r = res[f"one/{method}"]
+        assert [f["distance"] for f in r["frames"]] == [0, 1, 2, 3]
+        assert r["frames"][0]["coverage"] == 1.0 and r["frames"][0]["wrong"] == 0.0 and r["frames"][0]["area"] == 1.0
+        assert r["summary"]["frames"] == 3
+    assert "| generated | one (0) | baseline |" in bp.markdown({"clips": {"generated": {"results": res}}})
+
+
+def test_photo_clip_warps_image_and_alpha_together(tmp_path):
+    yy, xx = np.mgrid[0:H, 0:W]
+    disc = (((xx - 80) ** 2 + (yy - 45) ** 2) < 25**2).astype(np.uint8) * 255
+    for sub in ("image", "alpha"):
+        (tmp_path / sub).mkdir()
+        cv2.imwrite(str(tmp_path / sub / "GT99.png"), np.repeat(disc[..., None], 3, axis=2))
+    clip = bp.make_photo_clip(tmp_path, "GT99", frames=5)
+    assert len(clip) == 5
+    for im, a in zip(clip.images, clip.alphas):
+        np.testing.assert_allclose(im[..., 1], a, atol=1e-6)
+    assert not np.array_equal(clip.alphas[0], clip.alphas[-1])  # the camera moved
+
+
+def test_main_writes_json_and_markdown(tmp_path):
+    out, md = tmp_path / "p.json", tmp_path / "p.md"
+    argv = ["--size", f"{W}x{H}", "--frames", "3", "--speed-frames", "0", "--backgrounds", str(tmp_path / "none"), "--out", str(out), "--md", str(md)]
+    assert bp.main(argv) == 0
+    doc = json.loads(out.read_text())
+    assert doc["machine"]["cores"] >= 1 and set(doc["clips"]) == {"generated"}
+    assert set(doc["clips"]["generated"]["results"]) == {f"{s}/{m}" for s in ("one", "two", "every10") for m in ("baseline", "propagate")}
+    assert "coverage worst / mean" in md.read_text()
