@@ -178,6 +178,16 @@ def test_example_command(tmp_path, capsys):
     assert "plates:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("given,keys", [([], ["1001", "1004"]), (["1002,1004"], ["1002", "1004"])])
+def test_example_command_keyframes_variant(tmp_path, capsys, given, keys):
+    out = tmp_path / "ex"
+    args = ["example", "shot010", "--out", str(out), "--frames", "1001-1004", "--size", "48x32", "--keyframes", *given]
+    assert main(args) == 0
+    assert sorted(p.name for p in (out / "keyframes").iterdir()) == [f"shot010.{k}.png" for k in keys]
+    assert len(list((out / "plates").iterdir())) == 4 and not (out / "trimaps").exists()
+    assert f"keyframes: {out / 'keyframes' / 'shot010.####.png'} ({', '.join(keys)})" in capsys.readouterr().out
+
+
 def test_example_is_deterministic(tmp_path):
     a = make_shot010(tmp_path / "a", frames=[1001], width=48, height=32)
     b = make_shot010(tmp_path / "b", frames=[1001], width=48, height=32)

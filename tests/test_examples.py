@@ -64,3 +64,23 @@ def test_the_hair_moves_from_frame_to_frame_and_the_matte_follows_the_plate(shot
 def test_unknown_example_names_the_known_ones(tmp_path):
     with pytest.raises(InputError, match="shot010"):
         make_example("shot999", tmp_path)
+
+
+def test_keyframes_variant_writes_trimaps_only_on_the_keyframes_and_its_job_propagates(tmp_path, shot):
+    import yaml
+
+    from vfxmatte.jobs import parse_job
+    from vfxmatte.pipeline import propagate_job
+
+    keyed = make_shot010(tmp_path / "k", frames=range(1001, 1005), width=320, height=180, keyframes=[])
+    assert keyed.keyframes == (1001, 1004) and keyed.trimaps.endswith("keyframes/shot010.####.png")
+    written = sorted(p.name for p in (tmp_path / "k" / "keyframes").iterdir())
+    assert written == ["shot010.1001.png", "shot010.1004.png"] and not (tmp_path / "k" / "trimaps").exists()
+    # the same trimap as the full variant's on that frame
+    np.testing.assert_array_equal(read_trimap(keyed.trimaps.replace("####", "1001")), _frame(shot, 1001)[1])
+    job = parse_job(yaml.safe_dump(keyed.job_dict(tmp_path / "out" / "m.####.exr")), base_dir=tmp_path)
+    assert job.trimap.mode == "keyframes"
+    report = propagate_job(job, frames=[1002])
+    assert report.done == [1002]
+    with pytest.raises(InputError, match="keyframes"):
+        make_shot010(tmp_path / "bad", frames=FRAMES, width=64, height=36, keyframes=[1005])

@@ -281,6 +281,18 @@ def test_shipped_example_job_validates_against_the_schema():
     assert job.model.checkpoint.endswith("starter") or job.model.checkpoint == "starter"
 
 
+def test_shipped_keyframes_job_reads_what_the_keyframes_example_writes():
+    from vfxmatte.propagate import PropagationSettings
+
+    root = Path(__file__).parents[1]
+    job = load_job(root / "jobs" / "shot010_keyframes.yaml", check=False)
+    assert isinstance(job.trimap, KeyframesTrimap) and job.plate.frame_list == list(range(1001, 1025))
+    # where `vfxmatte example shot010 --keyframes` writes (its default folder: examples/shot010)
+    assert job.trimap.path == str(root / "examples" / "shot010" / "keyframes" / "shot010.####.png")
+    assert job.plate.path == str(root / "examples" / "shot010" / "plates" / "shot010.####.exr")
+    assert job.trimap.propagation.settings() == PropagationSettings()
+
+
 def test_tile_size_must_fit_the_checkpoints_stride(shot_dir):
     text = GOOD.replace("  device: cpu\n", "  device: cpu\n  tile_size: 1248\n  overlap: 256\n")
     assert load_job(write(shot_dir, text, "tile32.yaml"), check=True).model.tile_size == 1248

@@ -5,7 +5,7 @@ Commands::
     vfxmatte validate JOB
     vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
     vfxmatte propagate JOB [--frames RANGE] [--out PATTERN]
-    vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH]
+    vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH] [--keyframes [RANGE]]
     vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
                   [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
 
@@ -319,6 +319,8 @@ def _cmd_example(args: argparse.Namespace, out: Output) -> int:
         options["frames"] = args.frames
     if args.size is not None:
         options["width"], options["height"] = args.size
+    if args.keyframes is not None:
+        options["keyframes"] = args.keyframes  # bare --keyframes: [], the first and last frame
     t0 = time.perf_counter()
     shot = make_example(args.name, args.out, **options)
     dt = time.perf_counter() - t0
@@ -326,10 +328,12 @@ def _cmd_example(args: argparse.Namespace, out: Output) -> int:
                "truth": shot.truth, "frames": len(shot.frames), "seconds": round(dt, 3)})
     out.line(f"{shot.name}: {len(shot.frames)} frames ({shot.frames[0]}-{shot.frames[-1]}, {shot.colorspace}) in {dt:.1f}s")
     out.line(f"  plates:  {shot.plates}")
-    out.line(f"  trimaps: {shot.trimaps}")
+    out.line(f"  {'keyframes' if shot.keyframes else 'trimaps'}: {shot.trimaps}"
+             + (f" ({', '.join(map(str, shot.keyframes))})" if shot.keyframes else ""))
     out.line(f"  truth:   {shot.truth}")
     if args.out == Path("examples") / shot.name:  # where jobs/NAME.yaml looks for them
-        out.line(f"next: {PROG} run jobs/{shot.name}.yaml")
+        job = f"jobs/{shot.name}_keyframes.yaml" if shot.keyframes else f"jobs/{shot.name}.yaml"
+        out.line(f"next: {PROG} run {job}")
     return EXIT_OK
 
 
@@ -437,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", type=Path, default=None, help="output folder (default: examples/NAME, where jobs/NAME.yaml looks)")
     e.add_argument("--frames", type=_frames_arg, metavar="RANGE", help="frames to make (default: 1001-1024)")
     e.add_argument("--size", type=_size_arg, metavar="WxH", help="plate size (default: 960x540)")
+    e.add_argument("--keyframes", type=_frames_arg, nargs="?", const=[], metavar="RANGE",
+                   help="write trimaps only on these frames, into keyframes/ (bare: the first and last frame)")
 
     ev = add("eval", _cmd_eval, "score a model on an alphamatting.com-style folder (image/, trimap1/, alpha/)")
     ev.add_argument("folder", type=Path)

@@ -10,6 +10,10 @@ frame to frame. Written as the job ``jobs/shot010.yaml`` expects:
     DIR/trimaps/shot010.####.png   8-bit trimaps: 0 background, 128 unknown, 255 foreground
     DIR/truth/shot010.####.exr     the true alpha (half-float ``A``), for checking a matte
 
+With ``keyframes`` (``vfxmatte example shot010 --keyframes``) the trimaps are written only on
+those frames, as ``DIR/keyframes/shot010.####.png``: the keyframe trimaps ``jobs/shot010_keyframes.yaml``
+propagates to the other frames (``trimap.mode: keyframes``).
+
 The plate is composited in linear light (``I = a F + (1 - a) B``) from the true alpha, so the
 truth is exact; the trimap is :func:`vfxmatte.trimap.from_alpha` of the truth, its unknown band
 covering every partial pixel and widened by about ``height / 54`` pixels. Everything comes from
@@ -75,6 +79,9 @@ class ExampleShot:
     truth: str
     frames: tuple[int, ...]
     colorspace: str
+    #: frames with a trimap when only keyframes were written (``trimaps`` is then their
+    #: pattern); empty: a trimap on every frame
+    keyframes: tuple[int, ...] = ()
 
     def job_dict(self, output: str | os.PathLike[str], checkpoint: str = "starter") -> dict:
         """A job mapping (the schema of ``jobs/README.md``) that mattes these plates into ``output``.
@@ -89,7 +96,7 @@ class ExampleShot:
                 "frames": f"{self.frames[0]}-{self.frames[-1]}" if len(self.frames) > 1 else str(self.frames[0]),
                 "colorspace": self.colorspace,
             },
-            "trimap": {"mode": "sequence", "path": str(Path(self.trimaps).absolute())},
+            "trimap": {"mode": "keyframes" if self.keyframes else "sequence", "path": str(Path(self.trimaps).absolute())},
             "model": {"checkpoint": str(checkpoint)},
             "output": {"path": str(Path(output).absolute())},
         }
@@ -165,6 +172,7 @@ def make_shot010(
     colorspace: str = "acescg",
     seed: int = 10,
     progress: Progress | None = None,
+    keyframes: Iterable[int] | None = None,
 ) -> ExampleShot:
     """Write the shot010 example plates, trimaps and true alphas under ``out_dir``.
 
@@ -174,9 +182,12 @@ def make_shot010(
         width, height: plate size (the hair scales with it).
         colorspace: the plates' colourspace, as a job names it (``acescg``, ``lin_rec709`` ...).
         seed: everything random derives from it.
+        keyframes: write trimaps only on these frames (a subset of ``frames``), into
+            ``keyframes/`` instead of ``trimaps/``; empty: the first and last frame; None: a
+            trimap on every frame.
 
     Raises:
-        InputError: no frames, or a size too small to draw.
+        InputError: no frames, a keyframe outside ``frames``, or a size too small to draw.
         ColorError, ImageWriteError: from the colour conversion or the writers.
     """
     frames = tuple(int(f) for f in frames)
@@ -184,15 +195,21 @@ def make_shot010(
         raise InputError("shot010: no frames to generate")
     if width < 32 or height < 32:
         raise InputError(f"shot010: plate size {width}x{height} is too small (min 32x32)")
+    keys = tuple(sorted({int(k) for k in keyframes})) if keyframes is not None else ()
+    if keyframes is not None and not keys:
+        keys = tuple(sorted({frames[0], frames[-1]}))
+    if keyframes is not None and (not keys or not set(keys) <= set(frames)):
+        raise InputError(f"shot010: keyframes {list(keys)} must be some of the frames generated")
     root = Path(out_dir)
     shot = ExampleShot(
         name="shot010",
         root=root,
         plates=str(root / "plates" / "shot010.####.exr"),
-        trimaps=str(root / "trimaps" / "shot010.####.png"),
+        trimaps=str(root / ("keyframes" if keys else "trimaps") / "shot010.####.png"),
         truth=str(root / "truth" / "shot010.####.exr"),
         frames=frames,
         colorspace=colorspace,
+        keyframes=keys,
     )
     rng = np.random.default_rng(seed)
     pan = max(8, width // 6)  # the camera pans across a wider background
@@ -261,12 +278,13 @@ def make_shot010(
             compression="zip",
             metadata={**meta, "oiio:ColorSpace": to_plate.dst},
         )
-        write_image(
-            trimaps.path(f),
-            tm.from_alpha(alpha, tolerance=_KNOWN_TOLERANCE, kernel=2 * band + 1),
-            ["Y"],
-            pixel_type="uint8",
-        )
+        if not keys or f in keys:
+            write_image(
+                trimaps.path(f),
+                tm.from_alpha(alpha, tolerance=_KNOWN_TOLERANCE, kernel=2 * band + 1),
+                ["Y"],
+                pixel_type="uint8",
+            )
         write_exr(truth.path(f), {"A": alpha}, compression="zip", metadata=meta)
         if progress is not None:
             progress(i + 1, len(frames))
