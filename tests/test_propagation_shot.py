@@ -320,3 +320,26 @@ def test_propagate_command_prints_one_json_line_per_frame(shot, assets, capsys):
     assert main(["propagate", str(job), "--frames", "1001-1002"]) == 0
     text = capsys.readouterr().out
     assert "frame 1001 skipped: propagated trimap up to date" in text and "0 written" in text
+
+
+def test_the_jobs_flow_cache_is_filled_and_changes_no_byte(shot, assets):
+    plain = propagate_job(load_job(write_job(shot, assets[1])), frames=[1002])
+    cached = write_job(shot, assets[1], "cached.yaml", propagation={"cache": "flows", "out": "c/t.####.png"})
+    # its own process: nothing of this one's in-memory state
+    proc = run_module("propagate", str(cached), "--frames", "1002")
+    assert plain.done == [1002] and proc.returncode == 0, proc.stderr
+    assert len(list((shot / "flows").rglob("*.npy"))) > 0
+    assert sha(shot / "c" / "t.1002.png") == sha(shot / "out" / "trimaps" / "shot.propagated.1002.png")
+
+
+def test_validate_and_dry_run_plan_a_keyframes_job_without_reading_pixels(shot, assets, capsys):
+    from vfxmatte.cli import main
+
+    job = write_job(shot, assets[1], propagation={"max_distance": 9})
+    assert main(["validate", str(job)]) == 0
+    assert "trimap keyframes" in capsys.readouterr().out
+    far = write_job(shot, assets[1], frames="1010", propagation={"max_distance": 5})
+    assert main(["run", str(far), "--dry-run"]) == 1
+    captured = capsys.readouterr()
+    assert "frame 1004 failed: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
+    assert not (shot / "out").exists()

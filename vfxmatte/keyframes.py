@@ -63,7 +63,8 @@ _RECORD_FORMAT = 1
 _CODES = np.array([0, 128, 255], dtype=np.uint8)
 
 # Flows kept in memory per process (a chain of d frames reuses the d - 1 flows of the frame
-# before it); about 1 GiB of float32 [H, W, 2] flows whatever the plate size.
+# before it): 1 GiB of float32 [H, W, 2] flows whatever the plate size (flow images: a quarter
+# of that). Longer chains than that holds recompute flows unless ``propagation.cache`` is set.
 _MEMO_BYTES = 1 << 30
 
 
@@ -256,7 +257,9 @@ class ShotPropagation:
         rgb, info = read_image(self._plate_path(frame), layer=self.job.plate.layer)
         image = flow_image(to_display_window(self._converter.apply(rgb), info))
         self._images[frame] = image
-        while len(self._images) > 2 * self.settings.max_distance + 2:
+        # A chain reads up to 2 * max_distance + 1 plates; keep them, within the memory budget.
+        keep = min(2 * self.settings.max_distance + 2, max(4, _MEMO_BYTES // 4 // max(1, image.nbytes)))
+        while len(self._images) > keep:
             self._images.popitem(last=False)
         return image
 

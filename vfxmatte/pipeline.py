@@ -61,7 +61,8 @@ class FramePlan:
     output: Path
     #: the plate file to read (another frame's file when held); None when missing
     plate: Path | None = None
-    #: the trimap or mask file to read; None when the plate is missing
+    #: the trimap or mask file to read; None when the plate is missing. Propagated modes: where
+    #: the frame's propagated trimap is written (read when up to date, else propagated)
     trimap: Path | None = None
     #: the plate frame actually read, when ``missing: hold`` stands in for this one
     held_from: int | None = None
