@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from vfxmatte import propagate
 from vfxmatte.errors import PropagationError, TrimapError
 from vfxmatte.flow import FlowCache, FlowSettings, flow_image
 from vfxmatte.propagate import METHOD_VERSION, PropagationSettings, keyframes_used, propagate_trimap
@@ -163,6 +164,35 @@ def test_results_do_not_depend_on_other_calls_or_the_cache(clip, tmp_path):
             alone.get(f, propagate_trimap(f, keys, Plates(plates), SETTINGS).tobytes()))
     for f in (2, 6):  # another chunk, reading the cache
         assert propagate_trimap(f, keys, Plates(plates), SETTINGS, FlowCache(tmp_path / "flow")).tobytes() == alone[f]
+
+
+class CountingCache(FlowCache):
+    def __init__(self):
+        super().__init__(None)
+        self.calls = 0
+
+    def flow(self, src, dst, settings):
+        self.calls += 1
+        return super().flow(src, dst, settings)
+
+
+def test_chain_states_reused_within_a_process_give_the_same_bytes():
+    plates, alphas = make_clip(13, step=(1.0, 0.5), spin=1.0, seed=4)
+    keys = {0: keyframe(alphas[0]), 12: keyframe(alphas[12])}
+    frames = list(range(1, 12))
+    propagate._MEMO.clear()
+    propagate._MEMO.enabled = False
+    try:
+        plain = CountingCache()
+        fresh = {f: propagate_trimap(f, keys, Plates(plates), SETTINGS, plain).tobytes() for f in frames}
+    finally:
+        propagate._MEMO.enabled = True
+    assert plain.calls == len(frames) * 12 * 2  # both chains, 12 steps, two flows a step
+    for order in (frames, frames[::-1]):
+        propagate._MEMO.clear()
+        reused = CountingCache()
+        assert all(propagate_trimap(f, keys, Plates(plates), SETTINGS, reused).tobytes() == fresh[f] for f in order)
+        assert reused.calls < plain.calls / 2, (reused.calls, plain.calls)
 
 
 def test_two_sides_that_disagree_leave_the_pixel_unknown():

@@ -28,12 +28,18 @@ Invariants:
   never confident fg or bg.
 * Chunk independence: the result for ``f`` is a pure function of ``f``, the keyframes, the
   plates from each used keyframe to ``f`` and the settings; it never depends on other calls
-  or on which frames a process ran. A :class:`vfxmatte.flow.FlowCache` only saves work.
+  or on which frames a process ran. A :class:`vfxmatte.flow.FlowCache` only saves work, and
+  so does the process-local memo of chain states (keyed by the content it depends on), which
+  lets neighbouring frames propagated in one process share their chain's steps.
 * Labels travel as uint8 codes internally; the result is a canonical float32 trimap.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -195,6 +201,98 @@ def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
             np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
 
 
+class _ChainMemo:
+    """Chain states (positions, void) already computed in this process, keyed by content.
+
+    A state is a pure function of the settings and the plates along its chain, so the key is a
+    hash chain over exactly those (``_chain_keys``); a hit returns the state the computation
+    would produce, and results stay byte-identical with or without it (chunk independence).
+    It only saves the repeated steps of neighbouring frames propagated in one process. States
+    are kept at the end of every chain and every :attr:`EVERY` steps along it, least recently
+    used first out, at most :attr:`MAX_BYTES` of them (about 25 states of a 2K plate).
+    """
+
+    MAX_BYTES = 512 * 2**20
+    EVERY = 4
+
+    def __init__(self) -> None:
+        self._states: OrderedDict[bytes, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.enabled = True
+
+    def get(self, key: bytes):
+        with self._lock:
+            state = self._states.get(key) if self.enabled else None
+            if state is not None:
+                self._states.move_to_end(key)
+            return state
+
+    def put(self, key: bytes, state: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+        if not self.enabled:
+            return
+        for a in state:
+            a.flags.writeable = False  # shared between calls: never modified in place
+        with self._lock:
+            self._states[key] = state
+            self._states.move_to_end(key)
+            while len(self._states) > 1 and sum(a.nbytes for st in self._states.values() for a in st) > self.MAX_BYTES:
+                self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._states.clear()
+
+
+_MEMO = _ChainMemo()
+
+
+def _chain_keys(frames: list[int], plates: _Plates, settings: PropagationSettings, cache: FlowCache) -> list[bytes]:
+    """Hash chain: key ``i`` covers the settings, the method and the plates ``frames[:i + 1]``.
+
+    The flow cache's folder is part of the key (though it never changes a result), so a
+    process propagating with a cache fills that cache for the other chunks.
+    """
+    h = hashlib.sha256()
+    h.update(json.dumps({**settings.to_dict(), "photometric": PHOTOMETRIC_TOLERANCE,
+                         "cache": str(getattr(cache, "root", None))}).encode())
+    keys = []
+    for f in frames:
+        img = plates[f]
+        h.update(np.asarray(img.shape, np.int64).tobytes())
+        h.update(img.tobytes())
+        keys.append(h.copy().digest())
+    return keys
+
+
+def _step(state, here: np.ndarray, there: np.ndarray, settings: PropagationSettings, cache: FlowCache,
+          grid: tuple[np.ndarray, np.ndarray]):
+    """Chain state of frame ``there`` -> that of its neighbour ``here`` (see :func:`_chain`)."""
+    pos, void = state[:2], state[2]
+    gx, gy = grid
+    h, w = void.shape
+    fwd = cache.flow(here, there, settings.flow)  # here(x) ~ there(x + fwd(x))
+    bwd = cache.flow(there, here, settings.flow)  # there(y) ~ here(y + bwd(y))
+    map_x = gx + fwd[..., 0]
+    map_y = gy + fwd[..., 1]
+    back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
+    bad = (err2 > np.float32(settings.occlusion_px) ** 2) | (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
+    if PHOTOMETRIC_TOLERANCE is not None:
+        # The sample must match in brightness up to the 3x3 range around it (so sub-pixel
+        # misalignment on texture is not an error): both flows can be wrong yet agree (a fast
+        # occluder DIS cannot follow), but the occluder does not look like what it covers.
+        k3 = np.ones((3, 3), np.uint8)
+        lo = cv2.remap(cv2.erode(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        hi = cv2.remap(cv2.dilate(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        here_i = here.astype(np.int16)
+        bad |= (here_i < lo.astype(np.int16) - PHOTOMETRIC_TOLERANCE) | (here_i > hi.astype(np.int16) + PHOTOMETRIC_TOLERANCE)
+    void = cv2.remap(void, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
+    void[bad] = 1
+    pos_x = cv2.remap(pos[0], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    pos_y = cv2.remap(pos[1], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return pos_x, pos_y, void
+
+
 def _chain(key: int, frame: int, codes: np.ndarray, plates: _Plates, settings: PropagationSettings,
            cache: FlowCache) -> np.ndarray:
     """Labels of keyframe ``key`` carried step by step along the flow chain to ``frame``.
@@ -205,36 +303,25 @@ def _chain(key: int, frame: int, codes: np.ndarray, plates: _Plates, settings: P
     step left the frame, failed the forward-backward check or changed brightness beyond
     :data:`PHOTOMETRIC_TOLERANCE`. The keyframe's labels are read once, nearest-neighbour, at
     the final positions; void pixels (and positions outside the keyframe) come back ``_VOID``.
+    The state depends on the plates and settings only, so :data:`_MEMO` may hold it.
     """
-    h, w = codes.shape
-    gx, gy = _grid(codes.shape)
-    pos_x, pos_y = gx.copy(), gy.copy()
-    void = np.zeros((h, w), np.uint8)
-    occlusion2 = np.float32(settings.occlusion_px) ** 2
     step = 1 if frame > key else -1
-    for j in range(key, frame, step):
-        there = plates[j]  # the keyframe's plate is read (and checked) first
-        here = plates[j + step]
-        fwd = cache.flow(here, there, settings.flow)  # here(x) ~ there(x + fwd(x))
-        bwd = cache.flow(there, here, settings.flow)  # there(y) ~ here(y + bwd(y))
-        map_x = gx + fwd[..., 0]
-        map_y = gy + fwd[..., 1]
-        back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
-        bad = (err2 > occlusion2) | (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
-        if PHOTOMETRIC_TOLERANCE is not None:
-            # The sample must match in brightness up to the 3x3 range around it (so sub-pixel
-            # misalignment on texture is not an error): both flows can be wrong yet agree
-            # (a fast occluder DIS cannot follow), but the occluder does not look like the fg.
-            k3 = np.ones((3, 3), np.uint8)
-            lo = cv2.remap(cv2.erode(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            hi = cv2.remap(cv2.dilate(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-            here_i = here.astype(np.int16)
-            bad |= (here_i < lo.astype(np.int16) - PHOTOMETRIC_TOLERANCE) | (here_i > hi.astype(np.int16) + PHOTOMETRIC_TOLERANCE)
-        void = cv2.remap(void, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
-        void[bad] = 1
-        pos_x = cv2.remap(pos_x, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        pos_y = cv2.remap(pos_y, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    frames = list(range(key, frame + step, step))
+    keys = _chain_keys(frames, plates, settings, cache)  # reads every plate of the chain, keyframe's first
+    start, state = 0, None
+    for i in range(len(frames) - 1, 0, -1):
+        state = _MEMO.get(keys[i])
+        if state is not None:
+            start = i
+            break
+    grid = _grid(codes.shape)
+    if state is None:
+        state = (grid[0].copy(), grid[1].copy(), np.zeros(codes.shape, np.uint8))
+    for i in range(start, len(frames) - 1):
+        state = _step(state, plates[frames[i + 1]], plates[frames[i]], settings, cache, grid)
+        if (i + 1) % _ChainMemo.EVERY == 0 or i + 1 == len(frames) - 1:
+            _MEMO.put(keys[i + 1], state)
+    pos_x, pos_y, void = state
     labels = cv2.remap(codes, pos_x, pos_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=_VOID)
     labels[void > 0] = _VOID
     return labels
