@@ -28,7 +28,7 @@ keyframes; :class:`ShotPropagation` gives every frame its trimap:
 
 Everything a frame's trimap depends on is in its record, and nothing else is: the trimap of
 frame ``f`` is the same whichever frames a process runs (chunk independence, issue 17 §3). The
-in-memory caches here (plates, keyframes, flows) only save work.
+in-memory caches here (flow images, keyframe trimaps) only save work.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import InputError, SequenceError, TrimapError, VfxMatteError
-from vfxmatte.flow import FlowCache, FlowSettings, flow_image
+from vfxmatte.flow import FlowCache, flow_image
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_image
 from vfxmatte.io.sequence import FrameSequence
 from vfxmatte.jobs import Job, MaskTrimap, same_sequence
@@ -62,10 +62,10 @@ _RECORD_FORMAT = 1
 # 8-bit codes of the canonical palette bg / unknown / fg in written trimaps.
 _CODES = np.array([0, 128, 255], dtype=np.uint8)
 
-# Flows kept in memory per process (a chain of d frames reuses the d - 1 flows of the frame
-# before it): 1 GiB of float32 [H, W, 2] flows whatever the plate size (flow images: a quarter
-# of that). Longer chains than that holds recompute flows unless ``propagation.cache`` is set.
-_MEMO_BYTES = 1 << 30
+# Flow images kept in memory per process (a chain of d frames reads the d plates of the frame
+# before it again), up to this many bytes whatever the plate size. Chain states themselves are
+# kept by vfxmatte.propagate's own memo.
+_IMAGE_BYTES = 256 << 20
 
 
 def _window_slices(info: ImageInfo) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
@@ -117,29 +117,6 @@ def check_propagated_pattern(job: Job, pattern: str) -> str:
     return pattern
 
 
-class _MemoFlows(FlowCache):
-    """A :class:`FlowCache` that also keeps recent flows in memory (same results: exact copies)."""
-
-    def __init__(self, root: str | os.PathLike | None, budget: int = _MEMO_BYTES) -> None:
-        super().__init__(root)
-        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._bytes, self._budget = 0, budget
-
-    def flow(self, src: np.ndarray, dst: np.ndarray, settings: FlowSettings) -> np.ndarray:
-        key = self.key(src, dst, settings)
-        if key in self._memo:
-            self._memo.move_to_end(key)
-            return self._memo[key]
-        flow = super().flow(src, dst, settings)
-        flow.setflags(write=False)
-        self._memo[key] = flow
-        self._bytes += flow.nbytes
-        while self._bytes > self._budget and len(self._memo) > 1:
-            _, old = self._memo.popitem(last=False)
-            self._bytes -= old.nbytes
-        return flow
-
-
 class ShotPropagation:
     """The trimaps of a job in a propagated mode: keyframes, plates' flow images, records.
 
@@ -161,7 +138,7 @@ class ShotPropagation:
         self._plates = FrameSequence(job.plate.path)
         self._keys = FrameSequence(spec.path)
         self.written = FrameSequence(job.propagated_trimaps)
-        self._flows = _MemoFlows(spec.propagation.cache)
+        self._flows = FlowCache(spec.propagation.cache)
         self._frames: list[int] | None = None
         self._trimaps: dict[int, np.ndarray] | None = None
         self._shape: tuple[int, int] | None = None
@@ -258,7 +235,7 @@ class ShotPropagation:
         image = flow_image(to_display_window(self._converter.apply(rgb), info))
         self._images[frame] = image
         # A chain reads up to 2 * max_distance + 1 plates; keep them, within the memory budget.
-        keep = min(2 * self.settings.max_distance + 2, max(4, _MEMO_BYTES // 4 // max(1, image.nbytes)))
+        keep = min(2 * self.settings.max_distance + 2, max(4, _IMAGE_BYTES // max(1, image.nbytes)))
         while len(self._images) > keep:
             self._images.popitem(last=False)
         return image

@@ -40,10 +40,12 @@ import numpy as np
 from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
-from vfxmatte.errors import SequenceError, TrimapError, VfxMatteError
+from vfxmatte.errors import InputError, PropagationError, SequenceError, TrimapError, VfxMatteError
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr
 from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
+from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, to_data_window
+from vfxmatte.propagate import keyframes_used
 
 __all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "propagate_job", "run_job"]
 
@@ -214,7 +216,7 @@ class ShotPipeline:
         self._trimap = FrameSequence(tri_path) if has_frame_token(tri_path) else None
         #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
         self.propagated = bool(getattr(job.trimap, "propagated", False))
-        self._propagation: Any = None
+        self._propagation: ShotPropagation | None = None
         if self.propagated:
             self._trimap = FrameSequence(job.propagated_trimaps)
 
@@ -257,11 +259,9 @@ class ShotPipeline:
         return self._converter
 
     @property
-    def propagation(self):  # noqa: ANN201 - vfxmatte.keyframes.ShotPropagation
+    def propagation(self) -> ShotPropagation:
         """The job's keyframe propagation (propagated modes only; builds the colour conversion)."""
         if self._propagation is None:
-            from vfxmatte.keyframes import ShotPropagation
-
             self._propagation = ShotPropagation(self.job, self._open_colour())
         return self._propagation
 
@@ -333,17 +333,12 @@ class ShotPipeline:
         """The keyframes of a propagated mode (None otherwise), without reading any pixel."""
         if not self.propagated:
             return None
-        from vfxmatte.keyframes import ShotPropagation
-
         if self._propagation is not None:
             return self._propagation.keyframe_frames
         # Planning reads no pixels and builds no colour conversion: the keyframe list only.
         return ShotPropagation.keyframe_list(self.job)
 
     def _too_far(self, frame: int, keyframes: list[int]) -> str | None:
-        from vfxmatte.errors import PropagationError
-        from vfxmatte.propagate import keyframes_used
-
         try:
             keyframes_used(frame, keyframes, self.job.trimap.propagation.max_distance)
         except PropagationError as exc:
@@ -363,8 +358,6 @@ class ShotPipeline:
     # -- one frame
     def _read_trimap(self, item: FramePlan, info: ImageInfo) -> np.ndarray:
         if self.propagated:
-            from vfxmatte.keyframes import to_data_window
-
             shape = (info.full_height, info.full_width)
             canvas = self.propagation.trimap(item.source_frame, shape, written=item.trimap)
             return to_data_window(canvas, info)
@@ -465,9 +458,6 @@ class ShotPipeline:
             InputError: the job's trimaps are not propagated, or ``out`` would overwrite inputs.
             TrimapError: no keyframe, or a bad keyframe (naming its file): for the whole run.
         """
-        from vfxmatte.errors import InputError
-        from vfxmatte.keyframes import check_propagated_pattern
-
         if not self.propagated:
             raise InputError(
                 f"{self.job.source}: trimap mode {self.job.trimap.mode!r} has nothing to propagate "
