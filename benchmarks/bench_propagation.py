@@ -36,8 +36,12 @@ summaries: they are reproduced exactly), against its distance from the nearest k
 The issue's targets (§6, for real-photo clips): coverage >= 98% on every frame, wrong <= 0.2%,
 area <= 2.2x. Speed: propagation seconds per 2048x1080 frame of the generated clip on this CPU.
 
+With ``--alpha CHECKPOINT`` every frame is also matted by the engine from the true trimaps and
+from each setup's propagated trimaps, and the alphas are scored over the whole frame: SAD and
+Grad (means over frames), dtSSD and MESSDdt of the clip (`vfxmatte.metrics`).
+
     python benchmarks/bench_propagation.py --real /work/shared/benchmarks/alphamatting-dev --real-image GT04 \\
-        --out benchmarks/results/propagation.json --md benchmarks/results/propagation.md
+        --alpha starter --out benchmarks/results/propagation.json --md benchmarks/results/propagation.md
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from common import machine_description  # noqa: E402
 
 import vfxmatte.flow  # noqa: E402
 import vfxmatte.propagate  # noqa: E402
+from vfxmatte import metrics  # noqa: E402
 from vfxmatte import trimap as tm  # noqa: E402
 from vfxmatte.flow import FlowCache, compute_flow, flow_image  # noqa: E402
 from vfxmatte.io.image import read_mask, read_photo  # noqa: E402
@@ -478,9 +483,17 @@ def keyframe_setups(n: int) -> dict[str, list[int]]:
 
 
 def run_clip(
-    clip: Clip, setups: Mapping[str, Sequence[int]], cache: FlowCache, settings: PropagationSettings, methods: Sequence[str] = ("baseline", "propagate")
+    clip: Clip,
+    setups: Mapping[str, Sequence[int]],
+    cache: FlowCache,
+    settings: PropagationSettings,
+    methods: Sequence[str] = ("baseline", "propagate"),
+    trimaps_out: dict | None = None,
 ) -> dict:
-    """Per-frame scores of every method and keyframe setup on ``clip``, with their summaries."""
+    """Per-frame scores of every method and keyframe setup on ``clip``, with their summaries.
+
+    ``trimaps_out``, if given, receives ``{"setup/method": [trimap per frame]}``.
+    """
     plates = [flow_image(im) for im in clip.images]
     truths = [true_trimap(a) for a in clip.alphas]
 
@@ -491,7 +504,7 @@ def run_clip(
     for setup, kf in setups.items():
         keyframes = {k: truths[k] for k in kf}
         for method in methods:
-            records, seconds = [], 0.0
+            records, seconds, kept = [], 0.0, []
             for f in range(len(clip)):
                 t0 = time.perf_counter()
                 if method == "baseline":
@@ -499,6 +512,8 @@ def run_clip(
                 else:
                     pred = propagate_trimap(f, keyframes, plates.__getitem__, settings, cache=cache)
                 seconds += time.perf_counter() - t0
+                if trimaps_out is not None:
+                    kept.append(pred)
                 d = min(abs(f - k) for k in kf)
                 records.append({"frame": f, "distance": d, **trimap_scores(pred, clip.alphas[f], truths[f])})
             out[f"{setup}/{method}"] = {
@@ -510,7 +525,26 @@ def run_clip(
                 "seconds": seconds,  # label logic plus whatever flows the shared cache lacked
                 "frames": records,
             }
+            if trimaps_out is not None:
+                trimaps_out[f"{setup}/{method}"] = kept
     return out
+
+
+def alpha_scores(clip: Clip, trimaps: Sequence[np.ndarray], matte: Callable[[int, np.ndarray], np.ndarray]) -> dict:
+    """SAD and Grad (means over frames), dtSSD and MESSDdt of the mattes made from ``trimaps``.
+
+    ``matte(frame, trimap)`` returns the frame's alpha. Every metric is scored over the whole
+    frame (a wrong known label costs as much as a wrong unknown pixel); MESSDdt uses the motion of
+    the true alphas (`vfxmatte.metrics.gt_motion`).
+    """
+    preds = [np.clip(matte(f, t), 0.0, 1.0).astype(np.float32) for f, t in enumerate(trimaps)]
+    everywhere = np.full(clip.alphas[0].shape, tm.UNKNOWN, np.float32)
+    return {
+        "sad": float(np.mean([metrics.sad(p, a, everywhere) for p, a in zip(preds, clip.alphas)])),
+        "grad": float(np.mean([metrics.gradient_error(p, a, everywhere) for p, a in zip(preds, clip.alphas)])),
+        "dtssd": metrics.dtssd(preds, clip.alphas),
+        "messddt": metrics.messddt(preds, clip.alphas, flows=metrics.gt_motion(clip.alphas)),
+    }
 
 
 def time_2k(frames: int, seed: int, backgrounds: Path | None, settings: PropagationSettings) -> dict:
@@ -594,6 +628,19 @@ def markdown(doc: dict) -> str:
                     f"| {clip_name} | {r['method']} | {b['distance']} | {b['frames']} | {_pct(b['coverage_mean'], 1)} / {_pct(b['coverage_min'], 1)} | "
                     f"{_pct(b['wrong_mean'])} / {_pct(b['wrong_max'])} | {_x(b['area_mean'])} |"
                 )
+    if doc.get("alpha"):
+        al = doc["alpha"]
+        lines += [
+            "",
+            f"Alpha from `{al['checkpoint']}` (precision {al['precision']}), scored over the whole frame: SAD and Grad are means over frames; "
+            "dtSSD and MESSDdt (`vfxmatte.metrics`, unscaled) are of the whole clip. No temporal stage.",
+            "",
+            "| clip | trimaps | SAD | Grad | dtSSD | MESSDdt |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
+        for clip_name, clip in doc["clips"].items():
+            for name, r in clip.get("alpha", {}).items():
+                lines.append(f"| {clip_name} | {name} | {r['sad']:.2f} | {r['grad']:.2f} | {r['dtssd']:.4f} | {r['messddt']:.5f} |")
     if doc.get("speed_2k"):
         s = doc["speed_2k"]
         lines += [
@@ -628,6 +675,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--speed-frames", type=int, default=8, help="2K frames for the speed measurement (0: skip)")
     ap.add_argument("--methods", nargs="+", default=["baseline", "propagate"], choices=["baseline", "propagate"])
+    ap.add_argument("--alpha", metavar="CHECKPOINT", help="also matte every frame with this checkpoint (e.g. starter) from the true and the propagated trimaps and score the alphas")
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="engine precision for --alpha")
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     ap.add_argument("--md", type=Path, help="Markdown tables")
     args = ap.parse_args(argv)
@@ -647,11 +696,27 @@ def main(argv: list[str] | None = None) -> int:
         "keyframe_trimaps": "true trimaps of the keyframes: vfxmatte.trimap.from_alpha(alpha, tolerance=0.5/255)",
         "clips": {},
     }
+    session = None
+    if args.alpha is not None:
+        from vfxmatte.engine import MattingSession
+
+        session = MattingSession.from_checkpoint(args.alpha, device="cpu", precision=args.precision)
+        doc["alpha"] = {"checkpoint": args.alpha, "sha256": session.checkpoint.sha256, "precision": args.precision, "scored": "whole frame"}
     with tempfile.TemporaryDirectory() as tmp:
         cache = FlowCache(Path(tmp) / "flow")
         for clip in clips:
-            results = run_clip(clip, keyframe_setups(len(clip)), cache, settings, args.methods)
+            kept: dict | None = {} if session is not None else None
+            results = run_clip(clip, keyframe_setups(len(clip)), cache, settings, args.methods, kept)
             doc["clips"][clip.name] = {"description": clip.description, "source": clip.source, "frames": len(clip), "results": results}
+            if session is not None:
+                def matte(f: int, t: np.ndarray, clip: Clip = clip) -> np.ndarray:
+                    return session.matte(clip.images[f], t, name=f"{clip.name} frame {f}")
+
+                sources = {"true trimaps": [true_trimap(a) for a in clip.alphas]}
+                sources.update({k: v for k, v in kept.items() if k.endswith("/propagate")})
+                doc["clips"][clip.name]["alpha"] = {name: alpha_scores(clip, t, matte) for name, t in sources.items()}
+                for name, r in doc["clips"][clip.name]["alpha"].items():
+                    print(f"{clip.name:9s} alpha {name:20s} SAD {r['sad']:.2f} Grad {r['grad']:.2f} dtSSD {r['dtssd']:.4f} MESSDdt {r['messddt']:.5f}", flush=True)
             for r in results.values():
                 s = r["summary"]
                 print(

@@ -110,11 +110,24 @@ def test_photo_clip_warps_image_and_alpha_together(tmp_path):
     assert not np.array_equal(clip.alphas[0], clip.alphas[-1])  # the camera moved
 
 
-def test_main_writes_json_and_markdown(tmp_path):
+def test_main_writes_json_and_markdown_with_the_starter_alphas(tmp_path):
     out, md = tmp_path / "p.json", tmp_path / "p.md"
-    argv = ["--size", f"{W}x{H}", "--frames", "3", "--speed-frames", "0", "--backgrounds", str(tmp_path / "none"), "--out", str(out), "--md", str(md)]
+    argv = ["--size", f"{W}x{H}", "--frames", "3", "--speed-frames", "0", "--backgrounds", str(tmp_path / "none"), "--alpha", "starter", "--out", str(out), "--md", str(md)]
     assert bp.main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["machine"]["cores"] >= 1 and set(doc["clips"]) == {"generated"}
     assert set(doc["clips"]["generated"]["results"]) == {f"{s}/{m}" for s in ("one", "two", "every10") for m in ("baseline", "propagate")}
-    assert "coverage worst / mean" in md.read_text()
+    alpha = doc["clips"]["generated"]["alpha"]
+    assert set(alpha) == {"true trimaps", "one/propagate", "two/propagate", "every10/propagate"}
+    assert all(0 < r["sad"] < 1e3 and r["dtssd"] >= 0 for r in alpha.values())
+    assert "coverage worst / mean" in md.read_text() and "| generated | true trimaps |" in md.read_text()
+
+
+def test_alpha_scores_are_zero_for_the_true_alpha_and_the_alpha_sum_for_an_empty_matte(tmp_path):
+    clip = bp.make_generated_clip(W, H, 3, seed=3, backgrounds=tmp_path / "none")
+    trimaps = [bp.true_trimap(a) for a in clip.alphas]
+    perfect = bp.alpha_scores(clip, trimaps, lambda f, t: clip.alphas[f])
+    assert perfect == {"sad": 0.0, "grad": 0.0, "dtssd": 0.0, "messddt": 0.0}
+    empty = bp.alpha_scores(clip, trimaps, lambda f, t: np.zeros((H, W), np.float32))
+    assert empty["sad"] == pytest.approx(np.mean([a.astype(np.float64).sum() / 1000 for a in clip.alphas]))
+    assert empty["dtssd"] > 0
