@@ -343,3 +343,15 @@ def test_validate_and_dry_run_plan_a_keyframes_job_without_reading_pixels(shot, 
     captured = capsys.readouterr()
     assert "frame 1004 failed: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
     assert not (shot / "out").exists()
+
+
+def test_a_single_keyframe_after_the_range_propagates_backwards(shot, assets):
+    job = load_job(write_job(shot, assets[1], frames="1010"))
+    report = propagate_job(job)
+    assert report.ok and report.done == list(range(1001, 1009))
+    _, info = read_image(shot / "out" / "trimaps" / "shot.propagated.1008.png", channels=["Y"])
+    assert list(json.loads(info.metadata[RECORD_KEY])["keyframes"]) == ["1010"]
+    t = read_trimap(shot / "out" / "trimaps" / "shot.propagated.1008.png")
+    alpha = _square(1008)
+    assert (t[(alpha > 0.02) & (alpha < 0.98)] == tm.UNKNOWN).mean() > 0.95
+    assert not ((t == tm.FG) & (alpha < 0.9)).any() and not ((t == tm.BG) & (alpha > 0.1)).any()
