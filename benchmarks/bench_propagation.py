@@ -552,8 +552,8 @@ def time_2k(frames: int, seed: int, backgrounds: Path | None, settings: Propagat
 
     ``first_frame_s``: frame 1 with an empty flow cache (two flows and one step of label logic:
     the new work each further frame of a shot adds). ``shot_s``: frames 1..n-1 one after
-    another sharing one flow cache, as propagating a range does; each call walks its chain from
-    the keyframe again, reading the earlier flows from the cache. ``flow_pair_s``: one forward
+    another sharing one flow cache, as propagating a range does (whatever the method reuses
+    between calls in one process, it reuses here too). ``flow_pair_s``: one forward
     and one backward flow alone.
     """
     clip = make_generated_clip(2048, 1080, frames, seed, backgrounds)
