@@ -48,6 +48,7 @@ import numpy as np
 
 from vfxmatte.errors import InputError, PropagationError, TrimapError
 from vfxmatte.flow import FlowCache, FlowSettings
+from vfxmatte import trimap as tm
 from vfxmatte.trimap import BG, FG, UNKNOWN
 
 __all__ = ["METHOD_VERSION", "PHOTOMETRIC_TOLERANCE", "PropagationSettings", "keyframes_used", "propagate_trimap"]
@@ -153,21 +154,10 @@ def keyframes_used(frame: int, keyframe_frames: Iterable[int], max_distance: int
 
 def _labels(trimap: np.ndarray, key: int) -> np.ndarray:
     """Canonical trimap -> uint8 label codes, rejecting a non-[H, W] or off-palette keyframe."""
-    t = np.asarray(trimap)
-    if t.ndim != 2:
-        raise TrimapError(f"keyframe {key}: expected a single-channel [H, W] trimap, got shape {t.shape}")
-    t = t.astype(np.float32, copy=False)
-    codes = np.full(t.shape, 255, dtype=np.uint8)
+    t = tm.validate(trimap, name=f"keyframe {key}")  # TrimapError naming the keyframe
+    codes = np.full(t.shape, _UNK, dtype=np.uint8)
     codes[t == BG] = _BG
-    codes[t == UNKNOWN] = _UNK
     codes[t == FG] = _FG
-    bad = codes == 255
-    if bad.any():
-        vals = np.unique(t[bad])[:5]
-        raise TrimapError(
-            f"keyframe {key}: {int(bad.sum())} pixels outside the palette bg=0/unknown=0.5/fg=1 "
-            f"(e.g. {', '.join(f'{v:g}' for v in vals)})"
-        )
     return codes
 
 
