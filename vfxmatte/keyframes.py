@@ -50,7 +50,7 @@ from vfxmatte.errors import InputError, SequenceError, TrimapError, VfxMatteErro
 from vfxmatte.flow import FlowCache, flow_image
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_image
 from vfxmatte.io.sequence import FrameSequence
-from vfxmatte.jobs import Job, MaskTrimap, same_sequence
+from vfxmatte.jobs import Job, MaskTrimap
 from vfxmatte.propagate import PropagationSettings, keyframes_used, propagate_trimap
 
 __all__ = ["RECORD_KEY", "ShotPropagation", "check_propagated_pattern", "to_data_window", "to_display_window"]
@@ -111,9 +111,9 @@ def check_propagated_pattern(job: Job, pattern: str) -> str:
     FrameSequence(pattern)
     if Path(pattern).suffix.lower() != ".png":
         raise InputError(f"{pattern}: propagated trimaps are 8-bit PNG; the pattern must end in .png")
-    for what, other in (("the plates", job.plate.path), ("the keyframes", job.trimap.path)):
-        if same_sequence(pattern, other):
-            raise InputError(f"{pattern}: would overwrite {what} ({other}); choose another pattern")
+    what = {"plate.path": "the plates", "trimap.path": "the keyframes"}
+    for key, other in job.inputs_overwritten_by(pattern):
+        raise InputError(f"{pattern}: would overwrite {what[key]} ({other}); choose another pattern")
     return pattern
 
 

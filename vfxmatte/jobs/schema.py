@@ -475,13 +475,18 @@ class Job(_Section):
         tri = self.trimap
         if getattr(tri, "propagated", False):
             out = self.propagated_trimaps
-            for key, pattern in (("trimap.path", tri.path), ("plate.path", self.plate.path)):
-                if same_sequence(out, pattern):
-                    loc = ("trimap", "propagation", "out") if tri.propagation.out is not None else ("trimap", "path")
-                    raise _value_error(
-                        loc, f"the propagated trimaps {out} would overwrite {key} ({pattern}): choose another pattern", out
-                    )
+            for key, pattern in self.inputs_overwritten_by(out):
+                loc = ("trimap", "propagation", "out") if tri.propagation.out is not None else ("trimap", "path")
+                raise _value_error(
+                    loc, f"the propagated trimaps {out} would overwrite {key} ({pattern}): choose another pattern", out
+                )
         return self
+
+    def inputs_overwritten_by(self, pattern: str) -> list[tuple[str, str]]:
+        """The job's input sequences (key, pattern) that files written to ``pattern`` would
+        overwrite: the one check behind the job's ``propagation.out`` and ``propagate --out``."""
+        inputs = (("trimap.path", self.trimap.path), ("plate.path", self.plate.path))
+        return [(key, other) for key, other in inputs if same_sequence(pattern, other)]
 
     @property
     def propagated_trimaps(self) -> str:
