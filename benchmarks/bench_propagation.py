@@ -55,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -68,6 +68,7 @@ from common import machine_description  # noqa: E402
 
 import vfxmatte.flow  # noqa: E402
 import vfxmatte.propagate  # noqa: E402
+import vfxmatte.temporal  # noqa: E402
 from vfxmatte import metrics  # noqa: E402
 from vfxmatte import trimap as tm  # noqa: E402
 from vfxmatte.flow import FlowCache, compute_flow, flow_image  # noqa: E402
@@ -85,6 +86,7 @@ from vfxmatte.procedural import (  # noqa: E402
     value_noise,
 )
 from vfxmatte.propagate import PropagationSettings, propagate_trimap  # noqa: E402
+from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha  # noqa: E402
 
 # Transition pixels and confident labels as the issue's targets define them (§6).
 TRANSITION = (0.02, 0.98)
@@ -530,14 +532,27 @@ def run_clip(
     return out
 
 
-def alpha_scores(clip: Clip, trimaps: Sequence[np.ndarray], matte: Callable[[int, np.ndarray], np.ndarray]) -> dict:
-    """SAD and Grad (means over frames), dtSSD and MESSDdt of the mattes made from ``trimaps``.
+def temporal_alphas(clip: Clip, trimaps: Sequence[np.ndarray], raw: Sequence[np.ndarray], settings: TemporalSettings,
+                    cache: FlowCache) -> list[np.ndarray]:
+    """The clip's raw mattes through the temporal stage, as `vfxmatte run` applies it: frame f
+    blended with the frames f - radius .. f + radius that exist in the clip
+    (`vfxmatte.temporal.smooth_alpha`)."""
+    plates = [flow_image(im) for im in clip.images]
+    out = []
+    for f in range(len(clip)):
+        window = range(max(0, f - settings.radius), min(len(clip), f + settings.radius + 1))
+        neighbours = [Neighbour(raw[g], plates[g]) for g in window if g != f]
+        out.append(smooth_alpha(raw[f], trimaps[f], plates[f], neighbours, settings, cache))
+    return out
 
-    ``matte(frame, trimap)`` returns the frame's alpha. Every metric is scored over the whole
-    frame (a wrong known label costs as much as a wrong unknown pixel); MESSDdt uses the motion of
-    the true alphas (`vfxmatte.metrics.gt_motion`).
+
+def alpha_scores(clip: Clip, preds: Sequence[np.ndarray]) -> dict:
+    """SAD and Grad (means over frames), dtSSD and MESSDdt of the clip's mattes ``preds``.
+
+    Every metric is scored over the whole frame (a wrong known label costs as much as a wrong
+    unknown pixel); MESSDdt uses the motion of the true alphas (`vfxmatte.metrics.gt_motion`).
     """
-    preds = [np.clip(matte(f, t), 0.0, 1.0).astype(np.float32) for f, t in enumerate(trimaps)]
+    preds = [np.clip(p, 0.0, 1.0).astype(np.float32) for p in preds]
     everywhere = np.full(clip.alphas[0].shape, tm.UNKNOWN, np.float32)
     return {
         "sad": float(np.mean([metrics.sad(p, a, everywhere) for p, a in zip(preds, clip.alphas)])),
@@ -633,7 +648,8 @@ def markdown(doc: dict) -> str:
         lines += [
             "",
             f"Alpha from `{al['checkpoint']}` (precision {al['precision']}), scored over the whole frame: SAD and Grad are means over frames; "
-            "dtSSD and MESSDdt (`vfxmatte.metrics`, unscaled) are of the whole clip. No temporal stage.",
+            "dtSSD and MESSDdt (`vfxmatte.metrics`, unscaled) are of the whole clip. `+ temporal`: the same raw mattes "
+            f"through the temporal stage (`vfxmatte.temporal`, defaults {al.get('temporal', {})}; `tol`: another alpha_tolerance).",
             "",
             "| clip | trimaps | SAD | Grad | dtSSD | MESSDdt |",
             "|---|---|---:|---:|---:|---:|",
@@ -660,7 +676,7 @@ def code_version() -> dict:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = None
-    files = {m.__name__: Path(m.__file__) for m in (vfxmatte.flow, vfxmatte.propagate)}
+    files = {m.__name__: Path(m.__file__) for m in (vfxmatte.flow, vfxmatte.propagate, vfxmatte.temporal)}
     return {"commit": commit, **{name: hashlib.sha256(path.read_bytes()).hexdigest()[:16] for name, path in files.items()}}
 
 
@@ -677,6 +693,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", nargs="+", default=["baseline", "propagate"], choices=["baseline", "propagate"])
     ap.add_argument("--alpha", metavar="CHECKPOINT", help="also matte every frame with this checkpoint (e.g. starter) from the true and the propagated trimaps and score the alphas")
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="engine precision for --alpha")
+    ap.add_argument("--temporal-tolerance", type=float, nargs="*", default=[TemporalSettings().alpha_tolerance],
+                    help="with --alpha: also score the temporal stage (defaults but this alpha_tolerance), once per value")
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     ap.add_argument("--md", type=Path, help="Markdown tables")
     args = ap.parse_args(argv)
@@ -701,7 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         from vfxmatte.engine import MattingSession
 
         session = MattingSession.from_checkpoint(args.alpha, device="cpu", precision=args.precision)
-        doc["alpha"] = {"checkpoint": args.alpha, "sha256": session.checkpoint.sha256, "precision": args.precision, "scored": "whole frame"}
+        doc["alpha"] = {"checkpoint": args.alpha, "sha256": session.checkpoint.sha256, "precision": args.precision, "scored": "whole frame",
+                        "temporal": {k: v for k, v in TemporalSettings().to_dict().items() if k != "flow"}}
     with tempfile.TemporaryDirectory() as tmp:
         cache = FlowCache(Path(tmp) / "flow")
         for clip in clips:
@@ -709,13 +728,17 @@ def main(argv: list[str] | None = None) -> int:
             results = run_clip(clip, keyframe_setups(len(clip)), cache, settings, args.methods, kept)
             doc["clips"][clip.name] = {"description": clip.description, "source": clip.source, "frames": len(clip), "results": results}
             if session is not None:
-                def matte(f: int, t: np.ndarray, clip: Clip = clip) -> np.ndarray:
-                    return session.matte(clip.images[f], t, name=f"{clip.name} frame {f}")
-
                 sources = {"true trimaps": [true_trimap(a) for a in clip.alphas]}
                 sources.update({k: v for k, v in kept.items() if k.endswith("/propagate")})
-                doc["clips"][clip.name]["alpha"] = {name: alpha_scores(clip, t, matte) for name, t in sources.items()}
-                for name, r in doc["clips"][clip.name]["alpha"].items():
+                scores = doc["clips"][clip.name]["alpha"] = {}
+                for name, tris in sources.items():
+                    raw = [session.matte(clip.images[f], t, name=f"{clip.name} frame {f}") for f, t in enumerate(tris)]
+                    scores[name] = alpha_scores(clip, raw)
+                    for tol in args.temporal_tolerance:
+                        ts = replace(TemporalSettings(), alpha_tolerance=tol)
+                        tag = "temporal" if ts == TemporalSettings() else f"temporal tol {tol:g}"
+                        scores[f"{name} + {tag}"] = alpha_scores(clip, temporal_alphas(clip, tris, raw, ts, cache))
+                for name, r in scores.items():
                     print(f"{clip.name:9s} alpha {name:20s} SAD {r['sad']:.2f} Grad {r['grad']:.2f} dtSSD {r['dtssd']:.4f} MESSDdt {r['messddt']:.5f}", flush=True)
             for r in results.values():
                 s = r["summary"]

@@ -118,16 +118,31 @@ def test_main_writes_json_and_markdown_with_the_starter_alphas(tmp_path):
     assert doc["machine"]["cores"] >= 1 and set(doc["clips"]) == {"generated"}
     assert set(doc["clips"]["generated"]["results"]) == {f"{s}/{m}" for s in ("one", "two", "every10") for m in ("baseline", "propagate")}
     alpha = doc["clips"]["generated"]["alpha"]
-    assert set(alpha) == {"true trimaps", "one/propagate", "two/propagate", "every10/propagate"}
+    plain = {"true trimaps", "one/propagate", "two/propagate", "every10/propagate"}
+    assert set(alpha) == plain | {f"{name} + temporal" for name in plain}
     assert all(0 < r["sad"] < 1e3 and r["dtssd"] >= 0 for r in alpha.values())
     assert "coverage worst / mean" in md.read_text() and "| generated | true trimaps |" in md.read_text()
 
 
 def test_alpha_scores_are_zero_for_the_true_alpha_and_the_alpha_sum_for_an_empty_matte(tmp_path):
     clip = bp.make_generated_clip(W, H, 3, seed=3, backgrounds=tmp_path / "none")
-    trimaps = [bp.true_trimap(a) for a in clip.alphas]
-    perfect = bp.alpha_scores(clip, trimaps, lambda f, t: clip.alphas[f])
+    perfect = bp.alpha_scores(clip, clip.alphas)
     assert perfect == {"sad": 0.0, "grad": 0.0, "dtssd": 0.0, "messddt": 0.0}
-    empty = bp.alpha_scores(clip, trimaps, lambda f, t: np.zeros((H, W), np.float32))
+    empty = bp.alpha_scores(clip, [np.zeros((H, W), np.float32)] * len(clip))
     assert empty["sad"] == pytest.approx(np.mean([a.astype(np.float64).sum() / 1000 for a in clip.alphas]))
     assert empty["dtssd"] > 0
+
+
+def test_temporal_rows_blend_each_frame_with_the_clips_neighbours_only(tmp_path):
+    """The benchmark's temporal stage is the library's: frame 0 has one neighbour, the middle
+    frame two, and a frame's result equals smooth_alpha over exactly that window."""
+    clip = bp.make_generated_clip(W, H, 3, seed=3, backgrounds=tmp_path / "none")
+    trimaps = [bp.true_trimap(a) for a in clip.alphas]
+    rng = np.random.default_rng(0)
+    raw = [np.clip(a + rng.normal(0, 0.05, a.shape), 0, 1).astype(np.float32) for a in clip.alphas]
+    settings = bp.TemporalSettings()
+    out = bp.temporal_alphas(clip, trimaps, raw, settings, bp.FlowCache(None))
+    plates = [bp.flow_image(im) for im in clip.images]
+    first = bp.smooth_alpha(raw[0], trimaps[0], plates[0], [bp.Neighbour(raw[1], plates[1])], settings)
+    assert np.array_equal(out[0], first)
+    assert not np.array_equal(out[1], raw[1])

@@ -35,7 +35,10 @@ import numpy as np
 from vfxmatte.errors import ImageWriteError, InputError, PropagationError
 from vfxmatte.io.atomic import atomic_write
 
-__all__ = ["DIS_STRIPES", "FLOW_PRESETS", "FlowCache", "FlowSettings", "compute_flow", "flow_image"]
+__all__ = [
+    "DIS_STRIPES", "FLOW_PRESETS", "PHOTOMETRIC_TOLERANCE", "FlowCache", "FlowSettings", "compute_flow", "flow_image",
+    "reliable_warp",
+]
 
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
 
@@ -57,6 +60,10 @@ _MIN_WORKING_SIDE = 32
 _LUMA = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 _cv2_threads_lock = threading.Lock()  # cv2.setNumThreads is process-global
+
+#: A warped sample whose 8-bit grey brightness is further than this outside the 3x3 range
+#: around its source is unreliable (:func:`reliable_warp`). None: no photometric check.
+PHOTOMETRIC_TOLERANCE: int | None = 8
 
 
 @dataclass(frozen=True)
@@ -230,3 +237,52 @@ class FlowCache:
             with open(tmp, "wb") as fh:
                 np.save(fh, flow, allow_pickle=False)
         return flow
+
+
+def reliable_warp(
+    here: np.ndarray,
+    there: np.ndarray,
+    settings: FlowSettings,
+    occlusion_px: float,
+    cache: FlowCache | None = None,
+    grid: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Where each pixel of ``here`` is found in ``there``, and where that cannot be trusted.
+
+    The one reliability rule of flow-based work (label propagation and the temporal alpha
+    stage): with ``F = flow(here, there)`` and ``B = flow(there, here)``, the sample of pixel
+    ``x`` is at ``x + F(x)``; it is unreliable where it lies outside the frame, where the
+    round trip fails ``|F(x) + B(x + F(x))| > occlusion_px`` (occlusion, flow error), or where
+    the sample's brightness is more than :data:`PHOTOMETRIC_TOLERANCE` outside the 3x3 range
+    around it in ``there`` (both flows wrong yet agreeing, as on an occluder faster than DIS
+    follows; the 3x3 range keeps sub-pixel misalignment on texture from counting as error).
+
+    Args:
+        here, there: :func:`flow_image` outputs of equal shape.
+        settings: flow settings; occlusion_px: the round-trip threshold in pixels (> 0).
+        cache: optional flow cache (never changes the result).
+        grid: the pixel-coordinate grids ``(x, y)`` of this shape, if the caller has them.
+
+    Returns:
+        ``(map_x, map_y, bad)``: float32 sample coordinates for ``cv2.remap`` and a bool mask.
+    """
+    cache = cache if cache is not None else FlowCache(None)
+    h, w = here.shape
+    if grid is None:
+        grid = (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
+                np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
+    gx, gy = grid
+    fwd = cache.flow(here, there, settings)  # here(x) ~ there(x + fwd(x))
+    bwd = cache.flow(there, here, settings)  # there(y) ~ here(y + bwd(y))
+    map_x = gx + fwd[..., 0]
+    map_y = gy + fwd[..., 1]
+    back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
+    bad = (err2 > np.float32(occlusion_px) ** 2) | (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
+    if PHOTOMETRIC_TOLERANCE is not None:
+        k3 = np.ones((3, 3), np.uint8)
+        lo = cv2.remap(cv2.erode(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        hi = cv2.remap(cv2.dilate(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        here_i = here.astype(np.int16)
+        bad |= (here_i < lo.astype(np.int16) - PHOTOMETRIC_TOLERANCE) | (here_i > hi.astype(np.int16) + PHOTOMETRIC_TOLERANCE)
+    return map_x, map_y, bad

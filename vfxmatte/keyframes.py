@@ -53,7 +53,9 @@ from vfxmatte.io.sequence import FrameSequence
 from vfxmatte.jobs import Job, MaskTrimap
 from vfxmatte.propagate import PropagationSettings, keyframes_used, propagate_trimap
 
-__all__ = ["RECORD_KEY", "ShotPropagation", "check_propagated_pattern", "to_data_window", "to_display_window"]
+__all__ = [
+    "RECORD_KEY", "ShotPropagation", "check_propagated_pattern", "plate_flow_image", "to_data_window", "to_display_window",
+]
 
 #: The PNG text attribute holding a written trimap's record.
 RECORD_KEY = "vfxmatte:propagation"
@@ -97,6 +99,13 @@ def to_data_window(canvas: np.ndarray, info: ImageInfo, fill: float = tm.UNKNOWN
     if s is not None:
         out[s[1]] = canvas[s[0]]
     return out
+
+
+def plate_flow_image(working: np.ndarray, info: ImageInfo) -> np.ndarray:
+    """The flow image of a plate frame (:func:`vfxmatte.flow.flow_image`): its working-encoding
+    RGB over the data window ``info`` describes, on the display-window canvas. The one image
+    flow sees, for propagation and for the temporal stage alike."""
+    return flow_image(to_display_window(working, info))
 
 
 def check_propagated_pattern(job: Job, pattern: str) -> str:
@@ -232,7 +241,7 @@ class ShotPropagation:
             self._images.move_to_end(frame)
             return self._images[frame]
         rgb, info = read_image(self._plate_path(frame), layer=self.job.plate.layer)
-        image = flow_image(to_display_window(self._converter.apply(rgb), info))
+        image = plate_flow_image(self._converter.apply(rgb), info)
         self._images[frame] = image
         # A chain reads up to 2 * max_distance + 1 plates; keep them, within the memory budget.
         keep = min(2 * self.settings.max_distance + 2, max(4, _IMAGE_BYTES // max(1, image.nbytes)))

@@ -29,8 +29,10 @@ Example:
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Literal, Protocol
@@ -44,8 +46,10 @@ from vfxmatte.errors import InputError, PropagationError, SequenceError, TrimapE
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr
 from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
-from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, to_data_window
+from vfxmatte.flow import FlowCache
+from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, plate_flow_image, to_data_window, to_display_window
 from vfxmatte.propagate import keyframes_used
+from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha
 
 __all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "propagate_job", "run_job"]
 
@@ -188,6 +192,26 @@ class Matter(Protocol):
     def matte(self, image: np.ndarray, trimap: np.ndarray, progress: Any = None, name: str = "frame") -> np.ndarray: ...
 
 
+@dataclass(frozen=True)
+class _Matted:
+    """One plate frame as read and matted: its RGB as read and header, its trimap and the
+    network's alpha over the data window, and the flow image of its display window."""
+
+    rgb: np.ndarray
+    info: ImageInfo
+    trimap: np.ndarray
+    alpha: np.ndarray
+    image: np.ndarray
+
+    def canvas(self, pixels: np.ndarray) -> np.ndarray:
+        """Data-window pixels on the display-window canvas (0 outside the data window)."""
+        return to_display_window(pixels, self.info, fill=0.0)
+
+    def valid(self) -> np.ndarray:
+        """Where the display-window canvas holds data-window pixels."""
+        return to_display_window(np.ones(self.alpha.shape, np.float32), self.info, fill=0.0) > 0
+
+
 class ShotPipeline:
     """Runs a :class:`~vfxmatte.jobs.Job`: opens the model once, then processes frames.
 
@@ -219,6 +243,14 @@ class ShotPipeline:
         self._propagation: ShotPropagation | None = None
         if self.propagated:
             self._trimap = FrameSequence(job.propagated_trimaps)
+        #: the temporal stage's settings, None when it is off; its flows' cache; and the mattes
+        #: of the current window (see :meth:`_matte`)
+        self._temporal: TemporalSettings | None = job.temporal.settings() if job.temporal.enabled else None
+        cache = job.temporal.cache
+        if cache is None and self.propagated:
+            cache = job.trimap.propagation.cache
+        self._temporal_flows = FlowCache(cache)
+        self._matted: OrderedDict[tuple[int, str, str], _Matted] = OrderedDict()
 
     # -- lifetime
     def __enter__(self) -> "ShotPipeline":
@@ -387,6 +419,8 @@ class ShotPipeline:
             "vfxmatte:plate_frame": int(item.source_frame),
             "vfxmatte:plate_colorspace": self.job.plate.colorspace,
         }
+        if self._temporal is not None:
+            meta["vfxmatte:temporal"] = json.dumps(self._temporal.to_dict(), sort_keys=True)
         return meta
 
     def process(self, item: FramePlan) -> None:
@@ -398,6 +432,21 @@ class ShotPipeline:
         if item.plate is None or item.trimap is None:
             raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
         self.open()
+        matted = self._matte(item)
+        alpha = matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
+        self._write(item, matted.info, matted.rgb, alpha)
+
+    def _matte(self, item: FramePlan) -> "_Matted":
+        """The network's matte of ``item``'s plate frame (read, colour, trimap, infer).
+
+        A pure function of the plate, the trimap and the job: the temporal stage matting a
+        neighbour gets exactly what processing that frame gives. Kept for the temporal window
+        (neighbouring frames done in order share their mattes); never kept without it.
+        """
+        key = (item.source_frame, str(item.plate), str(item.trimap))
+        if key in self._matted:
+            self._matted.move_to_end(key)
+            return self._matted[key]
         assert self._converter is not None and self._session is not None
         rgb, info = read_image(item.plate, layer=self.job.plate.layer)  # [H, W, 3], data window
         # Alpha never goes through colour: only the plate's RGB is converted (and sanitised).
@@ -409,8 +458,56 @@ class ShotPipeline:
                 f"plate's data window is {info.width}x{info.height} ({item.plate})"
             )
         alpha = self._session.matte(working, trimap, name=f"frame {item.frame}")
-        alpha = np.clip(np.nan_to_num(alpha, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-        self._write(item, info, rgb, alpha)
+        alpha = np.clip(np.nan_to_num(alpha, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
+        matted = _Matted(rgb, info, trimap, alpha, plate_flow_image(working, info))
+        if self._temporal is not None:
+            self._matted[key] = matted
+            while len(self._matted) > 2 * self._temporal.radius + 2:
+                self._matted.popitem(last=False)
+        return matted
+
+    def _neighbour(self, frame: int) -> "_Matted | None":
+        """Plate frame ``frame`` matted for the temporal window, or None when it cannot be: its
+        plate is not on disk, or its trimap is missing or too far from every keyframe. Only
+        the disk decides, never the frames a process was asked for (chunk independence)."""
+        if not self._plate.path(frame).is_file():
+            return None
+        (plan,) = self.plan([frame])
+        if plan.plate is None or plan.fail_reason is not None or plan.held_from is not None:
+            return None
+        return self._matte(plan)
+
+    def _temporal_alpha(self, item: FramePlan, matted: "_Matted") -> np.ndarray:
+        """``matted``'s alpha through the temporal stage, on the display-window canvas, with the
+        neighbours of the fixed window around its plate frame (:mod:`vfxmatte.temporal`)."""
+        settings = self._temporal
+        assert settings is not None
+        src = item.source_frame
+        neighbours = []
+        for g in range(src - settings.radius, src + settings.radius + 1):
+            if g == src:
+                continue
+            other = self._neighbour(g)
+            if other is None:
+                continue
+            if other.image.shape != matted.image.shape:
+                raise InputError(
+                    f"frame {item.frame}: the display window of plate {item.plate} differs from that of frame {g}'s "
+                    "plate (the temporal stage needs one display window across the shot)"
+                )
+            neighbours.append(Neighbour(other.canvas(other.alpha), other.image, other.valid()))
+        info = matted.info
+        canvas = smooth_alpha(
+            matted.canvas(matted.alpha),
+            to_display_window(matted.trimap, info, fill=tm.BG),
+            matted.image,
+            neighbours,
+            settings,
+            self._temporal_flows,
+        )
+        # Overscan outside the display window has no neighbours' view: it keeps the frame's alpha.
+        smoothed = to_data_window(canvas, info, fill=np.nan)
+        return np.where(np.isnan(smoothed), matted.alpha, smoothed).astype(np.float32)
 
     def _write(self, item: FramePlan, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> None:
         out = self.job.output

@@ -47,11 +47,11 @@ import cv2
 import numpy as np
 
 from vfxmatte.errors import InputError, PropagationError, TrimapError
-from vfxmatte.flow import FlowCache, FlowSettings
+from vfxmatte.flow import PHOTOMETRIC_TOLERANCE, FlowCache, FlowSettings, reliable_warp
 from vfxmatte import trimap as tm
 from vfxmatte.trimap import BG, FG, UNKNOWN
 
-__all__ = ["METHOD_VERSION", "PHOTOMETRIC_TOLERANCE", "PropagationSettings", "keyframes_used", "propagate_trimap"]
+__all__ = ["METHOD_VERSION", "PropagationSettings", "keyframes_used", "propagate_trimap"]
 
 # Internal label codes (uint8); _TO_TRIMAP maps them to the canonical palette.
 # _VOID marks a pixel a chain knows nothing about (occluded, unreliable or from outside the
@@ -62,10 +62,6 @@ _TO_TRIMAP = np.array([BG, UNKNOWN, FG], dtype=np.float32)
 #: The propagation method's version, recorded by :meth:`PropagationSettings.to_dict`: bumped
 #: whenever a change to the method changes results, so trimaps an earlier one wrote read as stale.
 METHOD_VERSION = 2
-
-#: A chain step's sample whose 8-bit grey brightness is further than this outside the 3x3
-#: range around its source is unreliable (void). None: no photometric check.
-PHOTOMETRIC_TOLERANCE: int | None = 8
 
 
 @dataclass(frozen=True)
@@ -258,24 +254,7 @@ def _step(state, here: np.ndarray, there: np.ndarray, settings: PropagationSetti
           grid: tuple[np.ndarray, np.ndarray]):
     """Chain state of frame ``there`` -> that of its neighbour ``here`` (see :func:`_chain`)."""
     pos, void = state[:2], state[2]
-    gx, gy = grid
-    h, w = void.shape
-    fwd = cache.flow(here, there, settings.flow)  # here(x) ~ there(x + fwd(x))
-    bwd = cache.flow(there, here, settings.flow)  # there(y) ~ here(y + bwd(y))
-    map_x = gx + fwd[..., 0]
-    map_y = gy + fwd[..., 1]
-    back = cv2.remap(bwd, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    err2 = (fwd[..., 0] + back[..., 0]) ** 2 + (fwd[..., 1] + back[..., 1]) ** 2
-    bad = (err2 > np.float32(settings.occlusion_px) ** 2) | (map_x < -0.5) | (map_x > w - 0.5) | (map_y < -0.5) | (map_y > h - 0.5)
-    if PHOTOMETRIC_TOLERANCE is not None:
-        # The sample must match in brightness up to the 3x3 range around it (so sub-pixel
-        # misalignment on texture is not an error): both flows can be wrong yet agree (a fast
-        # occluder DIS cannot follow), but the occluder does not look like what it covers.
-        k3 = np.ones((3, 3), np.uint8)
-        lo = cv2.remap(cv2.erode(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        hi = cv2.remap(cv2.dilate(there, k3), map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        here_i = here.astype(np.int16)
-        bad |= (here_i < lo.astype(np.int16) - PHOTOMETRIC_TOLERANCE) | (here_i > hi.astype(np.int16) + PHOTOMETRIC_TOLERANCE)
+    map_x, map_y, bad = reliable_warp(here, there, settings.flow, settings.occlusion_px, cache, grid)
     void = cv2.remap(void, map_x, map_y, cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1)
     void[bad] = 1
     pos_x = cv2.remap(pos[0], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

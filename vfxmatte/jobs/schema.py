@@ -46,6 +46,7 @@ __all__ = [
     "PlateSpec",
     "PropagationSpec",
     "SequenceTrimap",
+    "TemporalSpec",
     "TrimapSpec",
     "check_device_name",
     "has_frame_token",
@@ -408,6 +409,52 @@ class ModelSpec(_Section):
         return v
 
 
+class TemporalSpec(_Section):
+    """The optional temporal stage (:mod:`vfxmatte.temporal`): each frame's alpha inside its
+    unknown band blended with its flow-warped neighbours' where the flow is reliable and the
+    alphas agree, to take out frame-to-frame flicker without smearing motion or strands.
+
+    The defaults mirror :class:`vfxmatte.temporal.TemporalSettings` (a test keeps them equal);
+    :meth:`settings` builds that object.
+    """
+
+    #: Off by default: benchmarks/RESULTS.md (keyframe propagation) has the with/without rows.
+    enabled: bool = False
+    #: Neighbours on each side: frame f's matte depends on the plates f - radius .. f + radius
+    #: (those on disk whose trimap exists), never on which frames a chunk runs.
+    radius: int = Field(1, ge=1, le=8)
+    #: A warped neighbour alpha this far from the frame's own gets no weight (real change).
+    alpha_tolerance: float = Field(0.1, gt=0.0, le=1.0)
+    #: The largest weight of one neighbour relative to the frame itself.
+    strength: float = Field(1.0, gt=0.0, le=1.0)
+    #: Forward-backward flow disagreement above this (pixels): that neighbour pixel is not used.
+    occlusion_px: float = Field(1.0, gt=0.0, le=1000.0)
+    #: DIS preset and working resolution of the flow to each neighbour.
+    preset: Literal["ultrafast", "fast", "medium"] = "medium"
+    max_side: int = Field(1024, ge=32, le=16384)
+    #: Folder of an on-disk flow cache (never changes results); null: the propagation's
+    #: ``cache`` when the trimaps are propagated, else none.
+    cache: str | None = None
+
+    @field_validator("cache")
+    @classmethod
+    def _cache(cls, v: str | None, info: ValidationInfo) -> str | None:
+        return None if v is None else _resolve_path(v, info)
+
+    def settings(self) -> Any:
+        """The :class:`vfxmatte.temporal.TemporalSettings` these options describe."""
+        from vfxmatte.flow import FlowSettings
+        from vfxmatte.temporal import TemporalSettings
+
+        return TemporalSettings(
+            radius=self.radius,
+            alpha_tolerance=self.alpha_tolerance,
+            strength=self.strength,
+            occlusion_px=self.occlusion_px,
+            flow=FlowSettings(preset=self.preset, max_side=self.max_side),
+        )
+
+
 _CHANNEL = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -462,6 +509,7 @@ class Job(_Section):
     trimap: TrimapSpec
     color: ColorSpec = ColorSpec()
     model: ModelSpec = ModelSpec()
+    temporal: TemporalSpec = TemporalSpec()
     output: OutputSpec
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
