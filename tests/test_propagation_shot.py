@@ -355,3 +355,24 @@ def test_a_single_keyframe_after_the_range_propagates_backwards(shot, assets):
     alpha = _square(1008)
     assert (t[(alpha > 0.02) & (alpha < 0.98)] == tm.UNKNOWN).mean() > 0.95
     assert not ((t == tm.FG) & (alpha < 0.9)).any() and not ((t == tm.BG) & (alpha > 0.1)).any()
+
+
+@pytest.mark.parametrize("policy", ["hold", "skip"])
+def test_a_plate_missing_inside_a_chain_is_stepped_over_under_hold_and_skip(shot, assets, policy):
+    """Plate 1003 gone: under error the frames whose chains cross it fail, naming it; under hold
+    and skip the chains step over the gap (the nearest plate stands in), every other frame is
+    done, and the frame itself is held or skipped as its policy says."""
+    (shot / "plates" / "shot.1003.exr").unlink()
+    path = write_job(shot, assets[1])
+    doc = yaml.safe_load(path.read_text())
+    with ShotPipeline(load_job(path), session=RecordingSession()) as pipe:
+        report = pipe.run()
+    assert "plate frame missing" in report.failed[1003]
+    assert any("shot.1003.exr is missing (needed to propagate" in reason for reason in report.failed.values())
+    doc["plate"]["missing"] = policy
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with ShotPipeline(load_job(path), session=RecordingSession()) as pipe:
+        report = pipe.run()
+    assert report.failed == {}
+    expect_done = [f for f in range(1001, 1009) if policy == "hold" or f != 1003]
+    assert report.done == expect_done

@@ -49,7 +49,7 @@ from vfxmatte.color import ColorConverter
 from vfxmatte.errors import InputError, SequenceError, TrimapError, VfxMatteError
 from vfxmatte.flow import FlowCache, flow_image
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_image
-from vfxmatte.io.sequence import FrameSequence
+from vfxmatte.io.sequence import FrameSequence, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap
 from vfxmatte.propagate import PropagationSettings, keyframes_used, propagate_trimap
 
@@ -226,10 +226,24 @@ class ShotPropagation:
 
     # -- plates
     def _plate_path(self, frame: int) -> Path:
+        """The plate file standing for ``frame`` in a flow chain: its own; under
+        ``plate.missing: hold`` or ``skip`` a missing one is the nearest plate on disk (ties: the
+        earlier), as ``hold`` reads it, so the chain steps over the gap (a still step, then
+        the whole motion at once) instead of failing the frames behind it. Only the disk
+        decides, so chunks still agree.
+
+        Raises:
+            SequenceError: under ``error``, the plate is missing, naming it.
+        """
         path = self._plates.path(frame)
-        if not path.is_file():
-            raise SequenceError(f"frame {frame}: plate {path} is missing (needed to propagate the keyframe trimaps)")
-        return path
+        if path.is_file():
+            return path
+        if self.job.plate.missing != "error":
+            try:
+                return resolve_frames(self._plates, [frame], "hold")[0][1]
+            except SequenceError:
+                pass  # no plate at all: the message below says which one the chain needed
+        raise SequenceError(f"frame {frame}: plate {path} is missing (needed to propagate the keyframe trimaps)")
 
     def flow_image(self, frame: int) -> np.ndarray:
         """The flow image of plate ``frame``: working encoding, display-window canvas, 8-bit grey.
