@@ -657,6 +657,23 @@ def markdown(doc: dict) -> str:
         for clip_name, clip in doc["clips"].items():
             for name, r in clip.get("alpha", {}).items():
                 lines.append(f"| {clip_name} | {name} | {r['sad']:.2f} | {r['grad']:.2f} | {r['dtssd']:.4f} | {r['messddt']:.5f} |")
+    if doc.get("final_check"):
+        checks = doc["final_check"]
+        lines += [
+            "",
+            f"Final check (settings frozen before it ran, never tuned on it): the photo clip of each of {len(checks)} "
+            "alphamatting-dev images, keyframes on the first and last frame, worst propagated frame:",
+            "",
+            "| image | method | coverage worst | wrong worst | area worst | pass cov / wrong / area |",
+            "|---|---|---:|---:|---:|---|",
+        ]
+        for name, by_method in checks.items():
+            for m, sm in by_method.items():
+                ok = " / ".join("pass" if sm["pass"][k] else "FAIL" for k in ("coverage", "wrong", "area"))
+                lines.append(f"| {name} | {m} | {_pct(sm['coverage_min'], 1)} | {_pct(sm['wrong_max'])} | {_x(sm['area_max'])} | {ok} |")
+        for m in next(iter(checks.values())):
+            passed = sum(all(by[m]["pass"].values()) for by in checks.values())
+            lines.append(f"\n{m}: all three targets met on {passed} of {len(checks)} images.")
     if doc.get("speed_2k"):
         s = doc["speed_2k"]
         lines += [
@@ -688,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=48, help="generated clip length (>= 48 for the issue's benchmark)")
     ap.add_argument("--size", default="960x540", help="generated clip WxH")
     ap.add_argument("--photo-frames", type=int, default=30)
+    ap.add_argument("--check-images", nargs="*", default=[], metavar="NAME",
+                    help="final check (settings frozen, never tuned on): the photo clip of each of these --real images, "
+                         "keyframes on its first and last frame, trimaps only")
     ap.add_argument("--seed", type=int, default=17)
     ap.add_argument("--speed-frames", type=int, default=8, help="2K frames for the speed measurement (0: skip)")
     ap.add_argument("--methods", nargs="+", default=["baseline", "propagate"], choices=["baseline", "propagate"])
@@ -747,6 +767,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"wrong {_pct(s['wrong_max'])}/{_pct(s['wrong_mean'])}  area {_x(s['area_max'])}/{_x(s['area_mean'])}",
                     flush=True,
                 )
+    if args.check_images:
+        if args.real is None:
+            ap.error("--check-images needs --real")
+        doc["final_check"] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = FlowCache(Path(tmp) / "flow")
+            for name in args.check_images:
+                clip = make_photo_clip(args.real, name, args.photo_frames)
+                results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, args.methods)
+                doc["final_check"][name] = {m: r["summary"] for m, r in ((r["method"], r) for r in results.values())}
+                for m, sm in doc["final_check"][name].items():
+                    print(f"check {name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
     if args.speed_frames > 1 and "propagate" in args.methods:
         doc["speed_2k"] = time_2k(args.speed_frames, args.seed, args.backgrounds, settings)
         print(json.dumps(doc["speed_2k"]))

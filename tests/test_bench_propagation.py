@@ -146,3 +146,24 @@ def test_temporal_rows_blend_each_frame_with_the_clips_neighbours_only(tmp_path)
     first = bp.smooth_alpha(raw[0], trimaps[0], plates[0], [bp.Neighbour(raw[1], plates[1])], settings)
     assert np.array_equal(out[0], first)
     assert not np.array_equal(out[1], raw[1])
+
+
+def test_final_check_runs_each_image_with_keyframes_on_its_first_and_last_frame(tmp_path):
+    yy, xx = np.mgrid[0:H, 0:W]
+    rng = np.random.default_rng(2)
+    for name, r in (("GT98", 20), ("GT99", 25)):
+        disc = (((xx - 80) ** 2 + (yy - 45) ** 2) < r**2).astype(np.float32)
+        soft = cv2.GaussianBlur(disc, (0, 0), 1.5)
+        image = (soft[..., None] * 200 + (1 - soft[..., None]) * rng.uniform(0, 255, (H, W, 3))).astype(np.uint8)
+        for sub, pixels in (("image", image), ("alpha", (soft * 255).astype(np.uint8))):
+            (tmp_path / sub).mkdir(exist_ok=True)
+            cv2.imwrite(str(tmp_path / sub / f"{name}.png"), pixels)
+    out, md = tmp_path / "p.json", tmp_path / "p.md"
+    argv = ["--size", f"{W}x{H}", "--frames", "3", "--speed-frames", "0", "--backgrounds", str(tmp_path / "none"),
+            "--real", str(tmp_path), "--real-image", "GT99", "--photo-frames", "5", "--check-images", "GT98", "GT99",
+            "--out", str(out), "--md", str(md)]
+    assert bp.main(argv) == 0
+    checks = json.loads(out.read_text())["final_check"]
+    assert set(checks) == {"GT98", "GT99"} and set(checks["GT98"]) == {"baseline", "propagate"}
+    assert checks["GT98"]["propagate"]["frames"] == 3  # 5 frames, the two keyframes left out
+    assert "| GT98 | propagate |" in md.read_text() and "all three targets met on" in md.read_text()

@@ -60,7 +60,7 @@ class TemporalSettings:
     """
 
     radius: int = 1
-    alpha_tolerance: float = 0.1
+    alpha_tolerance: float = 0.3
     strength: float = 1.0
     occlusion_px: float = 1.0
     flow: FlowSettings = field(default_factory=FlowSettings)

@@ -424,7 +424,7 @@ class TemporalSpec(_Section):
     #: (those on disk whose trimap exists), never on which frames a chunk runs.
     radius: int = Field(1, ge=1, le=8)
     #: A warped neighbour alpha this far from the frame's own gets no weight (real change).
-    alpha_tolerance: float = Field(0.1, gt=0.0, le=1.0)
+    alpha_tolerance: float = Field(0.3, gt=0.0, le=1.0)
     #: The largest weight of one neighbour relative to the frame itself.
     strength: float = Field(1.0, gt=0.0, le=1.0)
     #: Forward-backward flow disagreement above this (pixels): that neighbour pixel is not used.
