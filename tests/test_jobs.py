@@ -304,3 +304,49 @@ def test_unreadable_checkpoint_is_reported_at_its_key_before_any_frame(shot_dir)
     (shot_dir / "junk.safetensors").write_bytes(b"not a checkpoint")
     msg = error_of(write(shot_dir, GOOD.replace("tiny.safetensors", "junk.safetensors"), "junk.yaml"), check=True)
     assert ":11: model.checkpoint:" in msg and "not a readable safetensors checkpoint" in msg
+
+
+# --------------------------------------------------------------------------- outputs never land on inputs
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "plates/shot010.####.exr",  # the plate pattern itself
+        "plates/shot010.%04d.exr",
+        "plates/shot010.@@@@.exr",
+        "plates/shot010.$F4.exr",
+        "plates/shot010.#####.exr",  # other padding: frames from 10000 on are the same files
+        "out/../plates/shot010.####.exr",
+        "./plates/./shot010.%04d.exr",
+        "{root}/plates/shot010.####.exr",  # absolute
+        "link/shot010.####.exr",  # a symlink to the plates' folder
+    ],
+)
+def test_output_may_not_overwrite_the_plates_in_any_spelling(tmp_path, output):
+    (tmp_path / "plates").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "plates", target_is_directory=True)
+    text = GOOD.replace("out/shot010.####.exr", output.format(root=tmp_path))
+    msg = error_of(write(tmp_path, text))
+    assert msg.startswith(f"{tmp_path / 'job.yaml'}:14: output.path: the mattes would overwrite plate.path (")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    "trimap,output",
+    [
+        ("mode: sequence\n  path: trimaps/shot010.####.exr", "trimaps/shot010.%04d.exr"),  # EXR trimaps
+        ("mode: sequence\n  path: trimaps/still.1001.exr", "trimaps/still.####.exr"),  # a still trimap
+        ("mode: mask\n  path: roto/shot010.####.exr", "roto/../roto/shot010.$F4.exr"),  # roto masks
+        ("mode: keyframes\n  path: keys/shot010.@@@@.exr", "keys/shot010.####.exr"),  # keyframes
+    ],
+)
+def test_output_may_not_overwrite_trimaps_masks_or_keyframes(tmp_path, trimap, output):
+    text = GOOD.replace("mode: sequence\n  path: trimaps/shot010.####.png", trimap).replace("out/shot010.####.exr", output)
+    assert "output.path: the mattes would overwrite trimap.path (" in error_of(write(tmp_path, text))
+
+
+def test_outputs_beside_the_inputs_are_fine(tmp_path):
+    for output in ("plates/shot010_matte.####.exr", "plates/shot010.####.matte.exr", "trimaps/shot010.####.exr"):
+        job = load_job(write(tmp_path, GOOD.replace("out/shot010.####.exr", output)), check=False)
+        assert job.output.path.endswith(Path(output).name)

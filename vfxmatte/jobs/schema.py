@@ -49,7 +49,7 @@ __all__ = [
     "TrimapSpec",
     "check_device_name",
     "has_frame_token",
-    "same_sequence",
+    "same_files",
 ]
 
 #: The schema version this release reads. A later schema bumps it and migrates older files.
@@ -162,13 +162,19 @@ class SequenceTrimap(_TrimapSource):
     tolerance: float = Field(0.1, ge=0.0, lt=0.25)
 
 
-def same_sequence(a: str, b: str) -> bool:
-    """True if two sequence patterns name the same files (``####`` and ``%04d`` alike)."""
+def same_files(a: str, b: str) -> bool:
+    """True if two paths, each a sequence pattern or one file, can name one same file: in any
+    frame-token spelling (``####``, ``%04d``, ``@@@@``, ``$F4``) or padding, and through
+    symlinked folders, ``..`` and relative spellings (:meth:`FrameSequence.overlaps`)."""
+    seqs = [FrameSequence(p) if has_frame_token(p) else None for p in (a, b)]
     try:
-        sa, sb = FrameSequence(a), FrameSequence(b)
+        if seqs[0] is not None:
+            return seqs[0].overlaps(seqs[1] if seqs[1] is not None else b)
+        if seqs[1] is not None:
+            return seqs[1].overlaps(a)
     except SequenceError:
         return False
-    return all(sa.path(f) == sb.path(f) for f in (0, 7, 1001, 123456))
+    return os.path.realpath(a) == os.path.realpath(b)
 
 
 def _value_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
@@ -470,8 +476,12 @@ class Job(_Section):
     _lines: dict[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
-    def _propagated_pattern_is_not_an_input(self) -> "Job":
-        # Propagated trimaps are written: they must never land on the plates or the keyframes.
+    def _written_patterns_are_not_inputs(self) -> "Job":
+        # What a job writes (mattes, propagated trimaps) must never land on what it reads.
+        for key, pattern in self.inputs_overwritten_by(self.output.path, propagated=True):
+            raise _value_error(
+                ("output", "path"), f"the mattes would overwrite {key} ({pattern}): choose another pattern", self.output.path
+            )
         tri = self.trimap
         if getattr(tri, "propagated", False):
             out = self.propagated_trimaps
@@ -482,11 +492,16 @@ class Job(_Section):
                 )
         return self
 
-    def inputs_overwritten_by(self, pattern: str) -> list[tuple[str, str]]:
-        """The job's input sequences (key, pattern) that files written to ``pattern`` would
-        overwrite: the one check behind the job's ``propagation.out`` and ``propagate --out``."""
-        inputs = (("trimap.path", self.trimap.path), ("plate.path", self.plate.path))
-        return [(key, other) for key, other in inputs if same_sequence(pattern, other)]
+    def inputs_overwritten_by(self, pattern: str, propagated: bool = False) -> list[tuple[str, str]]:
+        """The job's inputs (key, pattern) that files written to ``pattern`` could overwrite:
+        the plates and the trimaps, masks or keyframes (``trimap.path``), plus, with
+        ``propagated``, the propagated trimaps a matte run reads. Paths are compared by
+        :func:`same_files` (every token spelling and padding; real folders). The one check
+        behind the job's ``output.path`` and ``propagation.out`` and ``propagate --out``."""
+        inputs = [("trimap.path", self.trimap.path), ("plate.path", self.plate.path)]
+        if propagated and getattr(self.trimap, "propagated", False):
+            inputs.append(("trimap.propagation.out", self.propagated_trimaps))
+        return [(key, other) for key, other in inputs if same_files(pattern, other)]
 
     @property
     def propagated_trimaps(self) -> str:
