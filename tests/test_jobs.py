@@ -350,3 +350,35 @@ def test_outputs_beside_the_inputs_are_fine(tmp_path):
     for output in ("plates/shot010_matte.####.exr", "plates/shot010.####.matte.exr", "trimaps/shot010.####.exr"):
         job = load_job(write(tmp_path, GOOD.replace("out/shot010.####.exr", output)), check=False)
         assert job.output.path.endswith(Path(output).name)
+
+
+# --------------------------------------------------------------------------- bounded YAML
+
+LAUGHS = "\n".join(
+    ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    + ["version: 1", "shot: [*i, *i, *i]"]
+)
+
+
+def test_a_billion_laughs_job_is_refused_at_once(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    msg = error_of(write(tmp_path, LAUGHS))
+    assert time.perf_counter() - t0 < 0.5
+    assert msg.startswith(f"{tmp_path / 'job.yaml'}:") and "aliases expand to more than 10000 values" in msg
+    assert "\n" not in msg
+
+
+def test_recursive_aliases_and_huge_or_deep_documents_are_refused(tmp_path):
+    assert "an alias refers to a node that contains it" in error_of(write(tmp_path, "version: &v [1, *v]\n"))
+    assert "characters; at most 1048576 are read" in error_of(write(tmp_path, GOOD + "#" * (1 << 20)))
+    assert "nested too deeply" in error_of(write(tmp_path, "version: " + "[" * 5000 + "]" * 5000 + "\n"))
+
+
+def test_ordinary_anchors_and_aliases_still_work(tmp_path):
+    aliased = GOOD.replace("frames: 1001-1003", "frames: &range 1001-1003").replace(
+        "  path: trimaps/shot010.####.png", "  path: trimaps/shot010.####.png\n  frames: *range"
+    ).replace("mode: sequence", "mode: keyframes")
+    assert load_job(write(tmp_path, aliased), check=False).trimap.keyframe_list == [1001, 1002, 1003]
