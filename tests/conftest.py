@@ -47,3 +47,31 @@ def _randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
 def randomise_norms():
     """``randomise_norms(model, seed=0)``: non-trivial norm statistics, as a trained net has."""
     return _randomise_norms
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: a folder on a real tmpfs of ``kib`` KiB, so writes hit ENOSPC
+    (mounted for the test and unmounted after it). Mounting needs root: the test is skipped
+    where it cannot mount; the simulated-ENOSPC tests cover those machines."""
+    import os
+    import shutil
+    import subprocess
+
+    mounted = []
+
+    def mount(kib: int):
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("mounting a tmpfs needs root")
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(kib)}k", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)

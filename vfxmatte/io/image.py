@@ -30,7 +30,16 @@ from vfxmatte import trimap as _trimap
 from vfxmatte.errors import ImageReadError, ImageWriteError, TrimapError
 from vfxmatte.io.atomic import atomic_write
 
-__all__ = ["ImageInfo", "read_image", "read_mask", "read_photo", "read_trimap", "write_exr", "write_image"]
+__all__ = [
+    "ImageInfo",
+    "read_image",
+    "read_mask",
+    "read_photo",
+    "read_trimap",
+    "verify_image",
+    "write_exr",
+    "write_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -416,7 +425,10 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 
 def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
-    """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension."""
+    """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension,
+    then read the whole file back: it is complete only if the open, the write and the close
+    succeeded and it re-opens with all its pixels, in the written size and channels (a writer that hit a
+    full disk may report success and leave a short file)."""
     out = oiio.ImageOutput.create(str(target))
     if out is None:
         raise ImageWriteError(f"{target}: no image writer for this extension ({oiio.geterror()})")
@@ -429,6 +441,40 @@ def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np
         closed = out.close()
     if not closed:
         raise ImageWriteError(f"{target}: cannot finish file ({out.geterror()})")
+    # (The writer's error flag is not consulted: OIIO's TIFF writer raises it for its Exif
+    # directory on files that are complete. Reading the file back is the test.)
+    try:
+        info = verify_image(filename)
+    except ImageReadError as exc:
+        raise ImageWriteError(f"{target}: the written file does not read back ({exc})") from None
+    # Only EXR keeps channel names (and OIIO reorders them on read): elsewhere their count.
+    names = sorted(info.channels) if info.file_format == "openexr" else len(info.channels)
+    wanted = sorted(spec.channelnames) if info.file_format == "openexr" else spec.nchannels
+    if (info.width, info.height, names) != (spec.width, spec.height, wanted):
+        raise ImageWriteError(
+            f"{target}: the written file reads back as {info.width}x{info.height} with channels "
+            f"{', '.join(info.channels)}, not {spec.width}x{spec.height} with {', '.join(spec.channelnames)}"
+        )
+
+
+def verify_image(path: str | Path) -> ImageInfo:
+    """Read every pixel of every subimage of ``path``: the check that a file is complete (a
+    truncated or zero-byte file, or one with a damaged chunk, fails it).
+
+    Returns:
+        The :class:`ImageInfo` of the first subimage (its header metadata included).
+
+    Raises:
+        ImageReadError: naming the file, when it is missing, unreadable or incomplete.
+    """
+    path = Path(path)
+    with _opened(path) as inp:
+        specs = _subimage_specs(inp)
+        if not specs:
+            raise ImageReadError(f"{path}: no image in the file")
+        for i, spec in enumerate(specs):
+            _read_channels(path, inp, i, spec, list(spec.channelnames))
+        return _info(path, inp, specs[0], 0)
 
 
 def _is_layout_key(name: str) -> bool:
