@@ -382,3 +382,57 @@ def test_ordinary_anchors_and_aliases_still_work(tmp_path):
         "  path: trimaps/shot010.####.png", "  path: trimaps/shot010.####.png\n  frames: *range"
     ).replace("mode: sequence", "mode: keyframes")
     assert load_job(write(tmp_path, aliased), check=False).trimap.keyframe_list == [1001, 1002, 1003]
+
+
+# --------------------------------------------------------------------------- job hash: what makes the pixels
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("colorspace: acescg", "colorspace: lin_rec709"),
+        ("mode: sequence", "mode: sequence\n  tolerance: 0.05"),
+        ("device: cpu", "device: cpu\n  tile_size: 512\n  overlap: 128"),
+        ("device: cpu", "device: cpu\n  precision: fp32"),
+        ("compression: zip", "compression: piz"),
+        ("path: plates/shot010.####.exr", "path: plates_v2/shot010.####.exr"),
+        ("trimaps/shot010.####.png", "trimaps_v2/shot010.####.png"),
+        ("checkpoint: tiny.safetensors", "checkpoint: other.safetensors"),
+        ("shot: shot010", "shot: shot020"),  # written into every matte
+    ],
+)
+def test_job_hash_changes_with_what_makes_the_mattes(tmp_path, old, new):
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash
+    assert load_job(write(tmp_path, GOOD.replace(old, new)), check=False).job_hash != base
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("compression: zip", "compression: zip\n  skip_existing: true"),
+        ("device: cpu", "device: cuda:1"),
+        ("frames: 1001-1003", "frames: 1001-1100"),
+        ("out/shot010.####.exr", "elsewhere/v2/shot010.####.exr"),
+    ],
+)
+def test_job_hash_leaves_out_what_leaves_the_mattes_alone(tmp_path, old, new):
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash
+    assert load_job(write(tmp_path, GOOD.replace(old, new)), check=False).job_hash == base
+
+
+def test_a_remounted_shot_keeps_its_job_hash(tmp_path, monkeypatch):
+    # One shot tree seen at two mount points (a symlink and the real folder), with its paths
+    # written relative to the job and absolute through a variable.
+    real = tmp_path / "mnt" / "projA" / "shot010"
+    real.mkdir(parents=True)
+    (tmp_path / "net").symlink_to(tmp_path / "mnt", target_is_directory=True)
+    text = GOOD.replace("path: plates/", "path: $SHOT_ROOT/plates/")
+    monkeypatch.setenv("SHOT_ROOT", str(real))
+    hashes = {load_job(write(real, text), check=False).job_hash}
+    monkeypatch.setenv("SHOT_ROOT", str(tmp_path / "net" / "projA" / "shot010"))
+    hashes.add(load_job(tmp_path / "net" / "projA" / "shot010" / "job.yaml", check=False).job_hash)
+    moved = tmp_path / "archive" / "shot010"
+    moved.mkdir(parents=True)
+    monkeypatch.setenv("SHOT_ROOT", str(moved))
+    hashes.add(load_job(write(moved, text), check=False).job_hash)
+    assert len(hashes) == 1

@@ -48,6 +48,7 @@ __all__ = [
     "SequenceTrimap",
     "TrimapSpec",
     "check_device_name",
+    "job_hash_data",
     "has_frame_token",
     "same_files",
 ]
@@ -474,6 +475,14 @@ class Job(_Section):
     # Set by the loader once validation has passed.
     _source: str = PrivateAttr("<job>")
     _lines: dict[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
+    # The folder relative paths resolved against (the validation context's base_dir).
+    _base_dir: str | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _remember_base_dir(self, info: ValidationInfo) -> "Job":
+        base = (info.context or {}).get("base_dir")
+        self._base_dir = None if base is None else os.path.normpath(str(base))
+        return self
 
     @model_validator(mode="after")
     def _written_patterns_are_not_inputs(self) -> "Job":
@@ -527,9 +536,57 @@ class Job(_Section):
 
     @property
     def job_hash(self) -> str:
-        """sha256 of the normalised job: defaults filled in, paths resolved, keys sorted.
+        """sha256 of what determines the mattes' pixels and metadata (:func:`job_hash_data`).
 
-        Comments, key order, quoting and YAML formatting do not change it; any value does.
+        Comments, key order, quoting and YAML formatting do not change it, nor do the keys that
+        leave the mattes as they are (``skip_existing``, the device, the frame range, where the
+        mattes and propagated trimaps go, the flow cache) or the folder the shot is mounted at.
         """
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        text = json.dumps(job_hash_data(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: Keys left out of the job hash: each leaves every matte's bytes as they are. ``plate.frames``
+#: says which frames run, not what one frame is; the rest say where or how, not what.
+UNHASHED_KEYS: tuple[KeyPath, ...] = (
+    ("output", "skip_existing"),
+    ("output", "path"),
+    ("model", "device"),
+    ("plate", "frames"),
+    ("trimap", "propagation", "cache"),
+    ("trimap", "propagation", "out"),
+)
+#: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
+#: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).
+HASHED_PATH_KEYS: tuple[KeyPath, ...] = (
+    ("plate", "path"),
+    ("trimap", "path"),
+    ("color", "config"),
+    ("model", "checkpoint"),
+)
+
+
+def job_hash_data(job: Job) -> dict[str, Any]:
+    """What :attr:`Job.job_hash` hashes: the normalised job (defaults filled in) less
+    :data:`UNHASHED_KEYS`, with :data:`HASHED_PATH_KEYS` relative to the job file's folder
+    (both as real paths)."""
+    data = job.model_dump(mode="json")
+
+    def parent(path: KeyPath) -> dict[str, Any] | None:
+        node: Any = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
+
+    for path in UNHASHED_KEYS:
+        node = parent(path)
+        if node is not None:
+            node.pop(path[-1], None)
+    base = job._base_dir
+    for path in HASHED_PATH_KEYS:
+        node = parent(path)
+        value = None if node is None else node.get(path[-1])
+        if base is not None and isinstance(value, str) and os.path.isabs(value):
+            # Real paths: a mount reached through a symlink is the same folder.
+            node[path[-1]] = Path(os.path.relpath(os.path.realpath(value), os.path.realpath(base))).as_posix()
+    return data
