@@ -411,3 +411,35 @@ def test_frames_override_and_no_plate_at_all(shot, tiny_ckpt):
         p.unlink()
     with pytest.raises(SequenceError, match="no frames of"):
         run_job(job)
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+def outputs_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_the_same_job_writes_the_same_bytes_with_or_without_a_plate_datetime(shot, tiny_ckpt):
+    for f in (1001, 1002):  # plates without a DateTime (the fixture's carry capDate)
+        rgb, info = read_image(shot / "plates" / f"shot.{f}.exr")
+        info.metadata.pop("DateTime")
+        write_image(shot / "plates" / f"shot.{f}.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half")
+        assert read_image(shot / "plates" / f"shot.{f}.exr")[1].metadata.get("DateTime") is None
+    job = load_job(write_job(shot, tiny_ckpt))
+    run_job(job, frames=[1001, 1002])
+    first = outputs_of(shot / "out")
+    spec, _ = read_out(shot / "out" / "shot.1001.exr")
+    assert spec.getattribute("DateTime") is None  # not the write time (OIIO's default stamp)
+    run_job(job, frames=[1001, 1002])
+    assert outputs_of(shot / "out") == first
+    # A plate that carries a DateTime passes it on, and nothing else changes.
+    rgb, info = read_image(shot / "plates" / "shot.1002.exr")
+    write_image(shot / "plates" / "shot.1002.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half",
+                metadata={"DateTime": "2025:07:04 12:00:00"})
+    run_job(job, frames=[1002])
+    dated = (shot / "out" / "shot.1002.exr").read_bytes()
+    spec, _ = read_out(shot / "out" / "shot.1002.exr")
+    assert spec.getattribute("DateTime") == "2025:07:04 12:00:00"
+    run_job(job, frames=[1002])
+    assert (shot / "out" / "shot.1002.exr").read_bytes() == dated

@@ -549,6 +549,10 @@ def _build_spec(
         spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
     for name, value in (metadata or {}).items():
         _set_attribute(spec, str(name), value, None, target)
+    if spec.getattribute("DateTime") is None:
+        # OIIO stamps EXR and TIFF files with the write time when no DateTime is given; an
+        # empty one writes none, so one job on one plate gives one file, byte for byte.
+        spec.attribute("DateTime", "")
     return spec
 
 
