@@ -75,3 +75,28 @@ def small_disk(tmp_path):
     yield mount
     for folder in mounted:
         subprocess.run(["umount", str(folder)], check=False)
+
+
+def _fill_disk(folder, leave: int = 0):
+    """Fill the file system of ``folder`` (a ``filler`` file) until at most ``leave`` bytes are free."""
+    import os
+
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+            if free <= leave:
+                break
+            os.write(fd, b"\0" * min(free - leave, 4096))
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return folder / "filler"
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(folder, leave=0)``: fill ``folder``'s file system up to ``leave`` free bytes."""
+    return _fill_disk

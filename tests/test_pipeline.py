@@ -443,3 +443,43 @@ def test_the_same_job_writes_the_same_bytes_with_or_without_a_plate_datetime(sho
     assert spec.getattribute("DateTime") == "2025:07:04 12:00:00"
     run_job(job, frames=[1002])
     assert (shot / "out" / "shot.1002.exr").read_bytes() == dated
+
+
+def test_skip_existing_redoes_truncated_empty_and_foreign_outputs_and_says_why(shot, tiny_ckpt, caplog):
+    run_job(load_job(write_job(shot, tiny_ckpt)))
+    good = outputs_of(shot / "out")
+    out = shot / "out"
+    (out / "shot.1001.exr").write_bytes(good["shot.1001.exr"][: len(good["shot.1001.exr"]) // 2])  # truncated
+    (out / "shot.1002.exr").write_bytes(b"")  # zero bytes
+    resume = load_job(write_job(shot, tiny_ckpt, output={"skip_existing": True}))
+    plans = {p.frame: p for p in ShotPipeline(resume).plan()}
+    assert "incomplete or unreadable" in plans[1001].redo_reason and "shot.1001.exr" in plans[1001].redo_reason
+    assert "incomplete or unreadable" in plans[1002].redo_reason
+    assert plans[1003].skip_reason == f"output exists: {out / 'shot.1003.exr'}" and plans[1003].redo_reason is None
+    with caplog.at_level("WARNING", logger="vfxmatte"):
+        report = run_job(resume)
+    assert report.done == [1001, 1002] and list(report.skipped) == [1003]
+    assert "frame 1002: existing output is incomplete or unreadable" in caplog.text and "made again" in caplog.text
+    assert outputs_of(out) == good  # redone byte for byte
+
+    # A matte another job made (another trimap tolerance: other pixels possible) is redone.
+    other = load_job(write_job(shot, tiny_ckpt, trimap={"tolerance": 0.05}, output={"skip_existing": True}))
+    plan = ShotPipeline(other).plan(frames=[1003])[0]
+    assert plan.skip_reason is None and "was made by another job" in plan.redo_reason
+    assert plan.redo_reason.endswith(f"this job: {other.job_hash[:12]})")
+
+
+def test_a_full_disk_fails_the_frames_and_keeps_the_outputs(shot, tiny_ckpt, small_disk, fill_disk):
+    """A real tmpfs (root only): with the disk full every frame fails with the write error, no
+    temporary file is left and the outputs of an earlier run are untouched."""
+    disk = small_disk(128)
+    job = load_job(write_job(shot, tiny_ckpt, output={"path": str(disk / "shot.####.exr")}))
+    assert run_job(job).exit_code == 0
+    before = outputs_of(disk)
+    fill_disk(disk)
+    report = run_job(job)
+    assert report.exit_code == 1 and sorted(report.failed) == list(FRAMES) and not report.done
+    assert all("cannot" in reason and "shot." in reason for reason in report.failed.values())
+    after = outputs_of(disk)
+    del after["filler"]
+    assert after == before

@@ -404,37 +404,20 @@ def test_read_photo_is_8_bit_rgb_upright_without_premultiplying(tmp_path):
 # ---- a write is renamed into place only once it reads back -----------------------------
 
 
-def _fill(folder, leave: int = 0) -> None:
-    """Fill the file system of ``folder`` until at most ``leave`` bytes are free."""
-    import os
-
-    with open(folder / "filler", "wb") as fh:
-        try:
-            while True:
-                st = os.statvfs(folder)
-                free = st.f_bavail * st.f_frsize
-                if free <= leave:
-                    break
-                fh.write(b"\0" * min(free - leave, 4096))
-                fh.flush()
-        except OSError:
-            pass
-
-
 def _noise(h: int, w: int) -> np.ndarray:
     return np.random.default_rng(3).random((h, w), dtype=np.float32)
 
 
 @pytest.mark.parametrize("ext", ["exr", "png"])
 @pytest.mark.parametrize("leave", [0, 6 * 1024])
-def test_a_full_disk_fails_the_write_and_keeps_the_old_file(small_disk, ext, leave):
+def test_a_full_disk_fails_the_write_and_keeps_the_old_file(small_disk, fill_disk, ext, leave):
     """A real tmpfs (needs root): the write hits ENOSPC with 0 bytes and with a few KB free.
     OIIO's PNG writer reports success on a short file; the read-back catches it."""
     disk = small_disk(64)
     target = disk / f"matte.1001.{ext}"
     write_image(target, _noise(8, 8), ["Y"], pixel_type="half" if ext == "exr" else "uint8")
     before = target.read_bytes()
-    _fill(disk, leave)
+    fill_disk(disk, leave)
     with pytest.raises(ImageWriteError, match=rf"matte\.1001\.{ext}: "):
         write_image(target, _noise(200, 300), ["Y"], pixel_type="half" if ext == "exr" else "uint8")
     assert target.read_bytes() == before
