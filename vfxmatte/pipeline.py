@@ -41,6 +41,7 @@ from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import ImageReadError, InputError, PropagationError, SequenceError, TrimapError, VfxMatteError
+from vfxmatte.io.atomic import sweep_temps, temp_files
 from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, verify_image, write_exr
 from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
@@ -220,6 +221,8 @@ class ShotPipeline:
         #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
         self.propagated = bool(getattr(job.trimap, "propagated", False))
         self._propagation: ShotPropagation | None = None
+        #: output folder -> its writers' leftover temporary files by target name (listed once)
+        self._temps: dict[Path, dict[str, list[Path]]] = {}
         if self.propagated:
             self._trimap = FrameSequence(job.propagated_trimaps)
 
@@ -451,6 +454,7 @@ class ShotPipeline:
             for name, k in zip(out.rgb_channels, range(3)):
                 channels[name] = rgb[..., k]
         channels[out.channel] = alpha
+        self._sweep_temps(item.output)
         write_exr(
             item.output,
             channels,
@@ -459,6 +463,15 @@ class ShotPipeline:
             pixel_type="half",
             metadata=metadata,
         )
+
+    def _sweep_temps(self, target: Path) -> None:
+        """Remove what writers of ``target`` that are gone (killed mid-write) left beside it:
+        only atomic_write's temporary files of that very file (its folder is listed once a run)."""
+        folder = target.parent
+        if folder not in self._temps:
+            self._temps[folder] = temp_files(folder)
+        for tmp in sweep_temps(self._temps[folder].pop(target.name, ())):
+            log.info("removed %s, a temporary file whose writer is gone", tmp)
 
     @staticmethod
     def _rgb_colour_tags(info) -> dict:
