@@ -523,3 +523,18 @@ def test_a_killed_writers_temporary_is_swept_on_the_next_run_of_that_frame(shot,
     assert not stray.exists() and not old_foreign.exists()
     assert all(p.read_bytes() == b"keep" for p in others)
     assert sorted(p.name for p in out.iterdir()) == sorted([target.name, *(p.name for p in others)])
+
+
+def test_an_rgba_trimap_with_an_empty_alpha_gives_its_painted_trimap(shot, tiny_ckpt):
+    tri = _trimap(H + 2 * PAD, W + 2 * PAD)
+    codes = np.round(tri * 255).astype(np.uint8)
+    pixels = np.stack([codes, codes, codes, np.zeros_like(codes)], axis=2)  # alpha 0 everywhere
+    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], 4, oiio.UINT8)
+    spec.channelnames, spec.alpha_channel = ("R", "G", "B", "A"), 3
+    spec.attribute("oiio:UnassociatedAlpha", 1)  # stored as painted
+    out = oiio.ImageOutput.create(str(shot / "trimaps" / "shot.1002.png"))
+    assert out.open(str(shot / "trimaps" / "shot.1002.png"), spec) and out.write_image(pixels) and out.close()
+    session = RecordingSession()
+    with ShotPipeline(load_job(write_job(shot, tiny_ckpt)), session=session) as pipe:
+        assert pipe.run(frames=[1002]).done == [1002]
+    np.testing.assert_array_equal(session.trimaps[0], tri)

@@ -504,3 +504,24 @@ def test_verify_image_refuses_truncated_files(tmp_path, cut):
     bad.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
     with pytest.raises(ImageReadError, match=r"bad\.exr: "):
         verify_image(bad)
+
+
+def rgba_png(path, codes, alpha):
+    """An 8-bit RGBA PNG holding ``codes`` in R, G and B and ``alpha`` in A, stored as given
+    (unassociated, as a paint package writes it)."""
+    codes = np.asarray(codes, np.uint8)
+    pixels = np.stack([codes, codes, codes, np.full_like(codes, alpha)], axis=2)
+    spec = oiio.ImageSpec(codes.shape[1], codes.shape[0], 4, oiio.UINT8)
+    spec.channelnames = ("R", "G", "B", "A")
+    spec.alpha_channel = 3
+    spec.attribute("oiio:UnassociatedAlpha", 1)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(pixels) and out.close(), out.geterror()
+    return path
+
+
+@pytest.mark.parametrize("alpha", [0, 64, 255])
+def test_an_rgba_png_trimap_is_its_colour_whatever_its_alpha(tmp_path, alpha):
+    # An empty alpha (0 everywhere) once premultiplied the trimap to all background.
+    path = rgba_png(tmp_path / "tri.png", [[0, 128, 255, 128]], alpha)
+    np.testing.assert_array_equal(read_trimap(path), CANONICAL)

@@ -326,9 +326,10 @@ def read_image(
         raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
 
 
-def _first_subimage(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
-    """All channels of the first subimage as float32 [H, W, C] plus its spec."""
-    with _opened(path) as inp:
+def _first_subimage(path: Path, unassociated: bool = False) -> tuple[np.ndarray, oiio.ImageSpec]:
+    """All channels of the first subimage as float32 [H, W, C] plus its spec (``unassociated``:
+    as for :func:`read_image`)."""
+    with _opened(path, unassociated) as inp:
         spec = inp.spec().copy()
         return _read_channels(path, inp, 0, spec, list(spec.channelnames)), spec
 
@@ -338,15 +339,20 @@ def read_trimap(path: str | Path, tolerance: float = _trimap.DEFAULT_TOLERANCE) 
 
     Accepts 8/16-bit PNG or TIFF and float EXR, single-channel or RGB(A). A single channel
     is used as is; RGB must be grey (channels within ``tolerance`` of each other) and is
-    averaged. Alpha is ignored. Values are normalised to 0..1 and snapped to the palette by
+    averaged. Values are normalised to 0..1 and snapped to the palette by
     :func:`vfxmatte.trimap.quantize`.
+
+    Alpha is ignored: the trimap is the colour as stored, as a compositor sees it in Nuke's
+    ``rgb``. A PNG or TIFF with an alpha channel is read unassociated, so a painted trimap
+    saved with an empty alpha (0 everywhere) keeps its values instead of being premultiplied
+    to all background.
 
     Raises:
         ImageReadError: the file is missing or unreadable.
         TrimapError: coloured RGB, or values further than ``tolerance`` from the palette.
     """
     path = Path(path)
-    pixels, spec = _first_subimage(path)
+    pixels, spec = _first_subimage(path, unassociated=True)
     names = list(spec.channelnames)
     if all(c in names for c in ("R", "G", "B")):
         rgb = pixels[..., [names.index(c) for c in ("R", "G", "B")]]
