@@ -436,3 +436,20 @@ def test_a_remounted_shot_keeps_its_job_hash(tmp_path, monkeypatch):
     monkeypatch.setenv("SHOT_ROOT", str(moved))
     hashes.add(load_job(write(moved, text), check=False).job_hash)
     assert len(hashes) == 1
+
+
+def test_output_may_not_replace_the_files_plate_frames_link_to(tmp_path):
+    # plates/ holds symlinks to renders/: writing renders/shot010.####.exr would change the plates.
+    (tmp_path / "renders").mkdir()
+    (tmp_path / "plates").mkdir()
+    for f in (1001, 1002):
+        (tmp_path / "renders" / f"shot010.{f}.exr").write_bytes(b"plate")
+        (tmp_path / "plates" / f"shot010.{f}.exr").symlink_to(tmp_path / "renders" / f"shot010.{f}.exr")
+    text = GOOD.replace("out/shot010.####.exr", "renders/shot010.%04d.exr")
+    assert "output.path: the mattes would overwrite plate.path (" in error_of(write(tmp_path, text))
+    still = GOOD.replace("trimaps/shot010.####.png", "trimaps/still.png").replace("out/shot010.####.exr", "renders/t.####.exr")
+    (tmp_path / "trimaps").mkdir()
+    (tmp_path / "trimaps" / "still.png").symlink_to(tmp_path / "renders" / "t.1001.exr")
+    assert "output.path: the mattes would overwrite trimap.path (" in error_of(write(tmp_path, still))
+    fine = GOOD.replace("out/shot010.####.exr", "renders/matte.####.exr")
+    assert load_job(write(tmp_path, fine), check=False).output.path.endswith("matte.####.exr")

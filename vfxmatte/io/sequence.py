@@ -134,6 +134,17 @@ class FrameSequence:
                 found.add(frame)
         return sorted(found)
 
+    def linked_files(self) -> list[Path]:
+        """The real files behind this sequence's frames on disk that are symlinks, sorted (one
+        folder listing; a frame whose link loops or dangles resolves as far as it can)."""
+        try:
+            entries = list(os.scandir(self._dir))
+        except OSError:
+            return []
+        return sorted(
+            Path(os.path.realpath(e.path)) for e in entries if e.is_symlink() and self.frame_of(e.name) is not None
+        )
+
     def frame_of(self, name: str) -> int | None:
         """The frame whose file, in this pattern's folder, is called ``name``; None when no
         frame of this pattern has that name.

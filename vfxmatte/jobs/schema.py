@@ -178,6 +178,19 @@ def same_files(a: str, b: str) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
+def _links_into(pattern: str, path: str) -> bool:
+    """True if a file of ``path`` (a sequence or one file) on disk is a symlink to a file that
+    writing ``pattern`` would replace (plates linked from a render folder, say)."""
+    if has_frame_token(path):
+        try:
+            linked = FrameSequence(path).linked_files()
+        except SequenceError:
+            return False
+    else:
+        linked = [Path(os.path.realpath(path))] if os.path.islink(path) else []
+    return any(same_files(pattern, str(f)) for f in linked)
+
+
 def _value_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
     """A validation error placed at ``loc`` (a cross-section check, reported at its key's line)."""
     return ValidationError.from_exception_data(
@@ -505,12 +518,13 @@ class Job(_Section):
         """The job's inputs (key, pattern) that files written to ``pattern`` could overwrite:
         the plates and the trimaps, masks or keyframes (``trimap.path``), plus, with
         ``propagated``, the propagated trimaps a matte run reads. Paths are compared by
-        :func:`same_files` (every token spelling and padding; real folders). The one check
+        :func:`same_files` (every token spelling and padding; real folders), and an input's
+        files on disk that are symlinks by the files they point to. The one check
         behind the job's ``output.path`` and ``propagation.out`` and ``propagate --out``."""
         inputs = [("trimap.path", self.trimap.path), ("plate.path", self.plate.path)]
         if propagated and getattr(self.trimap, "propagated", False):
             inputs.append(("trimap.propagation.out", self.propagated_trimaps))
-        return [(key, other) for key, other in inputs if same_files(pattern, other)]
+        return [(key, other) for key, other in inputs if same_files(pattern, other) or _links_into(pattern, other)]
 
     @property
     def propagated_trimaps(self) -> str:
