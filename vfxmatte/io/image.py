@@ -433,8 +433,8 @@ def read_photo(path: str | Path) -> np.ndarray:
 def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
     """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension,
     then read the whole file back: it is complete only if the open, the write and the close
-    succeeded and it re-opens with all its pixels, in the written size and channels (a writer that hit a
-    full disk may report success and leave a short file)."""
+    succeeded and it re-opens with all its pixels, in the written size and channels (a writer
+    that hit a full disk may report success and leave a short file)."""
     out = oiio.ImageOutput.create(str(target))
     if out is None:
         raise ImageWriteError(f"{target}: no image writer for this extension ({oiio.geterror()})")

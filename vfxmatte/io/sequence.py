@@ -162,11 +162,6 @@ class FrameSequence:
         frame = int(digits)
         return frame if self.path(frame).name == name else None
 
-    @property
-    def directory(self) -> Path:
-        """The folder of the pattern's files, as written."""
-        return self._dir
-
     def overlaps(self, other: "FrameSequence | str | os.PathLike[str]") -> bool:
         """True if a file of this sequence can be a file of ``other`` (a sequence, or one file).
 

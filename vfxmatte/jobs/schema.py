@@ -48,8 +48,8 @@ __all__ = [
     "SequenceTrimap",
     "TrimapSpec",
     "check_device_name",
-    "job_hash_data",
     "has_frame_token",
+    "job_hash_data",
     "same_files",
 ]
 
@@ -167,8 +167,8 @@ def same_files(a: str, b: str) -> bool:
     """True if two paths, each a sequence pattern or one file, can name one same file: in any
     frame-token spelling (``####``, ``%04d``, ``@@@@``, ``$F4``) or padding, and through
     symlinked folders, ``..`` and relative spellings (:meth:`FrameSequence.overlaps`)."""
-    seqs = [FrameSequence(p) if has_frame_token(p) else None for p in (a, b)]
     try:
+        seqs = [FrameSequence(p) if has_frame_token(p) else None for p in (a, b)]
         if seqs[0] is not None:
             return seqs[0].overlaps(seqs[1] if seqs[1] is not None else b)
         if seqs[1] is not None:
