@@ -47,3 +47,56 @@ def _randomise_norms(model: nn.Module, seed: int = 0) -> nn.Module:
 def randomise_norms():
     """``randomise_norms(model, seed=0)``: non-trivial norm statistics, as a trained net has."""
     return _randomise_norms
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``small_disk(kib)``: a folder on a real tmpfs of ``kib`` KiB, so writes hit ENOSPC
+    (mounted for the test and unmounted after it). Mounting needs root: the test is skipped
+    where it cannot mount; the simulated-ENOSPC tests cover those machines."""
+    import os
+    import shutil
+    import subprocess
+
+    mounted = []
+
+    def mount(kib: int):
+        if os.geteuid() != 0 or shutil.which("mount") is None:
+            pytest.skip("mounting a tmpfs needs root")
+        folder = tmp_path / f"disk{len(mounted)}"
+        folder.mkdir()
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={int(kib)}k", "tmpfs", str(folder)],
+                              capture_output=True, text=True)
+        if proc.returncode:
+            pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", str(folder)], check=False)
+
+
+def _fill_disk(folder, leave: int = 0):
+    """Fill the file system of ``folder`` (a ``filler`` file) until at most ``leave`` bytes are free."""
+    import os
+
+    fd = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            st = os.statvfs(folder)
+            free = st.f_bavail * st.f_frsize
+            if free <= leave:
+                break
+            os.write(fd, b"\0" * min(free - leave, 4096))
+    except OSError:
+        pass  # ENOSPC: full
+    finally:
+        os.close(fd)
+    return folder / "filler"
+
+
+@pytest.fixture
+def fill_disk():
+    """``fill_disk(folder, leave=0)``: fill ``folder``'s file system up to ``leave`` free bytes."""
+    return _fill_disk

@@ -230,3 +230,27 @@ def test_eval_missing_folder_is_a_one_line_error(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing"), "--model", "starter"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "evaluation folder missing" in err
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+@pytest.mark.parametrize("command", [["validate"], ["run", "--dry-run"], ["run"]])
+def test_an_output_onto_the_plates_is_refused_before_any_frame(tmp_path, assets, capsys, command):
+    shot, _ = assets
+    plates = sorted(Path(shot.plates).parent.iterdir())
+    before = [p.read_bytes() for p in plates]
+    job = job_file(tmp_path, assets, path=shot.plates.replace("####", "%04d"))
+    assert main([command[0], str(job), *command[1:]]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "output.path: the mattes would overwrite plate.path (" in err
+    assert [p.read_bytes() for p in plates] == before
+
+
+def test_an_alias_bomb_is_one_line_and_exit_2(tmp_path, capsys):
+    laughs = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    laughs += [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    (tmp_path / "bomb.yaml").write_text("\n".join(laughs) + "\n")
+    assert main(["validate", str(tmp_path / "bomb.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "aliases expand to more than" in err

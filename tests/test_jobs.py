@@ -304,3 +304,152 @@ def test_unreadable_checkpoint_is_reported_at_its_key_before_any_frame(shot_dir)
     (shot_dir / "junk.safetensors").write_bytes(b"not a checkpoint")
     msg = error_of(write(shot_dir, GOOD.replace("tiny.safetensors", "junk.safetensors"), "junk.yaml"), check=True)
     assert ":11: model.checkpoint:" in msg and "not a readable safetensors checkpoint" in msg
+
+
+# --------------------------------------------------------------------------- outputs never land on inputs
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "plates/shot010.####.exr",  # the plate pattern itself
+        "plates/shot010.%04d.exr",
+        "plates/shot010.@@@@.exr",
+        "plates/shot010.$F4.exr",
+        "plates/shot010.#####.exr",  # other padding: frames from 10000 on are the same files
+        "out/../plates/shot010.####.exr",
+        "./plates/./shot010.%04d.exr",
+        "{root}/plates/shot010.####.exr",  # absolute
+        "link/shot010.####.exr",  # a symlink to the plates' folder
+    ],
+)
+def test_output_may_not_overwrite_the_plates_in_any_spelling(tmp_path, output):
+    (tmp_path / "plates").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "plates", target_is_directory=True)
+    text = GOOD.replace("out/shot010.####.exr", output.format(root=tmp_path))
+    msg = error_of(write(tmp_path, text))
+    assert msg.startswith(f"{tmp_path / 'job.yaml'}:14: output.path: the mattes would overwrite plate.path (")
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize(
+    "trimap,output",
+    [
+        ("mode: sequence\n  path: trimaps/shot010.####.exr", "trimaps/shot010.%04d.exr"),  # EXR trimaps
+        ("mode: sequence\n  path: trimaps/still.1001.exr", "trimaps/still.####.exr"),  # a still trimap
+        ("mode: mask\n  path: roto/shot010.####.exr", "roto/../roto/shot010.$F4.exr"),  # roto masks
+        ("mode: keyframes\n  path: keys/shot010.@@@@.exr", "keys/shot010.####.exr"),  # keyframes
+    ],
+)
+def test_output_may_not_overwrite_trimaps_masks_or_keyframes(tmp_path, trimap, output):
+    text = GOOD.replace("mode: sequence\n  path: trimaps/shot010.####.png", trimap).replace("out/shot010.####.exr", output)
+    assert "output.path: the mattes would overwrite trimap.path (" in error_of(write(tmp_path, text))
+
+
+def test_outputs_beside_the_inputs_are_fine(tmp_path):
+    for output in ("plates/shot010_matte.####.exr", "plates/shot010.####.matte.exr", "trimaps/shot010.####.exr"):
+        job = load_job(write(tmp_path, GOOD.replace("out/shot010.####.exr", output)), check=False)
+        assert job.output.path.endswith(Path(output).name)
+
+
+# --------------------------------------------------------------------------- bounded YAML
+
+LAUGHS = "\n".join(
+    ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    + [f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]" for i in range(8)]
+    + ["version: 1", "shot: [*i, *i, *i]"]
+)
+
+
+def test_a_billion_laughs_job_is_refused_at_once(tmp_path):
+    import time
+
+    t0 = time.perf_counter()
+    msg = error_of(write(tmp_path, LAUGHS))
+    assert time.perf_counter() - t0 < 0.5
+    assert msg.startswith(f"{tmp_path / 'job.yaml'}:") and "aliases expand to more than 10000 values" in msg
+    assert "\n" not in msg
+
+
+def test_recursive_aliases_and_huge_or_deep_documents_are_refused(tmp_path):
+    assert "an alias refers to a node that contains it" in error_of(write(tmp_path, "version: &v [1, *v]\n"))
+    assert "characters; at most 1048576 are read" in error_of(write(tmp_path, GOOD + "#" * (1 << 20)))
+    assert "nested too deeply" in error_of(write(tmp_path, "version: " + "[" * 5000 + "]" * 5000 + "\n"))
+
+
+def test_ordinary_anchors_and_aliases_still_work(tmp_path):
+    aliased = GOOD.replace("frames: 1001-1003", "frames: &range 1001-1003").replace(
+        "  path: trimaps/shot010.####.png", "  path: trimaps/shot010.####.png\n  frames: *range"
+    ).replace("mode: sequence", "mode: keyframes")
+    assert load_job(write(tmp_path, aliased), check=False).trimap.keyframe_list == [1001, 1002, 1003]
+
+
+# --------------------------------------------------------------------------- job hash: what makes the pixels
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("colorspace: acescg", "colorspace: lin_rec709"),
+        ("mode: sequence", "mode: sequence\n  tolerance: 0.05"),
+        ("device: cpu", "device: cpu\n  tile_size: 512\n  overlap: 128"),
+        ("device: cpu", "device: cpu\n  precision: fp32"),
+        ("compression: zip", "compression: piz"),
+        ("path: plates/shot010.####.exr", "path: plates_v2/shot010.####.exr"),
+        ("trimaps/shot010.####.png", "trimaps_v2/shot010.####.png"),
+        ("checkpoint: tiny.safetensors", "checkpoint: other.safetensors"),
+        ("shot: shot010", "shot: shot020"),  # written into every matte
+    ],
+)
+def test_job_hash_changes_with_what_makes_the_mattes(tmp_path, old, new):
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash
+    assert load_job(write(tmp_path, GOOD.replace(old, new)), check=False).job_hash != base
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [
+        ("compression: zip", "compression: zip\n  skip_existing: true"),
+        ("device: cpu", "device: cuda:1"),
+        ("frames: 1001-1003", "frames: 1001-1100"),
+        ("out/shot010.####.exr", "elsewhere/v2/shot010.####.exr"),
+    ],
+)
+def test_job_hash_leaves_out_what_leaves_the_mattes_alone(tmp_path, old, new):
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash
+    assert load_job(write(tmp_path, GOOD.replace(old, new)), check=False).job_hash == base
+
+
+def test_a_remounted_shot_keeps_its_job_hash(tmp_path, monkeypatch):
+    # One shot tree seen at two mount points (a symlink and the real folder), with its paths
+    # written relative to the job and absolute through a variable.
+    real = tmp_path / "mnt" / "projA" / "shot010"
+    real.mkdir(parents=True)
+    (tmp_path / "net").symlink_to(tmp_path / "mnt", target_is_directory=True)
+    text = GOOD.replace("path: plates/", "path: $SHOT_ROOT/plates/")
+    monkeypatch.setenv("SHOT_ROOT", str(real))
+    hashes = {load_job(write(real, text), check=False).job_hash}
+    monkeypatch.setenv("SHOT_ROOT", str(tmp_path / "net" / "projA" / "shot010"))
+    hashes.add(load_job(tmp_path / "net" / "projA" / "shot010" / "job.yaml", check=False).job_hash)
+    moved = tmp_path / "archive" / "shot010"
+    moved.mkdir(parents=True)
+    monkeypatch.setenv("SHOT_ROOT", str(moved))
+    hashes.add(load_job(write(moved, text), check=False).job_hash)
+    assert len(hashes) == 1
+
+
+def test_output_may_not_replace_the_files_plate_frames_link_to(tmp_path):
+    # plates/ holds symlinks to renders/: writing renders/shot010.####.exr would change the plates.
+    (tmp_path / "renders").mkdir()
+    (tmp_path / "plates").mkdir()
+    for f in (1001, 1002):
+        (tmp_path / "renders" / f"shot010.{f}.exr").write_bytes(b"plate")
+        (tmp_path / "plates" / f"shot010.{f}.exr").symlink_to(tmp_path / "renders" / f"shot010.{f}.exr")
+    text = GOOD.replace("out/shot010.####.exr", "renders/shot010.%04d.exr")
+    assert "output.path: the mattes would overwrite plate.path (" in error_of(write(tmp_path, text))
+    still = GOOD.replace("trimaps/shot010.####.png", "trimaps/still.png").replace("out/shot010.####.exr", "renders/t.####.exr")
+    (tmp_path / "trimaps").mkdir()
+    (tmp_path / "trimaps" / "still.png").symlink_to(tmp_path / "renders" / "t.1001.exr")
+    assert "output.path: the mattes would overwrite trimap.path (" in error_of(write(tmp_path, still))
+    fine = GOOD.replace("out/shot010.####.exr", "renders/matte.####.exr")
+    assert load_job(write(tmp_path, fine), check=False).output.path.endswith("matte.####.exr")

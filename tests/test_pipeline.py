@@ -411,3 +411,130 @@ def test_frames_override_and_no_plate_at_all(shot, tiny_ckpt):
         p.unlink()
     with pytest.raises(SequenceError, match="no frames of"):
         run_job(job)
+
+
+# --------------------------------------------------------------------------- nothing lost
+
+
+def outputs_of(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_skip_existing_redoes_truncated_empty_and_foreign_outputs_and_says_why(shot, tiny_ckpt, caplog):
+    run_job(load_job(write_job(shot, tiny_ckpt)))
+    good = outputs_of(shot / "out")
+    out = shot / "out"
+    (out / "shot.1001.exr").write_bytes(good["shot.1001.exr"][: len(good["shot.1001.exr"]) // 2])  # truncated
+    (out / "shot.1002.exr").write_bytes(b"")  # zero bytes
+    resume = load_job(write_job(shot, tiny_ckpt, output={"skip_existing": True}))
+    plans = {p.frame: p for p in ShotPipeline(resume).plan()}
+    assert "incomplete or unreadable" in plans[1001].redo_reason and "shot.1001.exr" in plans[1001].redo_reason
+    assert "incomplete or unreadable" in plans[1002].redo_reason
+    assert plans[1003].skip_reason == f"output exists: {out / 'shot.1003.exr'}" and plans[1003].redo_reason is None
+    with caplog.at_level("WARNING", logger="vfxmatte"):
+        report = run_job(resume)
+    assert report.done == [1001, 1002] and list(report.skipped) == [1003]
+    assert "frame 1002: existing output is incomplete or unreadable" in caplog.text and "made again" in caplog.text
+    assert outputs_of(out) == good  # redone byte for byte
+
+    # A matte another job made (another trimap tolerance: other pixels possible) is redone.
+    other = load_job(write_job(shot, tiny_ckpt, trimap={"tolerance": 0.05}, output={"skip_existing": True}))
+    plan = ShotPipeline(other).plan(frames=[1003])[0]
+    assert plan.skip_reason is None and "was made by another job" in plan.redo_reason
+    assert plan.redo_reason.endswith(f"this job: {other.job_hash[:12]})")
+
+
+def test_the_same_job_writes_the_same_bytes_with_or_without_a_plate_datetime(shot, tiny_ckpt):
+    for f in (1001, 1002):  # plates without a DateTime (the fixture's carry capDate)
+        rgb, info = read_image(shot / "plates" / f"shot.{f}.exr")
+        info.metadata.pop("DateTime")
+        write_image(shot / "plates" / f"shot.{f}.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half")
+        assert read_image(shot / "plates" / f"shot.{f}.exr")[1].metadata.get("DateTime") is None
+    job = load_job(write_job(shot, tiny_ckpt))
+    run_job(job, frames=[1001, 1002])
+    first = outputs_of(shot / "out")
+    spec, _ = read_out(shot / "out" / "shot.1001.exr")
+    assert spec.getattribute("DateTime") is None  # not the write time (OIIO's default stamp)
+    run_job(job, frames=[1001, 1002])
+    assert outputs_of(shot / "out") == first
+    # A plate that carries a DateTime passes it on, and nothing else changes.
+    rgb, info = read_image(shot / "plates" / "shot.1002.exr")
+    write_image(shot / "plates" / "shot.1002.exr", rgb, ["R", "G", "B"], info_like=info, pixel_type="half",
+                metadata={"DateTime": "2025:07:04 12:00:00"})
+    run_job(job, frames=[1002])
+    dated = (shot / "out" / "shot.1002.exr").read_bytes()
+    spec, _ = read_out(shot / "out" / "shot.1002.exr")
+    assert spec.getattribute("DateTime") == "2025:07:04 12:00:00"
+    run_job(job, frames=[1002])
+    assert (shot / "out" / "shot.1002.exr").read_bytes() == dated
+
+
+def test_a_full_disk_fails_the_frames_and_keeps_the_outputs(shot, tiny_ckpt, small_disk, fill_disk):
+    """A real tmpfs (root only): with the disk full every frame fails with the write error, no
+    temporary file is left and the outputs of an earlier run are untouched."""
+    disk = small_disk(128)
+    job = load_job(write_job(shot, tiny_ckpt, output={"path": str(disk / "shot.####.exr")}))
+    assert run_job(job).exit_code == 0
+    before = outputs_of(disk)
+    fill_disk(disk)
+    report = run_job(job)
+    assert report.exit_code == 1 and sorted(report.failed) == list(FRAMES) and not report.done
+    assert all("cannot" in reason and "shot." in reason for reason in report.failed.values())
+    after = outputs_of(disk)
+    del after["filler"]
+    assert after == before
+
+
+def test_a_killed_writers_temporary_is_swept_on_the_next_run_of_that_frame(shot, tiny_ckpt):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = shot / "out"
+    out.mkdir()
+    target = out / "shot.1002.exr"
+    writer = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from vfxmatte.io.atomic import atomic_write\n"
+        "with atomic_write(Path(sys.argv[1])) as tmp:\n"
+        "    tmp.write_bytes(b'half a frame')\n"
+        "    print(tmp, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer, str(target)], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    stray = Path(proc.stdout.readline().strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert stray.exists() and not target.exists()
+    # Kept: files that are not atomic_write temporaries of a frame being written, and a live
+    # writer's temporary (this process's).
+    others = [out / ".shot.1002.exr.notes", out / "shot.1002.exr.bak", out / f".shot.1003.exr.{proc.pid}.0123456789ab.tmp.exr",
+              out / f".shot.1002.exr.{os.getpid()}.0123456789ab.tmp.exr"]
+    for p in others:
+        p.write_bytes(b"keep")
+    old_foreign = out / ".shot.1002.exr.1@elsewhere.0123456789ab.tmp.exr"  # another host's, a day old
+    old_foreign.write_bytes(b"stale")
+    os.utime(old_foreign, (time.time() - 86400,) * 2)
+    assert run_job(load_job(write_job(shot, tiny_ckpt)), frames=[1002]).done == [1002]
+    assert not stray.exists() and not old_foreign.exists()
+    assert all(p.read_bytes() == b"keep" for p in others)
+    assert sorted(p.name for p in out.iterdir()) == sorted([target.name, *(p.name for p in others)])
+
+
+def test_an_rgba_trimap_with_an_empty_alpha_gives_its_painted_trimap(shot, tiny_ckpt):
+    tri = _trimap(H + 2 * PAD, W + 2 * PAD)
+    codes = np.round(tri * 255).astype(np.uint8)
+    pixels = np.stack([codes, codes, codes, np.zeros_like(codes)], axis=2)  # alpha 0 everywhere
+    spec = oiio.ImageSpec(pixels.shape[1], pixels.shape[0], 4, oiio.UINT8)
+    spec.channelnames, spec.alpha_channel = ("R", "G", "B", "A"), 3
+    spec.attribute("oiio:UnassociatedAlpha", 1)  # stored as painted
+    out = oiio.ImageOutput.create(str(shot / "trimaps" / "shot.1002.png"))
+    assert out.open(str(shot / "trimaps" / "shot.1002.png"), spec) and out.write_image(pixels) and out.close()
+    session = RecordingSession()
+    with ShotPipeline(load_job(write_job(shot, tiny_ckpt)), session=session) as pipe:
+        assert pipe.run(frames=[1002]).done == [1002]
+    np.testing.assert_array_equal(session.trimaps[0], tri)

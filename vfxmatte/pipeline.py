@@ -42,8 +42,9 @@ import numpy as np
 from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
-from vfxmatte.errors import InputError, PropagationError, SequenceError, TrimapError, VfxMatteError
-from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_exr
+from vfxmatte.errors import ImageReadError, InputError, PropagationError, SequenceError, TrimapError, VfxMatteError
+from vfxmatte.io.atomic import sweep_temps, temp_files
+from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, verify_image, write_exr
 from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
 from vfxmatte.flow import FlowCache
@@ -76,6 +77,9 @@ class FramePlan:
     skip_reason: str | None = None
     #: set when the frame cannot be done (plate or trimap missing)
     fail_reason: str | None = None
+    #: set when ``skip_existing`` finds an output it cannot keep (incomplete, unreadable, or
+    #: made by another job): why the frame is made again
+    redo_reason: str | None = None
 
     @property
     def source_frame(self) -> int:
@@ -241,6 +245,8 @@ class ShotPipeline:
         #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
         self.propagated = bool(getattr(job.trimap, "propagated", False))
         self._propagation: ShotPropagation | None = None
+        #: output folder -> its writers' leftover temporary files by target name (listed once)
+        self._temps: dict[Path, dict[str, list[Path]]] = {}
         if self.propagated:
             self._trimap = FrameSequence(job.propagated_trimaps)
         #: the temporal stage's settings, None when it is off; its flows' cache; and the mattes
@@ -334,6 +340,7 @@ class ShotPipeline:
         found = dict(resolve_frames(seq, wanted, "hold" if policy == "hold" else "skip"))
         by_path = {seq.path(f): f for f in seq.discover()} if policy == "hold" else {}
         keyframes = self._keyframes_for_plan()
+        job_hash = self.job.job_hash
 
         plans = []
         for f in wanted:
@@ -349,17 +356,36 @@ class ShotPipeline:
             hold = by_path[plate] if plate != seq.path(f) else None
             src = f if hold is None else hold
             trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
-            if self.job.output.skip_existing and out.is_file():
-                plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
-            elif keyframes is not None:
+            redo = None
+            if self.job.output.skip_existing and (out.exists() or out.is_symlink()):
+                redo = self._cannot_keep(out, job_hash)
+                if redo is None:
+                    plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
+                    continue
+                log.warning("frame %d: %s: it is made again", f, redo)
+            if keyframes is not None:
                 reason = self._too_far(src, keyframes)
-                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=reason))
+                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo))
             elif not trimap.is_file():
                 kind = "mask" if isinstance(self.job.trimap, MaskTrimap) else "trimap"
-                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=f"{kind} missing: {trimap}"))
+                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=f"{kind} missing: {trimap}", redo_reason=redo))
             else:
-                plans.append(FramePlan(f, out, plate, trimap, hold))
+                plans.append(FramePlan(f, out, plate, trimap, hold, redo_reason=redo))
         return plans
+
+    @staticmethod
+    def _cannot_keep(out: Path, job_hash: str) -> str | None:
+        """Why ``skip_existing`` may not keep the existing output ``out``; None when it may:
+        every pixel reads back and its ``vfxmatte:job_hash`` is ``job_hash``."""
+        try:
+            info = verify_image(out)
+        except ImageReadError as exc:
+            return f"existing output is incomplete or unreadable ({exc})"
+        made_by = info.metadata.get("vfxmatte:job_hash")
+        if made_by != job_hash:
+            by = f"job hash {made_by[:12]}" if isinstance(made_by, str) else "no vfxmatte:job_hash"
+            return f"existing output {out} was made by another job ({by}; this job: {job_hash[:12]})"
+        return None
 
     def _keyframes_for_plan(self) -> list[int] | None:
         """The keyframes of a propagated mode (None otherwise), without reading any pixel."""
@@ -525,6 +551,7 @@ class ShotPipeline:
             for name, k in zip(out.rgb_channels, range(3)):
                 channels[name] = rgb[..., k]
         channels[out.channel] = alpha
+        self._sweep_temps(item.output)
         write_exr(
             item.output,
             channels,
@@ -533,6 +560,15 @@ class ShotPipeline:
             pixel_type="half",
             metadata=metadata,
         )
+
+    def _sweep_temps(self, target: Path) -> None:
+        """Remove what writers of ``target`` that are gone (killed mid-write) left beside it:
+        only atomic_write's temporary files of that very file (its folder is listed once a run)."""
+        folder = target.parent
+        if folder not in self._temps:
+            self._temps[folder] = temp_files(folder)
+        for tmp in sweep_temps(self._temps[folder].pop(target.name, ())):
+            log.info("removed %s, a temporary file whose writer is gone", tmp)
 
     @staticmethod
     def _rgb_colour_tags(info) -> dict:

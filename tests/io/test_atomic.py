@@ -123,3 +123,45 @@ def test_mode_makes_an_ordinary_data_file_of_a_private_temporary(tmp_path):
         assert stat.S_IMODE((tmp_path / "keep.bin").stat().st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+def test_temp_files_finds_only_writer_temporaries_by_their_target(tmp_path):
+    from vfxmatte.io.atomic import temp_files, temp_path
+
+    mine = temp_path(tmp_path / "matte.1001.exr")
+    legacy = tmp_path / ".matte.1001.exr.123.0123456789ab.tmp.exr"  # the pid-only names of earlier releases
+    state = temp_path(tmp_path / "state")
+    for p in (mine, legacy, state, tmp_path / ".matte.1001.exr.123.0123456789ab.tmp.png",
+              tmp_path / ".matte.1001.exr.notes", tmp_path / "matte.1001.exr.123.0123456789ab.tmp.exr"):
+        p.write_bytes(b"x")
+    found = temp_files(tmp_path)
+    assert sorted(found) == ["matte.1001.exr", "state"]
+    assert sorted(found["matte.1001.exr"]) == sorted([mine, legacy]) and found["state"] == [state]
+    assert temp_files(tmp_path / "no such folder") == {}
+
+
+def test_sweep_removes_only_temporaries_whose_writer_is_gone(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from vfxmatte.io.atomic import STALE_SECONDS, _HOST, sweep_temps
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = int(dead.stdout)
+    files = {
+        "dead here": tmp_path / f".a.exr.{gone}@{_HOST}.0123456789ab.tmp.exr",
+        "alive here": tmp_path / f".a.exr.{os.getpid()}@{_HOST}.0123456789ab.tmp.exr",
+        "other host, fresh": tmp_path / f".a.exr.{gone}@elsewhere.0123456789ab.tmp.exr",
+        "other host, old": tmp_path / f".a.exr.{gone}@elsewhere.ba9876543210.tmp.exr",
+        "not a temporary": tmp_path / ".a.exr.notes",
+    }
+    for p in files.values():
+        p.write_bytes(b"x")
+    old = time.time() - STALE_SECONDS - 60
+    os.utime(files["other host, old"], (old, old))
+    removed = sweep_temps(files.values())
+    assert sorted(removed) == sorted([files["dead here"], files["other host, old"]])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        files[k].name for k in ("alive here", "other host, fresh", "not a temporary")
+    )

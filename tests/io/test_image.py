@@ -399,3 +399,129 @@ def test_read_photo_is_8_bit_rgb_upright_without_premultiplying(tmp_path):
         np.testing.assert_array_equal(read_photo(path), upright)
     with pytest.raises(ImageReadError, match="nope.jpg"):
         read_photo(tmp_path / "nope.jpg")
+
+
+# ---- a write is renamed into place only once it reads back -----------------------------
+
+
+def _noise(h: int, w: int) -> np.ndarray:
+    return np.random.default_rng(3).random((h, w), dtype=np.float32)
+
+
+@pytest.mark.parametrize("ext", ["exr", "png"])
+@pytest.mark.parametrize("leave", [0, 6 * 1024])
+def test_a_full_disk_fails_the_write_and_keeps_the_old_file(small_disk, fill_disk, ext, leave):
+    """A real tmpfs (needs root): the write hits ENOSPC with 0 bytes and with a few KB free.
+    OIIO's PNG writer reports success on a short file; the read-back catches it."""
+    disk = small_disk(64)
+    target = disk / f"matte.1001.{ext}"
+    write_image(target, _noise(8, 8), ["Y"], pixel_type="half" if ext == "exr" else "uint8")
+    before = target.read_bytes()
+    fill_disk(disk, leave)
+    with pytest.raises(ImageWriteError, match=rf"matte\.1001\.{ext}: "):
+        write_image(target, _noise(200, 300), ["Y"], pixel_type="half" if ext == "exr" else "uint8")
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in disk.iterdir()) == ["filler", target.name]  # no temporary left
+
+
+class _ShortWriter:
+    """An OIIO ImageOutput that reports success while the file system kept only part of the
+    file (what a writer ignoring ENOSPC leaves): simulated, for machines that cannot mount."""
+
+    def __init__(self, real):
+        self.real, self.filename = real, None
+
+    def open(self, filename, spec):
+        self.filename = filename
+        return self.real.open(filename, spec)
+
+    def write_image(self, pixels):
+        return self.real.write_image(pixels)
+
+    def geterror(self):
+        return self.real.geterror()
+
+    def close(self):
+        ok = self.real.close()
+        with open(self.filename, "r+b") as fh:
+            fh.truncate(fh.seek(0, 2) // 2)
+        return ok
+
+
+class _FullWriter(_ShortWriter):
+    """An ImageOutput whose pixel write fails with ENOSPC (simulated at OIIO's boundary)."""
+
+    def write_image(self, pixels):
+        return False
+
+    def geterror(self):
+        return "No space left on device"
+
+    def close(self):
+        return self.real.close()
+
+
+@pytest.mark.parametrize("writer,message", [(_ShortWriter, "does not read back"), (_FullWriter, "No space left on device")])
+def test_a_write_that_did_not_land_whole_is_never_renamed_into_place(tmp_path, monkeypatch, writer, message):
+    """Simulated ENOSPC (the OIIO output object is wrapped), for any machine."""
+    target = tmp_path / "matte.1001.exr"
+    write_exr(target, {"A": _noise(8, 8)})
+    before = target.read_bytes()
+    create = oiio.ImageOutput.create
+    monkeypatch.setattr(image.oiio.ImageOutput, "create", lambda name: writer(create(name)))
+    with pytest.raises(ImageWriteError, match=message):
+        write_exr(target, {"A": _noise(40, 60)})
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+def test_a_full_disk_at_the_flush_keeps_the_old_file(tmp_path, monkeypatch):
+    """Simulated ENOSPC from fsync (the OS boundary of atomic_write)."""
+    import errno
+
+    target = tmp_path / "matte.1001.exr"
+    write_exr(target, {"A": _noise(8, 8)})
+    before = target.read_bytes()
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic, "_fsync", full)
+    with pytest.raises(ImageWriteError, match="No space left on device"):
+        write_exr(target, {"A": _noise(40, 60)})
+    assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == [target.name]
+
+
+@pytest.mark.parametrize("cut", [0, 10, 0.5])
+def test_verify_image_refuses_truncated_files(tmp_path, cut):
+    from vfxmatte.io.image import verify_image
+
+    good = tmp_path / "good.exr"
+    write_exr(good, {"A": _noise(40, 60)})
+    assert verify_image(good).width == 60
+    data = good.read_bytes()
+    bad = tmp_path / "bad.exr"
+    bad.write_bytes(data[: int(cut * len(data)) if isinstance(cut, float) else cut])
+    with pytest.raises(ImageReadError, match=r"bad\.exr: "):
+        verify_image(bad)
+
+
+def rgba_png(path, codes, alpha):
+    """An 8-bit RGBA PNG holding ``codes`` in R, G and B and ``alpha`` in A, stored as given
+    (unassociated, as a paint package writes it)."""
+    codes = np.asarray(codes, np.uint8)
+    pixels = np.stack([codes, codes, codes, np.full_like(codes, alpha)], axis=2)
+    spec = oiio.ImageSpec(codes.shape[1], codes.shape[0], 4, oiio.UINT8)
+    spec.channelnames = ("R", "G", "B", "A")
+    spec.alpha_channel = 3
+    spec.attribute("oiio:UnassociatedAlpha", 1)
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec) and out.write_image(pixels) and out.close(), out.geterror()
+    return path
+
+
+@pytest.mark.parametrize("alpha", [0, 64, 255])
+def test_an_rgba_png_trimap_is_its_colour_whatever_its_alpha(tmp_path, alpha):
+    # An empty alpha (0 everywhere) once premultiplied the trimap to all background.
+    path = rgba_png(tmp_path / "tri.png", [[0, 128, 255, 128]], alpha)
+    np.testing.assert_array_equal(read_trimap(path), CANONICAL)

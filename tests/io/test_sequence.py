@@ -149,3 +149,43 @@ def test_skip_with_nothing_left_is_an_error(gappy):
 def test_unknown_policy(gappy):
     with pytest.raises(SequenceError, match="policy 'pad'"):
         resolve_frames(gappy, None, "pad")  # type: ignore[arg-type]
+
+
+# ---- overlap: could two patterns name one file? ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "a,b,overlap",
+    [
+        ("shot.####.exr", "shot.%04d.exr", True),
+        ("shot.@@@@.exr", "shot.$F4.exr", True),
+        ("shot.####.exr", "shot.#####.exr", True),  # frames from 10000 on are written alike
+        ("shot.1###.exr", "shot.####.exr", True),  # frame 1 of the first is frame 1001 of the second
+        ("shot.2###.exr", "shot.####.exr", True),
+        ("shot.####.exr", "shot.####.EXR", False),
+        ("shot.####.exr", "shot_v2.####.exr", False),
+        ("shot.####.exr", "shot.####.matte.exr", False),
+        ("a/shot.####.exr", "b/shot.####.exr", False),
+        ("a/shot.####.exr", "b/../a/shot.%04d.exr", True),
+    ],
+)
+def test_overlap_compares_what_each_pattern_names(tmp_path, a, b, overlap):
+    sa, sb = FrameSequence(tmp_path / a), FrameSequence(tmp_path / b)
+    assert sa.overlaps(sb) is overlap and sb.overlaps(sa) is overlap
+
+
+def test_overlap_resolves_symlinked_folders_and_relative_spellings(tmp_path, monkeypatch):
+    (tmp_path / "plates").mkdir()
+    (tmp_path / "alias").symlink_to(tmp_path / "plates", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    plates = FrameSequence(tmp_path / "plates" / "shot.####.exr")
+    assert plates.overlaps(FrameSequence("alias/new/../shot.%04d.exr"))
+    assert plates.overlaps(tmp_path / "alias" / "shot.1001.exr")  # one file of the sequence
+    assert not plates.overlaps(tmp_path / "alias" / "shot.01001.exr")  # not a name the pattern gives
+    assert not plates.overlaps(FrameSequence("alias/sub/shot.####.exr"))
+
+
+def test_frame_of_is_strict_about_padding():
+    seq = FrameSequence("/p/shot.####.exr")
+    assert [seq.frame_of(n) for n in ("shot.1001.exr", "shot.0007.exr", "shot.10000.exr", "shot.-001.exr")] == [1001, 7, 10000, -1]
+    assert [seq.frame_of(n) for n in ("shot.01001.exr", "shot.7.exr", "shot..exr", "shot.1001.png", "shot.1e3.exr")] == [None] * 5

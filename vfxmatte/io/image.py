@@ -30,7 +30,16 @@ from vfxmatte import trimap as _trimap
 from vfxmatte.errors import ImageReadError, ImageWriteError, TrimapError
 from vfxmatte.io.atomic import atomic_write
 
-__all__ = ["ImageInfo", "read_image", "read_mask", "read_photo", "read_trimap", "write_exr", "write_image"]
+__all__ = [
+    "ImageInfo",
+    "read_image",
+    "read_mask",
+    "read_photo",
+    "read_trimap",
+    "verify_image",
+    "write_exr",
+    "write_image",
+]
 
 log = logging.getLogger(__name__)
 
@@ -317,9 +326,10 @@ def read_image(
         raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
 
 
-def _first_subimage(path: Path) -> tuple[np.ndarray, oiio.ImageSpec]:
-    """All channels of the first subimage as float32 [H, W, C] plus its spec."""
-    with _opened(path) as inp:
+def _first_subimage(path: Path, unassociated: bool = False) -> tuple[np.ndarray, oiio.ImageSpec]:
+    """All channels of the first subimage as float32 [H, W, C] plus its spec (``unassociated``:
+    as for :func:`read_image`)."""
+    with _opened(path, unassociated) as inp:
         spec = inp.spec().copy()
         return _read_channels(path, inp, 0, spec, list(spec.channelnames)), spec
 
@@ -329,15 +339,20 @@ def read_trimap(path: str | Path, tolerance: float = _trimap.DEFAULT_TOLERANCE) 
 
     Accepts 8/16-bit PNG or TIFF and float EXR, single-channel or RGB(A). A single channel
     is used as is; RGB must be grey (channels within ``tolerance`` of each other) and is
-    averaged. Alpha is ignored. Values are normalised to 0..1 and snapped to the palette by
+    averaged. Values are normalised to 0..1 and snapped to the palette by
     :func:`vfxmatte.trimap.quantize`.
+
+    Alpha is ignored: the trimap is the colour as stored, as a compositor sees it in Nuke's
+    ``rgb``. A PNG or TIFF with an alpha channel is read unassociated, so a painted trimap
+    saved with an empty alpha (0 everywhere) keeps its values instead of being premultiplied
+    to all background.
 
     Raises:
         ImageReadError: the file is missing or unreadable.
         TrimapError: coloured RGB, or values further than ``tolerance`` from the palette.
     """
     path = Path(path)
-    pixels, spec = _first_subimage(path)
+    pixels, spec = _first_subimage(path, unassociated=True)
     names = list(spec.channelnames)
     if all(c in names for c in ("R", "G", "B")):
         rgb = pixels[..., [names.index(c) for c in ("R", "G", "B")]]
@@ -416,7 +431,10 @@ def read_photo(path: str | Path) -> np.ndarray:
 
 
 def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np.ndarray) -> None:
-    """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension."""
+    """Write one subimage to ``filename`` with the writer chosen by ``target``'s extension,
+    then read the whole file back: it is complete only if the open, the write and the close
+    succeeded and it re-opens with all its pixels, in the written size and channels (a writer
+    that hit a full disk may report success and leave a short file)."""
     out = oiio.ImageOutput.create(str(target))
     if out is None:
         raise ImageWriteError(f"{target}: no image writer for this extension ({oiio.geterror()})")
@@ -429,6 +447,40 @@ def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np
         closed = out.close()
     if not closed:
         raise ImageWriteError(f"{target}: cannot finish file ({out.geterror()})")
+    # (The writer's error flag is not consulted: OIIO's TIFF writer raises it for its Exif
+    # directory on files that are complete. Reading the file back is the test.)
+    try:
+        info = verify_image(filename)
+    except ImageReadError as exc:
+        raise ImageWriteError(f"{target}: the written file does not read back ({exc})") from None
+    # Only EXR keeps channel names (and OIIO reorders them on read): elsewhere their count.
+    names = sorted(info.channels) if info.file_format == "openexr" else len(info.channels)
+    wanted = sorted(spec.channelnames) if info.file_format == "openexr" else spec.nchannels
+    if (info.width, info.height, names) != (spec.width, spec.height, wanted):
+        raise ImageWriteError(
+            f"{target}: the written file reads back as {info.width}x{info.height} with channels "
+            f"{', '.join(info.channels)}, not {spec.width}x{spec.height} with {', '.join(spec.channelnames)}"
+        )
+
+
+def verify_image(path: str | Path) -> ImageInfo:
+    """Read every pixel of every subimage of ``path``: the check that a file is complete (a
+    truncated or zero-byte file, or one with a damaged chunk, fails it).
+
+    Returns:
+        The :class:`ImageInfo` of the first subimage (its header metadata included).
+
+    Raises:
+        ImageReadError: naming the file, when it is missing, unreadable or incomplete.
+    """
+    path = Path(path)
+    with _opened(path) as inp:
+        specs = _subimage_specs(inp)
+        if not specs:
+            raise ImageReadError(f"{path}: no image in the file")
+        for i, spec in enumerate(specs):
+            _read_channels(path, inp, i, spec, list(spec.channelnames))
+        return _info(path, inp, specs[0], 0)
 
 
 def _is_layout_key(name: str) -> bool:
@@ -503,6 +555,10 @@ def _build_spec(
         spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
     for name, value in (metadata or {}).items():
         _set_attribute(spec, str(name), value, None, target)
+    if spec.getattribute("DateTime") is None:
+        # OIIO stamps EXR and TIFF files with the write time when no DateTime is given; an
+        # empty one writes none, so one job on one plate gives one file, byte for byte.
+        spec.attribute("DateTime", "")
     return spec
 
 

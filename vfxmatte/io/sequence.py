@@ -55,6 +55,10 @@ def format_frames(frames: Iterable[int]) -> str:
     return str(fileseq.FrameSet(sorted(set(int(f) for f in frames))))
 
 
+# Frames whose names, in any padding, have every digit count from 1 to 11 (see overlaps).
+_PROBES = (-1, 0, 1, 7, 1001, *(10**k for k in range(1, 11)), *(10**k - 1 for k in range(2, 11)))
+
+
 class FrameSequence:
     """A numbered image sequence: a pattern with one frame token and the frames of interest.
 
@@ -124,20 +128,61 @@ class FrameSequence:
         except OSError as exc:
             raise SequenceError(f"cannot list {self._dir} for {self.pattern}: {exc}") from exc
         found: set[int] = set()
-        prefix, suffix = self._basename, self._ext
         for entry in entries:
-            name = entry.name
-            if not (name.startswith(prefix) and name.endswith(suffix)):
-                continue
-            digits = name[len(prefix) : len(name) - len(suffix)]
-            body = digits[1:] if digits.startswith("-") else digits
-            if not (body.isascii() and body.isdigit()):
-                continue
-            frame = int(digits)
-            # Strict padding: the name must be exactly the one this pattern gives the frame.
-            if self.path(frame).name == name and entry.is_file():
+            frame = self.frame_of(entry.name)
+            if frame is not None and entry.is_file():
                 found.add(frame)
         return sorted(found)
+
+    def linked_files(self) -> list[Path]:
+        """The real files behind this sequence's frames on disk that are symlinks, sorted (one
+        folder listing; a frame whose link loops or dangles resolves as far as it can)."""
+        try:
+            entries = list(os.scandir(self._dir))
+        except OSError:
+            return []
+        return sorted(
+            Path(os.path.realpath(e.path)) for e in entries if e.is_symlink() and self.frame_of(e.name) is not None
+        )
+
+    def frame_of(self, name: str) -> int | None:
+        """The frame whose file, in this pattern's folder, is called ``name``; None when no
+        frame of this pattern has that name.
+
+        Strict padding: the name must be exactly the one :meth:`path` gives the frame
+        (``shot.01001.exr`` is no frame of ``shot.####.exr``, ``shot.10000.exr`` is frame 10000).
+        """
+        prefix, suffix = self._basename, self._ext
+        if len(name) <= len(prefix) + len(suffix) or not (name.startswith(prefix) and name.endswith(suffix)):
+            return None
+        digits = name[len(prefix) : len(name) - len(suffix)]
+        body = digits[1:] if digits.startswith("-") else digits
+        if not (body.isascii() and body.isdigit()):
+            return None
+        frame = int(digits)
+        return frame if self.path(frame).name == name else None
+
+    def overlaps(self, other: "FrameSequence | str | os.PathLike[str]") -> bool:
+        """True if a file of this sequence can be a file of ``other`` (a sequence, or one file).
+
+        Folders are compared as real paths (symlinks, ``..`` and relative spellings resolved,
+        folders that do not exist yet resolved as far as they exist); file names by what each
+        pattern's frames are called, so ``####``, ``%04d``, ``@@@@`` and ``$F4`` spellings of
+        one pattern overlap, and so do patterns that differ only in padding (frame 10000 of
+        ``####`` is frame 10000 of ``#####``).
+        """
+        if isinstance(other, FrameSequence):
+            if os.path.realpath(self._dir) != os.path.realpath(other._dir):
+                return False
+            # A shared file name has frame numbers with some number of digits in each pattern;
+            # the probes give every digit count up to 11, with and without leading zeros.
+            return any(other.frame_of(self.path(f).name) is not None for f in _PROBES) or any(
+                self.frame_of(other.path(f).name) is not None for f in _PROBES
+            )
+        file = Path(other)
+        if os.path.realpath(self._dir) != os.path.realpath(file.parent):
+            return False
+        return self.frame_of(file.name) is not None
 
     def missing(self, frames: Iterable[int] | None = None) -> list[int]:
         """Frames among ``frames`` (default: :attr:`frames`) whose file does not exist, sorted."""

@@ -46,6 +46,46 @@ def _job_error(source: str, items: list[tuple[int, KeyPath, str]]) -> JobError:
     return JobError(text, errors=lines)
 
 
+#: A job file is a few kilobytes; anything past this is refused before it is parsed.
+MAX_JOB_CHARS = 1 << 20
+#: Nodes a job file may hold once its aliases are expanded (a billion-laughs document holds
+#: about 10**9 from a few hundred bytes); a real job has some tens.
+MAX_JOB_NODES = 10_000
+
+
+def _check_expanded_size(root: yaml.Node, source: str) -> None:
+    """Refuse a node tree that expands, through its aliases, to more than
+    :data:`MAX_JOB_NODES` nodes, or that contains itself. Each distinct node is visited once
+    (an alias is the very node object it names), so a bomb is measured in microseconds."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            line = node.start_mark.line + 1
+            raise JobError(f"{source}:{line}: invalid YAML: an alias refers to a node that contains it")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(v) for v in node.value)
+        else:
+            n = 1
+        open_nodes.discard(key)
+        if n > MAX_JOB_NODES:
+            line = node.start_mark.line + 1
+            raise JobError(
+                f"{source}:{line}: invalid YAML: aliases expand to more than {MAX_JOB_NODES} values (an alias bomb?)"
+            )
+        sizes[key] = n
+        return n
+
+    size(root)
+
+
 def parse_job(text: str, base_dir: str | os.PathLike[str], source: str = "<job>", check: bool = False) -> Job:
     """Validate job YAML ``text``; relative paths resolve against ``base_dir``.
 
@@ -57,14 +97,25 @@ def parse_job(text: str, base_dir: str | os.PathLike[str], source: str = "<job>"
         JobError: YAML syntax, schema, environment variable or (with ``check``) file errors;
             ``errors`` lists every problem found, one ``file:line: key: message`` each.
     """
+    if len(text) > MAX_JOB_CHARS:
+        raise JobError(f"{source}: job file is {len(text)} characters; at most {MAX_JOB_CHARS} are read")
+    # yaml.safe_load's own steps (SafeLoader: compose, then construct), with the composed node
+    # tree measured in between: aliases are expanded by everything that walks the data later.
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = loader.get_single_node()
+        if root is not None:
+            _check_expanded_size(root, source)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise JobError(f"{source}{line}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise JobError(f"{source}: invalid YAML: nested too deeply") from None
+    finally:
+        loader.dispose()
     if root is None or not isinstance(data, dict):
         raise JobError(f"{source}:1: a job file must be a YAML mapping (version, shot, plate, trimap, output)")
     lines = line_map(root, source)
@@ -102,7 +153,11 @@ def load_job(path: str | os.PathLike[str], check: bool = True) -> Job:
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_JOB_CHARS * 4 + 1)  # utf-8: at most 4 bytes a character
+        if len(raw) > MAX_JOB_CHARS * 4:
+            raise JobError(f"{p}: job file is over {MAX_JOB_CHARS * 4} bytes; at most {MAX_JOB_CHARS} characters are read")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise JobError(f"{p}: job file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

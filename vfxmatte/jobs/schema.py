@@ -50,7 +50,8 @@ __all__ = [
     "TrimapSpec",
     "check_device_name",
     "has_frame_token",
-    "same_sequence",
+    "job_hash_data",
+    "same_files",
 ]
 
 #: The schema version this release reads. A later schema bumps it and migrates older files.
@@ -163,13 +164,32 @@ class SequenceTrimap(_TrimapSource):
     tolerance: float = Field(0.1, ge=0.0, lt=0.25)
 
 
-def same_sequence(a: str, b: str) -> bool:
-    """True if two sequence patterns name the same files (``####`` and ``%04d`` alike)."""
+def same_files(a: str, b: str) -> bool:
+    """True if two paths, each a sequence pattern or one file, can name one same file: in any
+    frame-token spelling (``####``, ``%04d``, ``@@@@``, ``$F4``) or padding, and through
+    symlinked folders, ``..`` and relative spellings (:meth:`FrameSequence.overlaps`)."""
     try:
-        sa, sb = FrameSequence(a), FrameSequence(b)
+        seqs = [FrameSequence(p) if has_frame_token(p) else None for p in (a, b)]
+        if seqs[0] is not None:
+            return seqs[0].overlaps(seqs[1] if seqs[1] is not None else b)
+        if seqs[1] is not None:
+            return seqs[1].overlaps(a)
     except SequenceError:
         return False
-    return all(sa.path(f) == sb.path(f) for f in (0, 7, 1001, 123456))
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def _links_into(pattern: str, path: str) -> bool:
+    """True if a file of ``path`` (a sequence or one file) on disk is a symlink to a file that
+    writing ``pattern`` would replace (plates linked from a render folder, say)."""
+    if has_frame_token(path):
+        try:
+            linked = FrameSequence(path).linked_files()
+        except SequenceError:
+            return False
+    else:
+        linked = [Path(os.path.realpath(path))] if os.path.islink(path) else []
+    return any(same_files(pattern, str(f)) for f in linked)
 
 
 def _value_error(loc: tuple[str, ...], message: str, value: Any) -> ValidationError:
@@ -516,10 +536,22 @@ class Job(_Section):
     # Set by the loader once validation has passed.
     _source: str = PrivateAttr("<job>")
     _lines: dict[KeyPath, tuple[int, int]] = PrivateAttr(default_factory=dict)
+    # The folder relative paths resolved against (the validation context's base_dir).
+    _base_dir: str | None = PrivateAttr(None)
 
     @model_validator(mode="after")
-    def _propagated_pattern_is_not_an_input(self) -> "Job":
-        # Propagated trimaps are written: they must never land on the plates or the keyframes.
+    def _remember_base_dir(self, info: ValidationInfo) -> "Job":
+        base = (info.context or {}).get("base_dir")
+        self._base_dir = None if base is None else os.path.normpath(str(base))
+        return self
+
+    @model_validator(mode="after")
+    def _written_patterns_are_not_inputs(self) -> "Job":
+        # What a job writes (mattes, propagated trimaps) must never land on what it reads.
+        for key, pattern in self.inputs_overwritten_by(self.output.path, propagated=True):
+            raise _value_error(
+                ("output", "path"), f"the mattes would overwrite {key} ({pattern}): choose another pattern", self.output.path
+            )
         tri = self.trimap
         if getattr(tri, "propagated", False):
             out = self.propagated_trimaps
@@ -530,11 +562,17 @@ class Job(_Section):
                 )
         return self
 
-    def inputs_overwritten_by(self, pattern: str) -> list[tuple[str, str]]:
-        """The job's input sequences (key, pattern) that files written to ``pattern`` would
-        overwrite: the one check behind the job's ``propagation.out`` and ``propagate --out``."""
-        inputs = (("trimap.path", self.trimap.path), ("plate.path", self.plate.path))
-        return [(key, other) for key, other in inputs if same_sequence(pattern, other)]
+    def inputs_overwritten_by(self, pattern: str, propagated: bool = False) -> list[tuple[str, str]]:
+        """The job's inputs (key, pattern) that files written to ``pattern`` could overwrite:
+        the plates and the trimaps, masks or keyframes (``trimap.path``), plus, with
+        ``propagated``, the propagated trimaps a matte run reads. Paths are compared by
+        :func:`same_files` (every token spelling and padding; real folders), and an input's
+        files on disk that are symlinks by the files they point to. The one check
+        behind the job's ``output.path`` and ``propagation.out`` and ``propagate --out``."""
+        inputs = [("trimap.path", self.trimap.path), ("plate.path", self.plate.path)]
+        if propagated and getattr(self.trimap, "propagated", False):
+            inputs.append(("trimap.propagation.out", self.propagated_trimaps))
+        return [(key, other) for key, other in inputs if same_files(pattern, other) or _links_into(pattern, other)]
 
     @property
     def propagated_trimaps(self) -> str:
@@ -560,9 +598,57 @@ class Job(_Section):
 
     @property
     def job_hash(self) -> str:
-        """sha256 of the normalised job: defaults filled in, paths resolved, keys sorted.
+        """sha256 of what determines the mattes' pixels and metadata (:func:`job_hash_data`).
 
-        Comments, key order, quoting and YAML formatting do not change it; any value does.
+        Comments, key order, quoting and YAML formatting do not change it, nor do the keys that
+        leave the mattes as they are (``skip_existing``, the device, the frame range, where the
+        mattes and propagated trimaps go, the flow cache) or the folder the shot is mounted at.
         """
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        text = json.dumps(job_hash_data(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: Keys left out of the job hash: each leaves every matte's bytes as they are. ``plate.frames``
+#: says which frames run, not what one frame is; the rest say where or how, not what.
+UNHASHED_KEYS: tuple[KeyPath, ...] = (
+    ("output", "skip_existing"),
+    ("output", "path"),
+    ("model", "device"),
+    ("plate", "frames"),
+    ("trimap", "propagation", "cache"),
+    ("trimap", "propagation", "out"),
+)
+#: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
+#: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).
+HASHED_PATH_KEYS: tuple[KeyPath, ...] = (
+    ("plate", "path"),
+    ("trimap", "path"),
+    ("color", "config"),
+    ("model", "checkpoint"),
+)
+
+
+def job_hash_data(job: Job) -> dict[str, Any]:
+    """What :attr:`Job.job_hash` hashes: the normalised job (defaults filled in) less
+    :data:`UNHASHED_KEYS`, with :data:`HASHED_PATH_KEYS` relative to the job file's folder
+    (both as real paths)."""
+    data = job.model_dump(mode="json")
+
+    def parent(path: KeyPath) -> dict[str, Any] | None:
+        node: Any = data
+        for key in path[:-1]:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node if isinstance(node, dict) else None
+
+    for path in UNHASHED_KEYS:
+        node = parent(path)
+        if node is not None:
+            node.pop(path[-1], None)
+    base = job._base_dir
+    for path in HASHED_PATH_KEYS:
+        node = parent(path)
+        value = None if node is None else node.get(path[-1])
+        if base is not None and isinstance(value, str) and os.path.isabs(value):
+            # Real paths: a mount reached through a symlink is the same folder.
+            node[path[-1]] = Path(os.path.relpath(os.path.realpath(value), os.path.realpath(base))).as_posix()
+    return data
