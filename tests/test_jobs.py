@@ -453,3 +453,10 @@ def test_output_may_not_replace_the_files_plate_frames_link_to(tmp_path):
     assert "output.path: the mattes would overwrite trimap.path (" in error_of(write(tmp_path, still))
     fine = GOOD.replace("out/shot010.####.exr", "renders/matte.####.exr")
     assert load_job(write(tmp_path, fine), check=False).output.path.endswith("matte.####.exr")
+
+
+def test_job_hash_covers_the_temporal_stage_but_not_its_flow_cache(tmp_path):
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash
+    on = load_job(write(tmp_path, GOOD + "temporal: {enabled: true}\n"), check=False).job_hash
+    cached = load_job(write(tmp_path, GOOD + "temporal: {enabled: true, cache: flows}\n"), check=False).job_hash
+    assert on != base and cached == on

@@ -314,12 +314,14 @@ class ShotPipeline:
                 torch.cuda.empty_cache()
 
     # -- planning
-    def plan(self, frames: Iterable[int] | None = None) -> list[FramePlan]:
+    def plan(self, frames: Iterable[int] | None = None, outputs: bool = True) -> list[FramePlan]:
         """Decide per frame what to read and write, and which frames skip or fail.
 
         Args:
             frames: frames to process; default the job's ``plate.frames``, else the range in
                 the plate pattern, else every plate frame on disk.
+            outputs: apply ``skip_existing`` (verifying existing mattes); False plans the
+                inputs only (propagating trimaps, a temporal neighbour), reading no matte.
 
         In the propagated modes a frame's ``trimap`` is where its propagated trimap is written
         (it need not exist); a frame beyond ``max_distance`` of every keyframe fails.
@@ -357,7 +359,7 @@ class ShotPipeline:
             src = f if hold is None else hold
             trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
             redo = None
-            if self.job.output.skip_existing and (out.exists() or out.is_symlink()):
+            if outputs and self.job.output.skip_existing and (out.exists() or out.is_symlink()):
                 redo = self._cannot_keep(out, job_hash)
                 if redo is None:
                     plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
@@ -498,7 +500,7 @@ class ShotPipeline:
         the disk decides, never the frames a process was asked for (chunk independence)."""
         if not self._plate.path(frame).is_file():
             return None
-        (plan,) = self.plan([frame])
+        (plan,) = self.plan([frame], outputs=False)
         if plan.plate is None or plan.fail_reason is not None or plan.held_from is not None:
             return None
         return self._matte(plan)
@@ -599,7 +601,7 @@ class ShotPipeline:
         pattern = check_propagated_pattern(self.job, out if out is not None else self.job.propagated_trimaps)
         target = FrameSequence(pattern)
         start = time.perf_counter()
-        plans = self.plan(frames)
+        plans = self.plan(frames, outputs=False)
         report = RunReport(self.job.shot, self.job.job_hash, pattern)
         total = len(plans)
         runnable = [p for p in plans if p.plate is not None and p.fail_reason is None]
@@ -687,7 +689,7 @@ class ShotPipeline:
                 reason = f"held from frame {item.held_from}" if item.held_from is not None else None
                 emit("planned", i, item, reason=reason)
                 continue
-            emit("started", i, item)
+            emit("started", i, item, reason=item.redo_reason)
             t0 = time.perf_counter()
             try:
                 self.process(item)

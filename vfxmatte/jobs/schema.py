@@ -617,6 +617,7 @@ UNHASHED_KEYS: tuple[KeyPath, ...] = (
     ("plate", "frames"),
     ("trimap", "propagation", "cache"),
     ("trimap", "propagation", "out"),
+    ("temporal", "cache"),
 )
 #: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
 #: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).
