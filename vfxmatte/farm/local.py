@@ -189,6 +189,11 @@ def run_local(
                                         output=ev.get("output"), seconds=ev.get("seconds"), reason=ev.get("reason")))
         except BaseException:
             _stop(running.values())
+            for key, proc in running.items():
+                end = WorkerExit(stage, Chunk(key[1], count), proc.pid, proc.returncode, last_error.get(key))
+                report.workers.append(end)
+                if progress is not None:
+                    progress(end)
             raise
         if any(w.code not in (0, 1) for w in report.workers):
             break  # a bad job or a crash: the next stage would fail the same way
