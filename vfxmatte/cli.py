@@ -11,6 +11,7 @@ Commands::
                  [--out DIR] [--executable PROGRAM] [--show SHOW] [--shot SHOT] [--service NAME]
                  [--cores N] [--memory 8g] [--tags T,T] [--priority N] [--cuebot HOST[:PORT]]
                  [--pool POOL] [--group GROUP] [--submit] [--workers N] [--threads N] [--gpus 0,1]
+                 [--progress deadline|alf|none]
     vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH] [--keyframes [RANGE]]
     vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
                   [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
