@@ -3,6 +3,7 @@ bytes; Ctrl-C stops every worker and leaves no half-written frame."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -67,3 +68,42 @@ def test_ctrl_c_stops_every_worker_cleanly(tmp_path, tiny_shot):
     done = outputs(job)
     assert 4 <= len(done) < 400
     assert not [p for p in (job.parent / "out").iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+FAKE_WORKER = """
+import json, os, sys
+args = sys.argv[1:]
+chunk = args[args.index("--chunk") + 1]
+record = {"argv": args, "threads": os.environ.get("OMP_NUM_THREADS"), "gpu": os.environ.get("CUDA_VISIBLE_DEVICES")}
+open(os.path.join(os.environ["RECORD_DIR"], chunk.replace("/", "of")), "w").write(json.dumps(record))
+sys.exit(int(os.environ.get("EXIT", "0")))
+"""
+
+
+def test_each_worker_gets_its_chunk_its_share_of_threads_and_a_gpu(tmp_path, tiny_shot, monkeypatch):
+    from vfxmatte.farm.local import run_local
+    from vfxmatte.jobs import load_job
+
+    job = load_job(write_job(tmp_path, tiny_shot))
+    monkeypatch.setenv("RECORD_DIR", str(tmp_path))
+    report = run_local(job, None, workers=2, chunks=3, threads=3, gpus=["0", "1"],
+                       executable=[sys.executable, "-c", FAKE_WORKER])
+    assert report.exit_code == 0 and sorted(w.chunk.index for w in report.workers) == [1, 2, 3]
+    records = {n: json.loads((tmp_path / f"{n}of3").read_text()) for n in (1, 2, 3)}
+    for n, rec in records.items():
+        assert rec["argv"][:4] == ["--log-format", "json", "run", str(job.source)]
+        assert rec["argv"][rec["argv"].index("--chunk") + 1] == f"{n}/3"
+        assert rec["argv"][rec["argv"].index("--threads") + 1] == "3" and rec["threads"] == "3"
+    assert [records[n]["gpu"] for n in (1, 2, 3)] == ["0", "1", "0"]
+
+
+def test_a_worker_stopped_by_a_bad_job_makes_the_run_exit_2(tmp_path, tiny_shot, monkeypatch):
+    from vfxmatte.farm.local import run_local
+    from vfxmatte.jobs import load_job
+
+    job = load_job(write_job(tmp_path, tiny_shot))
+    monkeypatch.setenv("RECORD_DIR", str(tmp_path))
+    monkeypatch.setenv("EXIT", "2")
+    assert run_local(job, None, workers=1, executable=[sys.executable, "-c", FAKE_WORKER]).exit_code == 2
+    monkeypatch.setenv("EXIT", "3")
+    assert run_local(job, None, workers=1, executable=[sys.executable, "-c", FAKE_WORKER]).exit_code == 70
