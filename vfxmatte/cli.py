@@ -385,9 +385,7 @@ def _farm_settings(job, args: argparse.Namespace):  # noqa: ANN001, ANN202 - Job
 
 def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.errors import SequenceError
-    from vfxmatte.farm.commands import posix_command, spec_dir
-    from vfxmatte.io.atomic import atomic_write
-    from vfxmatte.io.sequence import format_frames
+    from vfxmatte.farm.commands import spec_dir
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import job_frames
 
@@ -396,49 +394,59 @@ def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
     frames = args.frames if args.frames is not None else job_frames(job)
     if not frames:
         raise SequenceError(f"{job.source}: no frames to submit: none of {job.plate.path} exists on disk")
-    folder = spec_dir(job, args.out)
-    if args.farm == "opencue":
-        from vfxmatte.errors import FarmError
-        from vfxmatte.farm import opencue
+    submit = {"opencue": _submit_opencue, "deadline": _submit_deadline, "local": _submit_local}[args.farm]
+    return submit(args, out, job, frames, farm, spec_dir(job, args.out))
 
-        built = opencue.build_job(job, frames, farm)
-        path = folder / f"{job.shot}.opencue.xml"
-        with atomic_write(path, error=FarmError, what="OpenCue job spec") as tmp:
-            tmp.write_text(built.spec, encoding="utf-8")
-        out.event({"event": "submit", "farm": "opencue", "job": built.name, "spec": str(path), "frames": built.tasks.frames,
-                   "chunk_size": built.tasks.chunk_size, "layers": built.layers, "dry_run": args.dry_run})
-        out.line(f"{job.shot}: OpenCue job {built.name}, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}, "
-                 f"layers {', '.join(built.layers)}")
-        out.line(f"job spec: {path}")
-        if args.dry_run:
-            return EXIT_OK
-        names = opencue.submit(built, args.cuebot)
-        out.event({"event": "submitted", "farm": "opencue", "jobs": names})
-        out.line(f"submitted to OpenCue: {', '.join(names)}")
-        return EXIT_OK
-    if args.farm == "deadline":
-        from vfxmatte.farm import deadline
 
-        built = deadline.build_job(job, frames, farm)
-        job_info, plugin_info = deadline.write_job(built, folder, job.shot)
-        command = posix_command(deadline.submit_argv(job_info, plugin_info))
-        out.event({"event": "submit", "farm": "deadline", "job_info": str(job_info), "plugin_info": str(plugin_info),
-                   "frames": built.tasks.frames, "chunk_size": built.tasks.chunk_size, "command": command})
-        out.line(f"{job.shot}: Deadline CommandLine job, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}")
-        out.line(f"job info: {job_info}")
-        out.line(f"plugin info: {plugin_info}")
-        if not args.submit or args.dry_run:
-            out.line(f"submit with: {command}")
-            return EXIT_OK
-        result = deadline.submit(job_info, plugin_info)
-        out.event({"event": "submitted", "farm": "deadline", "output": result})
-        for line in result.splitlines():
-            if line.startswith("JobID="):
-                out.line(f"submitted to Deadline: {line}")
+def _submit_opencue(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+    from vfxmatte.errors import FarmError
+    from vfxmatte.farm import opencue
+    from vfxmatte.io.atomic import atomic_write
+
+    built = opencue.build_job(job, frames, farm)
+    path = folder / f"{job.shot}.opencue.xml"
+    with atomic_write(path, error=FarmError, what="OpenCue job spec") as tmp:
+        tmp.write_text(built.spec, encoding="utf-8")
+    out.event({"event": "submit", "farm": "opencue", "job": built.name, "spec": str(path), "frames": built.tasks.frames,
+               "chunk_size": built.tasks.chunk_size, "layers": built.layers, "dry_run": args.dry_run})
+    out.line(f"{job.shot}: OpenCue job {built.name}, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}, "
+             f"layers {', '.join(built.layers)}")
+    out.line(f"job spec: {path}")
+    if args.dry_run:
         return EXIT_OK
-    # local
+    names = opencue.submit(built, args.cuebot)
+    out.event({"event": "submitted", "farm": "opencue", "jobs": names})
+    out.line(f"submitted to OpenCue: {', '.join(names)}")
+    return EXIT_OK
+
+
+def _submit_deadline(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+    from vfxmatte.farm import deadline
+    from vfxmatte.farm.commands import posix_command
+
+    built = deadline.build_job(job, frames, farm)
+    job_info, plugin_info = deadline.write_job(built, folder, job.shot)
+    command = posix_command(deadline.submit_argv(job_info, plugin_info))
+    out.event({"event": "submit", "farm": "deadline", "job_info": str(job_info), "plugin_info": str(plugin_info),
+               "frames": built.tasks.frames, "chunk_size": built.tasks.chunk_size, "command": command})
+    out.line(f"{job.shot}: Deadline CommandLine job, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}")
+    out.line(f"job info: {job_info}")
+    out.line(f"plugin info: {plugin_info}")
+    if not args.submit or args.dry_run:
+        out.line(f"submit with: {command}")
+        return EXIT_OK
+    result = deadline.submit(job_info, plugin_info)
+    out.event({"event": "submitted", "farm": "deadline", "output": result})
+    for line in result.splitlines():
+        if line.startswith("JobID="):
+            out.line(f"submitted to Deadline: {line}")
+    return EXIT_OK
+
+
+def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
     from vfxmatte.farm.chunks import split_frames
-    from vfxmatte.farm.local import default_workers, run_local
+    from vfxmatte.farm.local import WorkerExit, default_workers, run_local
+    from vfxmatte.io.sequence import format_frames
 
     workers = args.workers or default_workers()
     count = None if args.chunk_size is None else -(-len(frames) // args.chunk_size)
@@ -451,9 +459,8 @@ def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
         return EXIT_OK
     gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
     with _FrameReporter(out, job.shot, args.progress) as reporter:
-        def progress(item) -> None:  # noqa: ANN001 - FrameEvent or WorkerExit
-            from vfxmatte.farm.local import WorkerExit
 
+        def progress(item) -> None:  # noqa: ANN001 - a FrameEvent, or a WorkerExit
             if not isinstance(item, WorkerExit):
                 reporter(item)
                 return
