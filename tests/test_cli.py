@@ -106,6 +106,7 @@ def test_failed_frame_exits_1_and_other_frames_are_written(tmp_path, assets, cap
     assert main(["run", str(job)]) == 1
     captured = capsys.readouterr()
     assert "vfxmatte: frame 1002 failed: frame 1002: trimap" in captured.err
+    assert len(captured.err.splitlines()) == 1  # each failure printed once (not again as a log warning)
     assert "failed frames: 1002" in captured.out
     assert outputs(tmp_path) == ["shot010.1001.exr", "shot010.1003.exr"]
 
@@ -131,7 +132,8 @@ def test_validate_lists_every_problem(tmp_path, assets, capsys):
 @pytest.mark.parametrize(
     "argv",
     [["run"], ["run", "job.yaml", "--frames", "abc"], ["run", "job.yaml", "--device", "tpu"], ["bogus"],
-     ["example", "shot999"], ["--log-format", "xml", "validate", "job.yaml"]],
+     ["example", "shot999"], ["--log-format", "xml", "validate", "job.yaml"], ["run", "job.yaml", "--chunk", "0/3"],
+     ["run", "job.yaml", "--chunk", "3/2"], ["run", "job.yaml", "--threads", "0"], ["submit", "job.yaml"]],
 )
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2
@@ -162,6 +164,61 @@ def test_json_error_event(tmp_path, assets, capsys):
     event = json.loads(captured.out)
     assert event["event"] == "error" and event["type"] == "JobError" and len(event["errors"]) == 2
     assert captured.err.startswith("vfxmatte: error: ")
+
+
+def test_text_mode_prints_a_flushed_progress_line_after_each_frame(tmp_path, assets, capsys):
+    job = str(job_file(tmp_path, assets))
+    assert main(["run", job]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("Progress:")] == ["Progress: 33%", "Progress: 66%", "Progress: 100%"]
+    assert lines.index("Progress: 33%") == 1 and lines[0].startswith("frame 1001 done")  # one line per frame, then its progress
+    assert main(["run", job, "--progress", "alf", "--frames", "1001-1002"]) == 0
+    out = capsys.readouterr().out
+    assert "ALF_PROGRESS 50%" in out and "ALF_PROGRESS 100%" in out and "Progress:" not in out
+    assert main(["--log-format", "json", "run", job, "--frames", "1001"]) == 0
+    assert "Progress" not in capsys.readouterr().out  # JSON events carry index and total instead
+    assert main(["run", job, "--progress", "none", "--frames", "1001"]) == 0
+    assert "Progress" not in capsys.readouterr().out
+
+
+def test_an_internal_error_exits_70_never_1(tmp_path, assets, capsys, monkeypatch):
+    import vfxmatte.pipeline
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(vfxmatte.pipeline, "run_job", broken)
+    assert main(["--log-format", "json", "run", str(job_file(tmp_path, assets))]) == 70
+    captured = capsys.readouterr()
+    assert captured.err == "vfxmatte: internal error: ZeroDivisionError: division by zero (a bug; --debug shows the traceback)\n"
+    assert json.loads(captured.out)["event"] == "internal_error"
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
+def test_an_interrupt_exits_130(tmp_path, assets, capsys, monkeypatch, how):
+    import signal
+
+    import vfxmatte.pipeline
+
+    def interrupted(*args, **kwargs):
+        if how == "SIGINT":
+            raise KeyboardInterrupt
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by main(): stops the run as Ctrl-C does
+        raise AssertionError("SIGTERM did not stop the run")
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(vfxmatte.pipeline, "run_job", interrupted)
+    assert main(["run", str(job_file(tmp_path, assets))]) == 130
+    assert capsys.readouterr().err == "vfxmatte: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_threads_reach_torch_and_opencv(tmp_path, assets):
+    assert main(["run", str(job_file(tmp_path, assets)), "--frames", "1001", "--threads", "2", "--quiet"]) == 0
+    try:
+        assert torch.get_num_threads() == 2 and cv2.getNumThreads() == 2
+    finally:
+        torch.set_num_threads(1)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

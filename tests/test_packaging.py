@@ -38,10 +38,17 @@ def test_console_scripts_point_into_the_product():
         assert target.split(":")[0].split(".")[0] == "vfxmatte", (name, target)
 
 
-def _third_party_imports(package: Path) -> set[str]:
+def _third_party_imports(package: Path, at_module_level: bool | None = None) -> set[str]:
+    """Top-level names of the third-party modules ``package`` imports: all of them, only those
+    imported at module level (``True``: loaded with vfxmatte), or only those imported inside a
+    function (``False``: loaded on use)."""
     names: set[str] = set()
     for path in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        tree = ast.parse(path.read_text(), str(path))
+        top = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if at_module_level is not None and (id(node) in top) != at_module_level:
+                continue
             if isinstance(node, ast.Import):
                 names.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -49,22 +56,40 @@ def _third_party_imports(package: Path) -> set[str]:
     return {n for n in names if n not in sys.stdlib_module_names and n != "vfxmatte"}
 
 
+def _owners(module: str) -> set[str]:
+    dists = importlib.metadata.packages_distributions()
+    return {d.lower().replace("_", "-") for d in dists.get(module, [])}
+
+
+#: extras that are not features of the product
+_TOOL_EXTRAS = {"test", "bench"}
+
+
+def _feature_extras() -> dict[str, set[str]]:
+    extras = PYPROJECT["project"].get("optional-dependencies", {})
+    return {k: {_requirement_name(s) for s in v} for k, v in extras.items() if k not in _TOOL_EXTRAS}
+
+
 def test_every_library_the_product_imports_is_a_core_dependency():
     # `vfxmatte eval` (scipy, through vfxmatte.metrics) and the rest must work after a plain
-    # install, without the test extra.
+    # install, without the test extra. Only a feature extra's libraries (``[opencue]``) may be
+    # missing, and those are imported on use, inside the function that needs them.
     declared = {_requirement_name(s) for s in PYPROJECT["project"]["dependencies"]}
-    dists = importlib.metadata.packages_distributions()
+    optional = set().union(*_feature_extras().values())
     missing = {}
-    for module in sorted(_third_party_imports(ROOT / "vfxmatte")):
-        owners = {d.lower().replace("_", "-") for d in dists.get(module, [])}
-        if not owners & declared:
-            missing[module] = sorted(owners)
-    assert not missing, f"imported by vfxmatte but not in [project].dependencies: {missing}"
+    for module in sorted(_third_party_imports(ROOT / "vfxmatte", at_module_level=True)):
+        if not _owners(module) & declared:
+            missing[module] = sorted(_owners(module))
+    for module in sorted(_third_party_imports(ROOT / "vfxmatte", at_module_level=False)):
+        if not _owners(module) & (declared | optional):
+            missing[module] = sorted(_owners(module))
+    assert not missing, f"imported by vfxmatte but not in [project].dependencies (or, on use, an extra): {missing}"
 
 
-def test_no_extra_is_declared_that_nothing_uses():
-    extras = PYPROJECT["project"].get("optional-dependencies", {})
-    assert "farm" not in extras  # declared once farm submission uses it
+def test_every_feature_extra_is_imported_by_the_product_on_use():
+    lazy = {d for m in _third_party_imports(ROOT / "vfxmatte", at_module_level=False) for d in _owners(m)}
+    for name, requirements in _feature_extras().items():
+        assert requirements & lazy, f"extra [{name}] is declared but vfxmatte imports none of {sorted(requirements)}"
 
 
 def test_training_is_not_importable_outside_a_checkout(tmp_path):

@@ -3,8 +3,15 @@
 Commands::
 
     vfxmatte validate JOB
-    vfxmatte run JOB [--frames RANGE] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
-    vfxmatte propagate JOB [--frames RANGE] [--out PATTERN]
+    vfxmatte run JOB [--frames RANGE] [--chunk N/M] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
+                 [--threads N] [--progress deadline|alf|none]
+    vfxmatte propagate JOB [--frames RANGE] [--chunk N/M] [--out PATTERN] [--threads N]
+                 [--progress deadline|alf|none]
+    vfxmatte submit JOB --farm opencue|deadline|local [--frames RANGE] [--chunk-size N] [--dry-run]
+                 [--out DIR] [--executable PROGRAM] [--show SHOW] [--shot SHOT] [--service NAME]
+                 [--cores N] [--memory 8g] [--tags T,T] [--priority N] [--cuebot HOST[:PORT]]
+                 [--pool POOL] [--group GROUP] [--submit] [--workers N] [--threads N] [--gpus 0,1]
+                 [--progress deadline|alf|none]
     vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH] [--keyframes [RANGE]]
     vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
                   [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
@@ -17,9 +24,14 @@ and debug logs).
 record; up-to-date ones are left), by default where ``run`` looks for them
 (``trimap.propagation.out``); ``--out`` writes elsewhere, never onto the plates or keyframes.
 
+In text mode ``run`` and ``propagate`` print one line per frame and, after each, a flushed
+``Progress: NN%`` line (Deadline's convention; ``--progress alf``: ``ALF_PROGRESS NN%``).
+
 Exit codes: 0 success; 1 some frames failed (or, for ``validate``/``--dry-run``, would fail);
-2 a bad job, bad arguments or a problem that stops the whole run. A :class:`VfxMatteError`
-prints one line, ``vfxmatte: error: <message>``, and a traceback only under ``--debug``.
+2 a bad job, bad arguments or a problem that stops the whole run (no Cuebot, no
+``deadlinecommand``); 70 an internal error (a bug: an exception that is not a
+:class:`VfxMatteError`); 130 interrupted (SIGINT or SIGTERM). A :class:`VfxMatteError` prints one
+line, ``vfxmatte: error: <message>``, and a traceback only under ``--debug``.
 """
 
 from __future__ import annotations
@@ -27,7 +39,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -40,6 +54,12 @@ __all__ = ["main", "build_parser"]
 
 PROG = "vfxmatte"
 EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE = 0, 1, 2
+#: An exception that is not a VfxMatteError: a bug, never "frames failed" (BSD EX_SOFTWARE).
+EXIT_INTERNAL = 70
+#: Interrupted by SIGINT (Ctrl-C) or SIGTERM (a farm killing the task).
+EXIT_INTERRUPTED = 130
+#: How a text-mode run reports progress after each frame, for farm log parsers.
+PROGRESS_LINES = {"deadline": "Progress: {pct}%", "alf": "ALF_PROGRESS {pct}%", "none": None}
 
 
 # --------------------------------------------------------------------------- output
@@ -121,6 +141,12 @@ def _configure_logging(out: Output) -> None:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if out.debug else logging.ERROR if out.quiet else logging.WARNING)
     logger.propagate = False
+    # The farm libraries (pyoutline, pycue) log their retries as warnings; vfxmatte reports
+    # their failures itself, in one line. Their logs show under --debug only.
+    for name in ("outline", "opencue"):
+        lib = logging.getLogger(name)
+        lib.handlers = [handler] if out.debug else [logging.NullHandler()]
+        lib.propagate = False
 
 
 # --------------------------------------------------------------------------- argument types
@@ -145,6 +171,22 @@ def _device_arg(text: str) -> str:
         raise argparse.ArgumentTypeError(f"invalid device {text!r} (choose auto, cpu, cuda, cuda:N or mps)") from None
 
 
+def _chunk_arg(text: str):
+    from vfxmatte.errors import FarmError
+    from vfxmatte.farm.chunks import parse_chunk
+
+    try:
+        return parse_chunk(text)
+    except FarmError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
 def _size_arg(text: str) -> tuple[int, int]:
     w, sep, h = text.lower().partition("x")
     if not (sep and w.isdigit() and h.isdigit()):
@@ -162,8 +204,9 @@ def _fmt_seconds(s: float | None) -> str:
 class _FrameReporter:
     """Turns pipeline :class:`FrameEvent` s into a progress bar, text lines or JSON lines."""
 
-    def __init__(self, out: Output, shot: str) -> None:
+    def __init__(self, out: Output, shot: str, progress_lines: str = "deadline") -> None:
         self.out, self.shot = out, shot
+        self.progress_line = PROGRESS_LINES[progress_lines]
         self.progress = None
         self.task = None
         self._seconds: list[float] = []
@@ -228,6 +271,8 @@ class _FrameReporter:
             elif ev.kind == "planned":
                 extra = f" ({ev.reason})" if ev.reason else ""
                 out.line(f"frame {ev.frame} would be written to {ev.output}{extra}")
+            if ev.kind in ("done", "skipped", "failed") and self.progress_line and ev.total:
+                out.line(self.progress_line.format(pct=int(100 * ev.index / ev.total)))
         if ev.kind == "failed" and out.debug and ev.error is not None:
             traceback.print_exception(type(ev.error), ev.error, ev.error.__traceback__, file=out.stderr)
 
@@ -249,13 +294,43 @@ def _summary(out: Output, report) -> None:  # noqa: ANN001 - RunReport
     out.line(f"{'alphas would be written to' if report.dry_run else 'alphas:'} {report.output_pattern}")
 
 
+def _chunked_frames(args: argparse.Namespace, job) -> list[int] | None:  # noqa: ANN001 - Job
+    """``--frames`` (default: the job's frames) cut to ``--chunk N/M``; None: the job's frames."""
+    if args.chunk is None:
+        return args.frames
+    from vfxmatte.farm.chunks import chunk_frames
+    from vfxmatte.pipeline import job_frames
+
+    frames = args.frames if args.frames is not None else job_frames(job)
+    # No frame at all is the pipeline's whole-run error; only a chunk past the end is empty.
+    return chunk_frames(frames, args.chunk) if frames else None
+
+
+def _setup_threads(args: argparse.Namespace) -> None:
+    if getattr(args, "threads", None) is not None:
+        from vfxmatte.devices import set_threads
+
+        set_threads(args.threads)
+
+
+def _empty_chunk(out: Output, args: argparse.Namespace, job) -> int:  # noqa: ANN001 - Job
+    out.event({"event": "summary", "shot": job.shot, "chunk": str(args.chunk), "done": "", "failed": {},
+               "skipped": {}, "ts": round(time.time(), 3)})
+    out.line(f"{job.shot}: chunk {args.chunk} holds no frames (the shot has fewer frames than chunks)")
+    return EXIT_OK
+
+
 def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import run_job
 
     job = load_job(args.job)
-    with _FrameReporter(out, job.shot) as reporter:
-        report = run_job(job, frames=args.frames, device=args.device, dry_run=args.dry_run, progress=reporter)
+    frames = _chunked_frames(args, job)
+    if frames == []:
+        return _empty_chunk(out, args, job)
+    _setup_threads(args)
+    with _FrameReporter(out, job.shot, args.progress) as reporter:
+        report = run_job(job, frames=frames, device=args.device, dry_run=args.dry_run, progress=reporter)
     _summary(out, report)
     return report.exit_code
 
@@ -265,8 +340,12 @@ def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.pipeline import propagate_job
 
     job = load_job(args.job)
-    with _FrameReporter(out, job.shot) as reporter:
-        report = propagate_job(job, frames=args.frames, out=args.out, progress=reporter)
+    frames = _chunked_frames(args, job)
+    if frames == []:
+        return _empty_chunk(out, args, job)
+    _setup_threads(args)
+    with _FrameReporter(out, job.shot, args.progress) as reporter:
+        report = propagate_job(job, frames=frames, out=args.out, progress=reporter)
     out.event({"event": "summary", **report.to_dict(), "ts": round(time.time(), 3)})
     parts = [f"{len(report.done)} written", f"{len(report.skipped)} up to date or skipped", f"{len(report.failed)} failed"]
     out.line(f"{report.shot}: {', '.join(parts)} in {report.total_seconds:.1f}s")
@@ -275,6 +354,123 @@ def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
 
         out.line(f"failed frames: {format_frames(report.failed)}")
     out.line(f"trimaps: {report.output_pattern}")
+    return report.exit_code
+
+
+# --------------------------------------------------------------------------- submit
+
+
+def _farm_settings(job, args: argparse.Namespace):  # noqa: ANN001, ANN202 - Job -> FarmSpec
+    """The job's ``farm:`` section with the command line's options on top (validated alike)."""
+    from pydantic import ValidationError
+
+    from vfxmatte.errors import FarmError
+    from vfxmatte.jobs import FarmSpec
+
+    update: dict[str, Any] = {}
+    for key in ("chunk_size", "show", "shot", "service", "cores", "memory", "priority", "pool", "group"):
+        if getattr(args, key) is not None:
+            update[key] = getattr(args, key)
+    if args.tags is not None:
+        update["tags"] = [t.strip() for t in args.tags.split(",") if t.strip()]
+    if args.executable is not None:
+        update["executable"] = args.executable
+    try:
+        return FarmSpec.model_validate({**job.farm.model_dump(), **update})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise FarmError(f"--{key.replace('_', '-').split('.')[0]}: {first['msg']}") from None
+
+
+def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
+    from vfxmatte.errors import SequenceError
+    from vfxmatte.farm.commands import spec_dir
+    from vfxmatte.jobs import load_job
+    from vfxmatte.pipeline import job_frames
+
+    job = load_job(args.job)
+    farm = _farm_settings(job, args)
+    frames = args.frames if args.frames is not None else job_frames(job)
+    if not frames:
+        raise SequenceError(f"{job.source}: no frames to submit: none of {job.plate.path} exists on disk")
+    submit = {"opencue": _submit_opencue, "deadline": _submit_deadline, "local": _submit_local}[args.farm]
+    return submit(args, out, job, frames, farm, spec_dir(job, args.out))
+
+
+def _submit_opencue(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+    from vfxmatte.errors import FarmError
+    from vfxmatte.farm import opencue
+    from vfxmatte.io.atomic import atomic_write
+
+    built = opencue.build_job(job, frames, farm)
+    path = folder / f"{job.shot}.opencue.xml"
+    with atomic_write(path, error=FarmError, what="OpenCue job spec") as tmp:
+        tmp.write_text(built.spec, encoding="utf-8")
+    out.event({"event": "submit", "farm": "opencue", "job": built.name, "spec": str(path), "frames": built.tasks.frames,
+               "chunk_size": built.tasks.chunk_size, "layers": built.layers, "dry_run": args.dry_run})
+    out.line(f"{job.shot}: OpenCue job {built.name}, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}, "
+             f"layers {', '.join(built.layers)}")
+    out.line(f"job spec: {path}")
+    if args.dry_run:
+        return EXIT_OK
+    names = opencue.submit(built, args.cuebot)
+    out.event({"event": "submitted", "farm": "opencue", "jobs": names})
+    out.line(f"submitted to OpenCue: {', '.join(names)}")
+    return EXIT_OK
+
+
+def _submit_deadline(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+    from vfxmatte.farm import deadline
+    from vfxmatte.farm.commands import posix_command
+
+    built = deadline.build_job(job, frames, farm)
+    job_info, plugin_info = deadline.write_job(built, folder, job.shot)
+    command = posix_command(deadline.submit_argv(job_info, plugin_info))
+    out.event({"event": "submit", "farm": "deadline", "job_info": str(job_info), "plugin_info": str(plugin_info),
+               "frames": built.tasks.frames, "chunk_size": built.tasks.chunk_size, "command": command})
+    out.line(f"{job.shot}: Deadline CommandLine job, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}")
+    out.line(f"job info: {job_info}")
+    out.line(f"plugin info: {plugin_info}")
+    if not args.submit or args.dry_run:
+        out.line(f"submit with: {command}")
+        return EXIT_OK
+    result = deadline.submit(job_info, plugin_info)
+    out.event({"event": "submitted", "farm": "deadline", "output": result})
+    for line in result.splitlines():
+        if line.startswith("JobID="):
+            out.line(f"submitted to Deadline: {line}")
+    return EXIT_OK
+
+
+def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+    from vfxmatte.farm.chunks import split_frames
+    from vfxmatte.farm.local import WorkerExit, default_workers, run_local
+    from vfxmatte.io.sequence import format_frames
+
+    workers = args.workers or default_workers()
+    count = None if args.chunk_size is None else -(-len(frames) // args.chunk_size)
+    if args.dry_run:
+        pieces = [p for p in split_frames(frames, count or min(workers, len(frames))) if p]
+        for i, piece in enumerate(pieces, 1):
+            out.line(f"chunk {i}/{len(pieces)}: frames {format_frames(piece)}")
+        out.event({"event": "submit", "farm": "local", "workers": workers,
+                   "chunks": [format_frames(p) for p in pieces], "dry_run": True})
+        return EXIT_OK
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else []
+    with _FrameReporter(out, job.shot, args.progress) as reporter:
+
+        def progress(item) -> None:  # noqa: ANN001 - a FrameEvent, or a WorkerExit
+            if not isinstance(item, WorkerExit):
+                reporter(item)
+                return
+            out.event({"event": "worker", "stage": item.stage, "chunk": str(item.chunk), "pid": item.pid, "exit": item.code})
+            out.line(f"chunk {item.chunk} ({item.stage}, pid {item.pid}) exited {item.code}")
+            if item.code not in (EXIT_OK, EXIT_FRAMES_FAILED) and item.error and not out.json:
+                print(f"{PROG}: chunk {item.chunk} ({item.stage}): {item.error}", file=out.stderr, flush=True)
+
+        report = run_local(job, args.frames, workers, chunks=count, threads=args.threads, gpus=gpus, progress=progress)
+    _summary(out, report)
     return report.exit_code
 
 
@@ -387,6 +583,15 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
 # --------------------------------------------------------------------------- parser
 
 
+def _farm_task_options(parser: argparse.ArgumentParser) -> None:
+    """Options a farm task passes to ``run`` and ``propagate``."""
+    parser.add_argument("--chunk", type=_chunk_arg, metavar="N/M",
+                        help="only the Nth of M contiguous chunks of the frames (1-based; same split everywhere)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch, OpenCV and OpenImageIO")
+    parser.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
+                        help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
+
+
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     # On sub-commands the defaults are suppressed so a flag given before the command survives.
     d = (lambda v: argparse.SUPPRESS) if suppress else (lambda v: v)
@@ -427,12 +632,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames to process instead of the job's (1001-1010, 1001-1100x4, 1001,1005)")
     r.add_argument("--device", type=_device_arg, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (overrides the job)")
     r.add_argument("--dry-run", action="store_true", help="show what would be done; read, load and write nothing")
+    _farm_task_options(r)
 
     pr = add("propagate", _cmd_propagate, "write the propagated trimaps of a keyframes job (8-bit PNG)")
     pr.add_argument("job", type=Path, help="job file (.yaml) with trimap mode keyframes (or mask, missing: propagate)")
     pr.add_argument("--frames", type=_frames_arg, metavar="RANGE", help="frames to propagate instead of the job's")
     pr.add_argument("--out", metavar="PATTERN",
                     help="write here instead of trimap.propagation.out (a .png pattern; never the plates or keyframes)")
+    _farm_task_options(pr)
+
+    sb = add("submit", _cmd_submit, "split a job into chunks for a render farm: OpenCue, Deadline or local workers")
+    sb.add_argument("job", type=Path, help="job file (.yaml)")
+    sb.add_argument("--farm", choices=("opencue", "deadline", "local"), required=True, help="where the chunks run")
+    sb.add_argument("--frames", type=_frames_arg, metavar="RANGE", help="frames to submit instead of the job's")
+    sb.add_argument("--chunk-size", type=_positive_int, metavar="N", help="frames per farm task (default: farm.chunk_size, 10)")
+    sb.add_argument("--dry-run", action="store_true",
+                    help="opencue: write the job spec XML, contact no Cuebot; deadline: write the files only; local: list the chunks")
+    sb.add_argument("--out", type=Path, metavar="DIR", help="where the job spec / info files go (default: <output dir>/farm)")
+    sb.add_argument("--executable", metavar="PROGRAM", help="the vfxmatte a farm node runs (default: farm.executable, vfxmatte)")
+    g = sb.add_argument_group("OpenCue")
+    g.add_argument("--show", help="show (default: farm.show, else pyoutline's default show)")
+    g.add_argument("--shot", help="shot (default: farm.shot, else the job's shot)")
+    g.add_argument("--service", help="service of the layers (default: farm.service, else shell)")
+    g.add_argument("--cores", type=float, metavar="N", help="cores each task books (and its thread count)")
+    g.add_argument("--memory", metavar="SIZE", help="memory each task books: 8g or 512m")
+    g.add_argument("--tags", metavar="T,T", help="layer tags, comma-separated")
+    g.add_argument("--priority", type=int, metavar="N", help="job priority (OpenCue and Deadline)")
+    g.add_argument("--cuebot", metavar="HOST[:PORT]", help="Cuebot to submit to (default: pycue's config or $CUEBOT_HOSTS)")
+    g = sb.add_argument_group("Deadline")
+    g.add_argument("--pool", help="pool (default: farm.pool)")
+    g.add_argument("--group", help="group (default: farm.group)")
+    g.add_argument("--submit", action="store_true", help="run deadlinecommand (must be on PATH) instead of printing its command")
+    g = sb.add_argument_group("local")
+    g.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes at once (default: one per core)")
+    g.add_argument("--threads", type=_positive_int, metavar="N", help="threads per worker (default: cores / workers)")
+    g.add_argument("--gpus", metavar="0,1", help="GPUs shared out to the workers round-robin (CUDA_VISIBLE_DEVICES)")
+    g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
+                   help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
 
     from vfxmatte.examples import EXAMPLES
 
@@ -459,8 +695,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (a farm killing a task) stops the run as Ctrl-C does: frames being written are
+    # abandoned with their temporary files removed, finished frames stay.
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 frames failed, 2 bad job or usage)."""
+    """Run the command line; returns the exit code (0 ok, 1 frames failed, 2 bad job or usage,
+    70 internal error, 130 interrupted)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -470,15 +713,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out = Path("examples") / args.name
     out = Output(quiet=args.quiet, log_format=args.log_format, debug=args.debug)
     _configure_logging(out)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
         return args.func(args, out)
     except VfxMatteError as exc:
         # validate lists every problem of a job file; other commands print the first.
         out.error(exc, all_lines=args.command == "validate")
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        out.event({"event": "interrupted", "signal": str(exc) or "SIGINT", "ts": round(time.time(), 3)})
+        print(f"{PROG}: interrupted", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug must not look like "frames failed" (1)
+        if out.debug:
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        out.event({"event": "internal_error", "type": type(exc).__name__, "message": str(exc), "ts": round(time.time(), 3)})
+        print(f"{PROG}: internal error: {type(exc).__name__}: {exc} (a bug; --debug shows the traceback)",
+              file=sys.stderr, flush=True)
+        return EXIT_INTERNAL
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -37,6 +37,7 @@ __all__ = [
     "resolve_precision",
     "select_device",
     "select_training_device",
+    "set_threads",
 ]
 
 DeviceName = Literal["auto", "cpu", "cuda", "mps"] | str
@@ -223,3 +224,20 @@ def autocast(device: torch.device, mode: NumericMode) -> contextlib.AbstractCont
     if mode.autocast is None:
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=mode.autocast)
+
+
+def set_threads(count: int) -> None:
+    """Give this process ``count`` CPU threads in torch (intra-op), OpenCV and OpenImageIO:
+    how a farm task or a local worker keeps to its share of a machine.
+
+    Raises:
+        DeviceError: ``count`` is below 1.
+    """
+    if count < 1:
+        raise DeviceError(f"thread count must be at least 1, got {count}")
+    import cv2
+    import OpenImageIO as oiio
+
+    torch.set_num_threads(count)
+    cv2.setNumThreads(count)
+    oiio.attribute("threads", count)

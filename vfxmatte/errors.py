@@ -152,3 +152,9 @@ class EnvVarError(VfxMatteError):
 
     def __reduce__(self):
         return type(self), (self.reason, self.variable)
+
+
+class FarmError(VfxMatteError):
+    """A farm submission cannot be built or sent: a bad chunk, a missing farm library
+    (``pip install 'vfxmatte[opencue]'``), no Cuebot or ``deadlinecommand`` reachable, or a
+    submitter that refused the job; the message names the farm and what failed."""

@@ -52,7 +52,7 @@ from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, plate_
 from vfxmatte.propagate import keyframes_used
 from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha
 
-__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "propagate_job", "run_job"]
+__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "job_frames", "propagate_job", "run_job"]
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +118,15 @@ class FrameEvent:
 
 
 Progress = Callable[[FrameEvent], None]
+
+
+def _log_failure(progress: Progress | None, frame: int, reason: str, exc_info: bool = False) -> None:
+    """A frame failure is reported once: through the ``progress`` callback when there is one
+    (its ``failed`` event; only a debug log here), else as a warning."""
+    if progress is not None:
+        log.debug("frame %d failed: %s", frame, reason)
+    else:
+        log.warning("frame %d failed: %s", frame, reason, exc_info=exc_info and log.isEnabledFor(logging.DEBUG))
 
 
 @dataclass
@@ -327,19 +336,16 @@ class ShotPipeline:
         (it need not exist); a frame beyond ``max_distance`` of every keyframe fails.
 
         Raises:
-            SequenceError: no frames requested, or none of them (under ``hold``: no plate
-                frame at all) exists on disk.
+            SequenceError: no frames requested, or no plate frame at all exists on disk (a
+                requested frame missing fails or skips by itself, as ``plate.missing`` says).
             TrimapError: propagated modes: no keyframe on disk.
         """
         seq, policy = self._plate, self.job.plate.missing
-        if frames is not None:
-            wanted = list(dict.fromkeys(int(f) for f in frames))
-        elif self.job.plate.frame_list is not None:
-            wanted = self.job.plate.frame_list
-        else:
-            wanted = seq.frames
-        # Under "error" the missing frames fail one by one below instead of stopping the run.
-        found = dict(resolve_frames(seq, wanted, "hold" if policy == "hold" else "skip"))
+        wanted = list(dict.fromkeys(int(f) for f in frames)) if frames is not None else job_frames(self.job)
+        # Resolved as under hold, which stops the run only when no plate frame exists at all;
+        # under error and skip a frame standing in for another is dropped, so each missing
+        # frame fails or skips by itself below (a farm chunk none of whose frames is on disk too).
+        found = {f: p for f, p in resolve_frames(seq, wanted, "hold") if policy == "hold" or p == seq.path(f)}
         by_path = {seq.path(f): f for f in seq.discover()} if policy == "hold" else {}
         keyframes = self._keyframes_for_plan()
         job_hash = self.job.job_hash
@@ -627,7 +633,7 @@ class ShotPipeline:
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason
-                log.warning("frame %d failed: %s", item.frame, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+                _log_failure(progress, item.frame, reason, exc_info=True)
                 emit("failed", reason=reason, seconds=time.perf_counter() - t0, error=exc)
                 continue
             dt = time.perf_counter() - t0
@@ -681,7 +687,7 @@ class ShotPipeline:
                 continue
             if item.fail_reason is not None:
                 report.failed[item.frame] = item.fail_reason
-                log.warning("frame %d failed: %s", item.frame, item.fail_reason)
+                _log_failure(progress, item.frame, item.fail_reason)
                 emit("failed", i, item, reason=item.fail_reason)
                 continue
             if dry_run:
@@ -696,7 +702,7 @@ class ShotPipeline:
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason
-                log.warning("frame %d failed: %s", item.frame, reason, exc_info=log.isEnabledFor(logging.DEBUG))
+                _log_failure(progress, item.frame, reason, exc_info=True)
                 emit("failed", i, item, reason=reason, seconds=time.perf_counter() - t0, error=exc)
                 continue
             dt = time.perf_counter() - t0
@@ -706,6 +712,12 @@ class ShotPipeline:
             emit("done", i, item, seconds=dt)
         report.total_seconds = time.perf_counter() - start
         return report
+
+
+def job_frames(job: Job) -> list[int]:
+    """The frames a run of ``job`` processes when none are given: ``plate.frames``, else the
+    range in the plate pattern, else every plate frame on disk."""
+    return job.plate.frame_list if job.plate.frame_list is not None else FrameSequence(job.plate.path).frames
 
 
 def propagate_job(

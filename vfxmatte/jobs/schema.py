@@ -38,6 +38,7 @@ from vfxmatte.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 __all__ = [
     "SCHEMA_VERSION",
     "ColorSpec",
+    "FarmSpec",
     "Job",
     "KeyframesTrimap",
     "MaskTrimap",
@@ -518,6 +519,54 @@ class OutputSpec(_Section):
         return tuple(f"{prefix}.{c}" if prefix else c for c in "RGB")  # type: ignore[return-value]
 
 
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
+
+
+class FarmSpec(_Section):
+    """How ``vfxmatte submit`` splits the job for a render farm and what it asks the farm for.
+
+    Not part of the job hash: none of it changes a pixel. Every key can be overridden on the
+    ``submit`` command line.
+    """
+
+    #: Frames per farm task (OpenCue chunk, Deadline ChunkSize): each task loads the model once.
+    chunk_size: int = Field(10, ge=1, le=100000)
+    #: The program a farm node runs: a name on the node's PATH, a path, or a list (a wrapper
+    #: such as ``[rez-env, vfxmatte, --, vfxmatte]``).
+    executable: Union[str, list[str]] = "vfxmatte"
+    #: OpenCue show (null: pyoutline's configured default show).
+    show: Annotated[str, Field(pattern=_NAME)] | None = None
+    #: OpenCue shot (null: the job's ``shot``).
+    shot: Annotated[str, Field(pattern=_NAME)] | None = None
+    #: OpenCue service of the layers (null: pyoutline's default, ``shell``).
+    service: Annotated[str, Field(pattern=_NAME)] | None = None
+    #: Cores each task books (OpenCue ``cores``; also its torch/OpenCV thread count).
+    cores: float | None = Field(None, gt=0, le=1024)
+    #: Memory each task books (OpenCue): whole gigabytes ``8g`` or megabytes ``512m``.
+    memory: Annotated[str, Field(pattern=r"^[1-9][0-9]*g$|^[1-9][0-9]*m$")] | None = None
+    #: OpenCue layer tags (letters and digits).
+    tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9]+$")]] = []
+    #: Job priority (OpenCue and Deadline).
+    priority: int | None = Field(None, ge=0, le=1000000)
+    #: Deadline pool and group.
+    pool: Annotated[str, Field(pattern=_NAME)] | None = None
+    group: Annotated[str, Field(pattern=_NAME)] | None = None
+    #: Environment variables set for every task (OpenCue layer env, Deadline EnvironmentKeyValue).
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")], str] = {}
+
+    @field_validator("executable")
+    @classmethod
+    def _executable(cls, v: str | list[str]) -> str | list[str]:
+        if not v or (isinstance(v, list) and not all(v)):
+            raise ValueError("the farm executable must name a program (a string, or a list of non-empty strings)")
+        return v
+
+    @property
+    def argv(self) -> list[str]:
+        """The executable as the start of an argument list."""
+        return [self.executable] if isinstance(self.executable, str) else list(self.executable)
+
+
 class Job(_Section):
     """A validated shot job. Build with :func:`~vfxmatte.jobs.load_job` (or
     :func:`~vfxmatte.jobs.parse_job` for text)."""
@@ -531,6 +580,7 @@ class Job(_Section):
     model: ModelSpec = ModelSpec()
     temporal: TemporalSpec = TemporalSpec()
     output: OutputSpec
+    farm: FarmSpec = FarmSpec()
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
     # Set by the loader once validation has passed.
@@ -618,6 +668,7 @@ UNHASHED_KEYS: tuple[KeyPath, ...] = (
     ("trimap", "propagation", "cache"),
     ("trimap", "propagation", "out"),
     ("temporal", "cache"),
+    ("farm",),  # where and how the frames run on a farm, never what they hold
 )
 #: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
 #: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).

@@ -1,0 +1,107 @@
+"""``vfxmatte submit --farm deadline``: CommandLine-plugin job and plugin info files, Arguments
+that the Windows/.NET argument rules split back into the exact argv, the printed submit
+command, and ``--submit`` running deadlinecommand from PATH without a shell."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import stat
+import sys
+from pathlib import Path
+
+from tests.farm.conftest import AWKWARD, write_job
+from vfxmatte.cli import main
+
+
+def read_info(path: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in path.read_text().splitlines())
+
+
+def split_windows(text: str) -> list[str]:
+    """The Microsoft C runtime's argument rules (CommandLineToArgvW; .NET applies them on
+    every platform): an independent reading of what Deadline hands to the program."""
+    args, cur, i, quoted, have = [], [], 0, False, False
+    while i < len(text):
+        c = text[i]
+        if c == "\\":
+            n = 0
+            while i < len(text) and text[i] == "\\":
+                n, i = n + 1, i + 1
+            if i < len(text) and text[i] == '"':
+                cur.append("\\" * (n // 2))
+                if n % 2:
+                    cur.append('"')
+                    i += 1
+            else:
+                cur.append("\\" * n)
+            have = True
+            continue
+        if c == '"':
+            quoted, have = not quoted, True
+        elif c in " \t" and not quoted:
+            if have:
+                args.append("".join(cur))
+            cur, have = [], False
+        else:
+            cur.append(c)
+            have = True
+        i += 1
+    if have:
+        args.append("".join(cur))
+    return args
+
+
+def folder_of(job: Path) -> Path:
+    return job.parent / "out" / "farm"
+
+
+def test_job_and_plugin_info_carry_frames_chunks_pool_group_priority_output_and_env(tmp_path, tiny_shot, capsys):
+    farm = {"pool": "comp", "group": "cpu16", "priority": 70, "chunk_size": 4, "cores": 4,
+            "env": {"OCIO": "/studio/config.ocio", "A": "1"}}
+    job = write_job(tmp_path, tiny_shot, farm=farm)
+    assert main(["submit", str(job), "--farm", "deadline", "--group", "cpu32"]) == 0
+    info = read_info(folder_of(job) / "shot010.job_info.job")
+    assert info["Plugin"] == "CommandLine" and info["Frames"] == "1001-1006" and info["ChunkSize"] == "4"
+    assert (info["Pool"], info["Group"], info["Priority"]) == ("comp", "cpu32", "70")
+    assert info["OutputDirectory0"] == str(job.parent / "out") and info["OutputFilename0"] == "shot010.####.exr"
+    assert info["EnvironmentKeyValue0"] == "A=1" and info["EnvironmentKeyValue1"] == "OCIO=/studio/config.ocio"
+    plugin = read_info(folder_of(job) / "shot010.plugin_info.job")
+    assert plugin["Executable"] == "vfxmatte" and plugin["ShellExecute"] == "False"
+    assert split_windows(plugin["Arguments"]) == ["run", str(job), "--frames", "<STARTFRAME>-<ENDFRAME>", "--threads", "4"]
+    out = capsys.readouterr().out
+    (command,) = [line.removeprefix("submit with: ") for line in out.splitlines() if line.startswith("submit with: ")]
+    assert shlex.split(command) == ["deadlinecommand", str(folder_of(job) / "shot010.job_info.job"),
+                                    str(folder_of(job) / "shot010.plugin_info.job")]
+
+
+def test_arguments_survive_quotes_backslashes_and_dollars():
+    from vfxmatte.farm.commands import windows_arguments
+
+    argv = ["run", f"/a/{AWKWARD}/x\\y\\/job.yaml", 'trailing\\', 'say "hi"', "$F4 ####", ""]
+    assert split_windows(windows_arguments(argv)) == argv
+
+
+def test_submit_runs_deadlinecommand_from_path_without_a_shell(tmp_path, tiny_shot, capsys, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    record = tmp_path / "argv.json"
+    fake = bin_dir / "deadlinecommand"
+    fake.write_text(f"#!{sys.executable}\nimport json, sys\njson.dump(sys.argv[1:], open({str(record)!r}, 'w'))\n"
+                    "print('Result=Success'); print('JobID=5f2a')\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    job = write_job(tmp_path, tiny_shot)
+    assert main(["submit", str(job), "--farm", "deadline", "--submit"]) == 0
+    assert json.loads(record.read_text()) == [str(folder_of(job) / "shot010.job_info.job"),
+                                              str(folder_of(job) / "shot010.plugin_info.job")]
+    assert "submitted to Deadline: JobID=5f2a" in capsys.readouterr().out
+
+
+def test_submit_without_deadlinecommand_is_one_line_and_exit_2(tmp_path, tiny_shot, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    job = write_job(tmp_path, tiny_shot)
+    assert main(["submit", str(job), "--farm", "deadline", "--submit"]) == 2
+    assert capsys.readouterr().err == ("vfxmatte: error: Deadline: deadlinecommand is not on PATH "
+                                       "(install the Deadline client, or submit the files by hand)\n")
