@@ -18,7 +18,7 @@ from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import save_checkpoint
 from vfxmatte.errors import InputError, TrimapError
 from vfxmatte.io.image import ImageInfo, read_image, read_trimap, write_exr, write_image
-from vfxmatte.jobs import load_job
+from vfxmatte.jobs import TemporalSpec, load_job
 from vfxmatte.keyframes import RECORD_KEY, to_data_window
 from vfxmatte.model import build_model
 from vfxmatte.pipeline import ShotPipeline, propagate_job
@@ -119,7 +119,10 @@ class RecordingSession:
 
 
 def recorded(job, frames) -> list[np.ndarray]:
+    """The trimaps the network receives for ``frames``, one per frame (the temporal stage off:
+    it would also matte each frame's neighbours)."""
     session = RecordingSession()
+    job = job.model_copy(update={"temporal": TemporalSpec(enabled=False)})
     with ShotPipeline(job, session=session) as pipe:
         report = pipe.run(frames)
     assert report.ok, report.failed

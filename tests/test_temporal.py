@@ -203,7 +203,7 @@ def test_chunks_in_separate_processes_give_byte_identical_temporal_mattes(shot):
     range and chunks in their own processes give the same bytes, frames in reverse order in one
     process the same pixels; the stage does change the mattes, and says so in their header."""
     root, ckpt = shot
-    job = write_job(root, ckpt, {"enabled": True})
+    job = write_job(root, ckpt, None)  # on by default
     for args in (("run", str(job)), ("run", str(job), "--frames", "1004-1006"), ("run", str(job), "--frames", "1001-1003")):
         proc = run_module(*args)
         assert proc.returncode == 0, proc.stderr
@@ -211,7 +211,7 @@ def test_chunks_in_separate_processes_give_byte_identical_temporal_mattes(shot):
             (root / "out").rename(root / "whole")
     with ShotPipeline(load_job(write_job(root, ckpt, {"enabled": True}, "rev.yaml", "rev/shot.####.exr"))) as pipe:
         assert pipe.run(list(range(1006, 1000, -1))).ok
-    with ShotPipeline(load_job(write_job(root, ckpt, None, "off.yaml", "off/shot.####.exr"))) as pipe:
+    with ShotPipeline(load_job(write_job(root, ckpt, {"enabled": False}, "off.yaml", "off/shot.####.exr"))) as pipe:
         assert pipe.run().ok
     differ = 0
     for f in range(1001, 1007):

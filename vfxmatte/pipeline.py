@@ -502,14 +502,19 @@ class ShotPipeline:
 
     def _neighbour(self, frame: int) -> "_Matted | None":
         """Plate frame ``frame`` matted for the temporal window, or None when it cannot be: its
-        plate is not on disk, or its trimap is missing or too far from every keyframe. Only
-        the disk decides, never the frames a process was asked for (chunk independence)."""
+        plate is not on disk, its trimap is missing or too far from every keyframe, or its
+        files fail (that frame reports its own failure; its neighbours are not failed by it).
+        Only the disk decides, never the frames a process was asked for (chunk independence)."""
         if not self._plate.path(frame).is_file():
             return None
         (plan,) = self.plan([frame], outputs=False)
         if plan.plate is None or plan.fail_reason is not None or plan.held_from is not None:
             return None
-        return self._matte(plan)
+        try:
+            return self._matte(plan)
+        except VfxMatteError as exc:
+            log.debug("frame %d left out of the temporal window: %s", frame, exc)
+            return None
 
     def _temporal_alpha(self, item: FramePlan, matted: "_Matted") -> np.ndarray:
         """``matted``'s alpha through the temporal stage, on the display-window canvas, with the
@@ -522,13 +527,8 @@ class ShotPipeline:
             if g == src:
                 continue
             other = self._neighbour(g)
-            if other is None:
-                continue
-            if other.image.shape != matted.image.shape:
-                raise InputError(
-                    f"frame {item.frame}: the display window of plate {item.plate} differs from that of frame {g}'s "
-                    "plate (the temporal stage needs one display window across the shot)"
-                )
+            if other is None or other.image.shape != matted.image.shape:
+                continue  # none, or another display window: nothing to register it with
             neighbours.append(Neighbour(other.canvas(other.alpha), other.image, other.valid()))
         info = matted.info
         canvas = smooth_alpha(
