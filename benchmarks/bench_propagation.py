@@ -40,8 +40,13 @@ With ``--alpha CHECKPOINT`` every frame is also matted by the engine from the tr
 from each setup's propagated trimaps, and the alphas are scored over the whole frame: SAD and
 Grad (means over frames), dtSSD and MESSDdt of the clip (`vfxmatte.metrics`).
 
+With it, ``--temporal-tolerance`` also scores the temporal stage (`vfxmatte.temporal`) on the
+same raw mattes, once per alpha tolerance given. ``--check-images`` is the final check on more
+photo clips (two keyframes, trimaps only), run once with the settings frozen.
+
     python benchmarks/bench_propagation.py --real /work/shared/benchmarks/alphamatting-dev --real-image GT04 \\
-        --alpha starter --out benchmarks/results/propagation.json --md benchmarks/results/propagation.md
+        --alpha starter --temporal-tolerance 0.1 0.3 0.5 \\
+        --out benchmarks/results/propagation.json --md benchmarks/results/propagation.md
 """
 
 from __future__ import annotations
