@@ -507,10 +507,10 @@ class ShotPipeline:
         Only the disk decides, never the frames a process was asked for (chunk independence)."""
         if not self._plate.path(frame).is_file():
             return None
-        (plan,) = self.plan([frame], outputs=False)
-        if plan.plate is None or plan.fail_reason is not None or plan.held_from is not None:
-            return None
         try:
+            (plan,) = self.plan([frame], outputs=False)
+            if plan.plate is None or plan.fail_reason is not None or plan.held_from is not None:
+                return None
             return self._matte(plan)
         except VfxMatteError as exc:
             log.debug("frame %d left out of the temporal window: %s", frame, exc)
