@@ -32,7 +32,7 @@ from pydantic import (
 
 from vfxmatte.env import KeyPath
 from vfxmatte.errors import DeviceError, SequenceError
-from vfxmatte.io.sequence import FrameSequence, parse_frame_range
+from vfxmatte.io.sequence import FrameRanges, FrameSequence, parse_frame_range, parse_frames
 from vfxmatte.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = [
@@ -112,7 +112,7 @@ class _FrameList(_Section):
         if v is None:
             return v
         try:
-            parse_frame_range(v)
+            parse_frames(v)  # runs, not a list: a 3,000,000-frame range checks at once
         except SequenceError as exc:
             raise ValueError(str(exc)) from None
         return v.strip()
@@ -144,6 +144,11 @@ class PlateSpec(_FrameList):
     def frame_list(self) -> list[int] | None:
         """The ``frames`` range as a list, or None when the job leaves it to the pattern/disk."""
         return None if self.frames is None else parse_frame_range(self.frames)
+
+    @property
+    def frame_ranges(self) -> FrameRanges | None:
+        """The ``frames`` range as runs (no per-frame list), or None as :attr:`frame_list`."""
+        return None if self.frames is None else parse_frames(self.frames)
 
 
 class _TrimapSource(_FrameList):
