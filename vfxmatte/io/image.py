@@ -33,6 +33,7 @@ from vfxmatte.io.atomic import atomic_write
 __all__ = [
     "ImageInfo",
     "read_image",
+    "read_first_header",
     "read_header",
     "read_mask",
     "read_photo",
@@ -341,6 +342,20 @@ def read_header(
         i, _, _ = _select(path, specs, channels, layer)
         _check_flat(path, specs[i])
         return _info(path, inp, specs[i], i)
+
+
+def read_first_header(path: str | Path) -> ImageInfo:
+    """The header of the first subimage, which :func:`read_trimap` and :func:`read_mask` read
+    whole: the same open and flat-image checks, without reading pixels.
+
+    Raises:
+        ImageReadError: missing, unreadable, deep, volume or empty image.
+    """
+    path = Path(path)
+    with _opened(path, unassociated=True) as inp:
+        spec = inp.spec().copy()
+        _check_flat(path, spec)
+        return _info(path, inp, spec, 0)
 
 
 def _select(

@@ -27,6 +27,7 @@ __all__ = [
     "MissingPolicy",
     "format_frames",
     "format_runs",
+    "nearest_frame",
     "not_a_file",
     "parse_frame_range",
     "parse_frames",
@@ -405,10 +406,10 @@ def resolve_frames(
         if not kept:
             raise SequenceError(f"none of frames {format_frames(wanted)} of {seq.pattern} exist on disk")
         return kept
-    return [(f, seq.path(f if f in on_disk else _nearest(existing, f))) for f in wanted]
+    return [(f, seq.path(f if f in on_disk else nearest_frame(existing, f))) for f in wanted]
 
 
-def _nearest(existing: list[int], frame: int) -> int:
+def nearest_frame(existing: list[int], frame: int) -> int:
     """The element of sorted ``existing`` nearest to ``frame``; ties go to the earlier frame."""
     i = bisect.bisect_left(existing, frame)
     if i == 0:
