@@ -213,6 +213,8 @@ class _FrameReporter:
                 self.task = self.progress.add_task(self.shot, total=ev.total, spf=None, current="")
             if ev.kind == "started":
                 self.progress.update(self.task, current=f"frame {ev.frame}")
+            elif ev.kind == "retried":
+                self.progress.console.print(f"[yellow]frame {ev.frame} retried:[/yellow] {ev.reason}", markup=True, highlight=False)
             else:
                 spf = sum(self._seconds) / len(self._seconds) if self._seconds else None
                 self.progress.update(self.task, advance=1, spf=spf, current="")
@@ -221,6 +223,8 @@ class _FrameReporter:
         elif not out.json:
             if ev.kind == "failed":
                 print(f"{PROG}: frame {ev.frame} failed: {ev.reason}", file=out.stderr, flush=True)
+            elif ev.kind == "retried":
+                print(f"{PROG}: frame {ev.frame} retried: {ev.reason}", file=out.stderr, flush=True)
             elif ev.kind == "done":
                 out.line(f"frame {ev.frame} done in {_fmt_seconds(ev.seconds)} -> {ev.output}")
             elif ev.kind == "skipped":
@@ -292,7 +296,7 @@ def _report_check(out: Output, report, dry_run: bool) -> None:  # noqa: ANN001 -
     would fail: ...``), never a line per frame; a dry run lists the frames that would run too."""
     from vfxmatte.io.sequence import format_runs
 
-    for kind, reason, runs in report.groups:
+    for kind, reason, runs in report.runs():
         n = sum(map(len, runs))
         which = f"frame {runs[0][0]}" if n == 1 else f"frames {format_runs(runs, limit=10)} ({n})"
         if kind == "failed":

@@ -82,7 +82,7 @@ __all__ = ["CheckReport", "FrameEvent", "FramePlan", "RunReport", "ShotPipeline"
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["planned", "started", "done", "skipped", "failed"]
+EventKind = Literal["planned", "started", "retried", "done", "skipped", "failed"]
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,8 @@ class FrameEvent:
 
     ``index`` counts from 1 over the ``total`` frames of the run. ``started`` comes before a
     frame is processed; ``done``, ``skipped`` or ``failed`` after; a dry run sends ``planned``.
+    ``retried``: a try of the frame failed in a way that can be transient and it is tried again
+    (``reason`` says which try, why, and the wait; ``job.retries``).
     """
 
     kind: EventKind
@@ -219,13 +221,17 @@ class CheckReport:
     headers_checked: int = 0
     groups: list[tuple[str, str | None, list[range]]] = field(default_factory=list)
     _index: dict[tuple[str, str | None], int] = field(default_factory=dict, repr=False)
+    #: the first frame's own reason in each group (its files by name, not pattern)
+    _first: list[str | None] = field(default_factory=list, repr=False)
 
-    def add(self, kind: str, reason: str | None, frames: range) -> None:
-        """Record that ``frames`` (in processing order) would end as ``kind`` for ``reason``."""
+    def add(self, kind: str, reason: str | None, frames: range, own: str | None = None) -> None:
+        """Record that ``frames`` (in processing order) would end as ``kind`` for ``reason``
+        (``own``: the reason as the frame itself gives it, when it names its files)."""
         key = (kind, reason)
         if key not in self._index:
             self._index[key] = len(self.groups)
             self.groups.append((kind, reason, []))
+            self._first.append(own if own is not None else reason)
         runs = self.groups[self._index[key]][2]
         # A one-frame range keeps the step of the run it was cut from, so frames of a stepped
         # range (1001-1100x2) join up as they come.
@@ -233,6 +239,11 @@ class CheckReport:
             runs[-1] = range(runs[-1].start, frames.stop, frames.step)
         else:
             runs.append(frames)
+
+    def runs(self) -> list[tuple[str, str | None, list[range]]]:
+        """The groups, a one-frame group with that frame's own reason (its files by name)."""
+        return [(k, first if sum(map(len, runs)) == 1 else reason, runs)
+                for (k, reason, runs), first in zip(self.groups, self._first)]
 
     def count(self, kind: str) -> int:
         return sum(len(r) for k, _, runs in self.groups if k == kind for r in runs)
@@ -250,7 +261,7 @@ class CheckReport:
             "frames": self.total,
             "headers_checked": self.headers_checked,
             **{kind: [{"frames": format_runs(runs, limit=50), "count": sum(map(len, runs)), "reason": reason}
-                      for k, reason, runs in self.groups if k == kind]
+                      for k, reason, runs in self.runs() if k == kind]
                for kind in ("failed", "skipped", "held", "done")},
         }
 
@@ -642,7 +653,7 @@ class ShotPipeline:
             kind, reason = as_source(src)
             if kind == "done":
                 kind, reason = "held", f"held from frame {src}"
-            report.add(kind, reason if kind == "held" else _pattern_reason(reason, src, self), part)
+            report.add(kind, reason if kind == "held" else _pattern_reason(reason, src, self), part, reason)
 
         for part, what in pieces:
             if what is None:  # a plate file: planned as run plans it
@@ -651,7 +662,7 @@ class ShotPipeline:
                 kind, reason = self._outcome(item, f in sample)
                 if kind != "skipped":
                     sources[f] = (kind, reason)
-                report.add(kind, _pattern_reason(reason, f, self), part)
+                report.add(kind, _pattern_reason(reason, f, self), part, reason)
             elif policy == "hold":
                 for piece, src in _held_parts(part, existing):
                     held(piece, src)
@@ -722,6 +733,24 @@ class ShotPipeline:
         matted = self._matte(item)
         alpha = matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
         self._write(item, matted.info, matted.rgb, alpha)
+
+    def _process_retrying(self, item: FramePlan, retried: Callable[[str, BaseException], None]) -> None:
+        """:meth:`process`, tried again after a transient failure (:func:`is_transient`) as
+        ``job.retries`` says, waiting ``backoff_s``, then twice that ...; ``retried(reason, exc)``
+        is told of each retry. The last failure, or any other one, is raised."""
+        retries = self.job.retries
+        for attempt in range(retries.count + 1):
+            try:
+                self.process(item)
+                return
+            except Exception as exc:  # noqa: BLE001 - re-raised unless it is worth a retry
+                if attempt == retries.count or not is_transient(exc):
+                    raise
+                wait = retries.backoff_s * 2**attempt
+                why = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
+                log.info("frame %d: try %d failed (%s); retrying in %gs", item.frame, attempt + 1, why, wait)
+                retried(f"try {attempt + 1} of {retries.count + 1} failed ({why}); retrying in {wait:g}s", exc)
+                time.sleep(wait)
 
     def _matte(self, item: FramePlan) -> "_Matted":
         """The network's matte of ``item``'s plate frame (read, colour, trimap, infer).
@@ -947,7 +976,7 @@ class ShotPipeline:
             emit("started", i, item, reason=item.redo_reason)
             t0 = time.perf_counter()
             try:
-                self.process(item)
+                self._process_retrying(item, lambda why, exc: emit("retried", i, item, reason=why, error=exc))
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason

@@ -45,6 +45,7 @@ __all__ = [
     "OutputSpec",
     "PlateSpec",
     "PropagationSpec",
+    "RetrySpec",
     "SequenceTrimap",
     "TemporalSpec",
     "TrimapSpec",
@@ -483,6 +484,17 @@ class TemporalSpec(_Section):
 _CHANNEL = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class RetrySpec(_Section):
+    """Per-frame retries of failures that can be transient (an I/O error reading a plate or
+    writing a matte on a network filesystem; never a bad trimap, a missing layer or a size
+    mismatch: :func:`vfxmatte.errors.is_transient`). They never change a matte's bytes."""
+
+    #: Further tries of a frame after a transient failure (0: fail at once).
+    count: int = Field(0, ge=0, le=10)
+    #: Seconds before the first retry; doubled before each later one.
+    backoff_s: float = Field(2.0, ge=0.0, le=600.0)
+
+
 class OutputSpec(_Section):
     """Where and how mattes are written (always half-float OpenEXR)."""
 
@@ -536,6 +548,7 @@ class Job(_Section):
     model: ModelSpec = ModelSpec()
     temporal: TemporalSpec = TemporalSpec()
     output: OutputSpec
+    retries: RetrySpec = RetrySpec()
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
     # Set by the loader once validation has passed.
@@ -623,6 +636,7 @@ UNHASHED_KEYS: tuple[KeyPath, ...] = (
     ("trimap", "propagation", "cache"),
     ("trimap", "propagation", "out"),
     ("temporal", "cache"),
+    ("retries",),
 )
 #: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
 #: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).
