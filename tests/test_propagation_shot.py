@@ -341,7 +341,7 @@ def test_validate_and_dry_run_plan_a_keyframes_job_without_reading_pixels(shot, 
     far = write_job(shot, assets[1], frames="1010", propagation={"max_distance": 5})
     assert main(["run", str(far), "--dry-run"]) == 1
     captured = capsys.readouterr()
-    assert "frame 1004 failed: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
+    assert "frame 1004 would fail: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
     assert not (shot / "out").exists()
 
 

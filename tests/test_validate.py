@@ -172,10 +172,10 @@ def test_headers_are_sampled_by_default_and_all_opened_with_all_frames(shot, cap
     plate(plates, 1002).write_bytes(b"not an exr")
     path = job()
     assert main(["validate", str(path)]) == 0
-    assert "headers of 2 checked" in capsys.readouterr().out
+    assert "headers of 2 frames checked" in capsys.readouterr().out
     assert main(["validate", str(path), "--all-frames"]) == 1
     captured = capsys.readouterr()
-    assert "frame 1002 would fail" in captured.err and "headers of 3 checked" in captured.out
+    assert "frame 1002 would fail" in captured.err and "headers of 3 frames checked" in captured.out
 
 
 # --------------------------------------------------------------------------- §8: many frames

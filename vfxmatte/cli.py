@@ -320,9 +320,9 @@ def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
     status = "OK" if not failing else f"{failing} of {report.total} frames would fail"
     frames = job.plate.frames or "on disk"
     out.line(
-        f"{args.job}: {status}: shot {job.shot}, frames {frames} ({report.total}; headers of {report.headers_checked} "
-        f"checked), plate {job.plate.colorspace}, trimap {job.trimap.mode}, model {Path(job.model.checkpoint).stem}, "
-        f"job hash {job.job_hash[:12]}"
+        f"{args.job}: {status}: shot {job.shot}, frames {frames} ({report.total}), plate {job.plate.colorspace}, "
+        f"trimap {job.trimap.mode}, model {Path(job.model.checkpoint).stem}, job hash {job.job_hash[:12]}, "
+        f"headers of {report.headers_checked} frames checked"
     )
     return report.exit_code
 

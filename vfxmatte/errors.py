@@ -44,6 +44,10 @@ class SequenceError(VfxMatteError):
 
 
 class _IOFailure(VfxMatteError):
+    """A file could not be read or written; ``transient`` when trying again may succeed."""
+
+    transient: bool
+
     def __init__(self, message: str, transient: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
