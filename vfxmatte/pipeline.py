@@ -641,6 +641,14 @@ class ShotPipeline:
         else:
             sample = {files[round(k * (len(files) - 1) / (HEADER_SAMPLE - 1))] for k in range(HEADER_SAMPLE)}
         report.headers_checked = len(sample)
+        if self.propagated and files:
+            # As run's check_keyframes, from headers: a bad keyframe stops the whole run.
+            try:
+                first = read_header(seq.path(files[0]), layer=self.job.plate.layer)
+            except VfxMatteError:
+                first = None  # that frame's own check reports it
+            if first is not None:
+                self.propagation.check_headers((first.full_height, first.full_width))
         sources: dict[int, tuple[str, str | None]] = {}  # a plate frame on disk -> its outcome as a source
 
         def as_source(f: int) -> tuple[str, str | None]:
