@@ -372,3 +372,42 @@ def test_which_errors_are_transient():
         raise ImageReadError("wrapped") from OSError(errno.ETIMEDOUT, "timed out")
     except ImageReadError as exc:
         assert is_transient(exc)
+
+
+@pytest.mark.parametrize("kind", ["loop", "fifo", "directory"])
+def test_a_job_file_or_checkpoint_that_is_no_file_is_one_line(shot, tmp_path, kind):
+    import subprocess
+    import sys
+
+    def make(path: Path) -> Path:
+        if kind == "loop":
+            path.symlink_to(path.name)
+        elif kind == "fifo":
+            os.mkfifo(path)
+        else:
+            path.mkdir()
+        return path
+
+    what = {"loop": "a symlink loop", "fifo": "a FIFO", "directory": "a directory"}[kind]
+    job = make(tmp_path / "odd.yaml")
+    ckpt = make(tmp_path / "odd.safetensors")
+    for path, words in ((job, f"{job}: cannot read job file ({what}, not a file)"),
+                        (shot[2](checkpoint=ckpt), f"{ckpt}: {what}, not a checkpoint file")):
+        # a subprocess with a timeout: reading a FIFO would block for ever
+        proc = subprocess.run([sys.executable, "-m", "vfxmatte", "validate", str(path)],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and words in one_error_line(proc.stderr)
+
+
+def test_a_zero_byte_image_under_eval_is_one_line(tmp_path, assets, capsys):
+    from vfxmatte.io.image import write_image
+
+    for folder in ("image", "trimap1", "alpha"):
+        (tmp_path / folder).mkdir()
+    tri = np.zeros((16, 16), np.float32)
+    tri[4:12, 4:12] = 0.5
+    write_image(tmp_path / "trimap1" / "a.png", tri, ["Y"], pixel_type="uint8")
+    write_image(tmp_path / "alpha" / "a.png", tri, ["Y"], pixel_type="uint8")
+    (tmp_path / "image" / "a.png").write_bytes(b"")
+    assert main(["eval", str(tmp_path), "--model", str(assets[1]), "--device", "cpu"]) == 2
+    assert str(tmp_path / "image" / "a.png") in one_error_line(capsys.readouterr().err)

@@ -60,6 +60,11 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     key = str(name_or_path)
     p = BUILTIN.get(key, Path(os.path.expanduser(key)))
     if not p.is_file():
+        from vfxmatte.io.sequence import not_a_file
+
+        what = not_a_file(p) or "not a regular file"
+        if what != "missing":
+            raise CheckpointError(f"{p}: {what}, not a checkpoint file")
         hint = f" (built-in names: {', '.join(BUILTIN)})" if key not in BUILTIN else ""
         raise CheckpointError(f"{p}: checkpoint not found{hint}")
     return p
