@@ -411,3 +411,40 @@ def test_a_zero_byte_image_under_eval_is_one_line(tmp_path, assets, capsys):
     (tmp_path / "image" / "a.png").write_bytes(b"")
     assert main(["eval", str(tmp_path), "--model", str(assets[1]), "--device", "cpu"]) == 2
     assert str(tmp_path / "image" / "a.png") in one_error_line(capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("policy", ["error", "skip", "hold"])
+@pytest.mark.parametrize("frames", ["1001-1012", "1012-1001", "1001-1012x3", "1009,1001-1003,1011-1012"])
+def test_check_gives_every_frame_the_outcome_plan_gives_it(shot, policy, frames):
+    plates, trimaps, job = shot
+    for f in (1005, 1007, 1010):  # plates on disk: 1001-1003, 1005, 1007, 1010 (1008: a directory)
+        shutil.copy(plate(plates, 1001), plate(plates, f))
+    for f in (1005, 1010):
+        shutil.copy(trimaps / "shot010.1001.png", trimaps / f"shot010.{f}.png")
+    plate(plates, 1008).mkdir()
+    pipe = ShotPipeline(load_job(job(plate={"frames": frames, "missing": policy})))
+    report = pipe.check(all_frames=True)
+    checked = {}
+    for kind, reason, runs in report.groups:
+        for run in runs:
+            for f in run:
+                assert f not in checked
+                checked[f] = (kind, reason)
+    def outcome(p):
+        if p.skip_reason is not None:
+            return "skipped", p.skip_reason
+        if p.fail_reason is not None:
+            return "failed", p.fail_reason
+        return ("held", f"held from frame {p.held_from}") if p.held_from is not None else ("done", None)
+
+    plans = pipe.plan()
+    assert sorted(checked) == sorted(p.frame for p in plans)
+    for p in plans:
+        kind, reason = outcome(p)
+        if kind == "held":  # a held frame fails as its source frame does
+            (source,) = pipe.plan([p.held_from])
+            if outcome(source)[0] == "failed":
+                kind, reason = outcome(source)
+        assert checked[p.frame][0] == kind, (p.frame, checked[p.frame], kind, reason)
+        if kind == "failed":  # the same reason, the files named by their patterns
+            assert checked[p.frame][1] == pipeline._pattern_reason(reason, p.source_frame, pipe)

@@ -674,9 +674,11 @@ class ShotPipeline:
             elif policy == "hold":
                 for piece, src in _held_parts(part, existing):
                     held(piece, src)
-            else:
-                reason = self._plate_missing(seq.pattern if what == "gap" else seq.path(part[0]), "missing" if what == "gap" else what)
-                report.add("skipped" if policy == "skip" else "failed", reason, part)
+            elif what == "gap":
+                report.add("skipped" if policy == "skip" else "failed", self._plate_missing(seq.pattern, "missing"), part)
+            else:  # a directory, a FIFO ... where the plate file should be
+                own = self._plate_missing(seq.path(part[0]), what)
+                report.add("skipped" if policy == "skip" else "failed", _pattern_reason(own, part[0], self), part, own)
         return report
 
     def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
