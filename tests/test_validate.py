@@ -448,3 +448,10 @@ def test_check_gives_every_frame_the_outcome_plan_gives_it(shot, policy, frames)
         assert checked[p.frame][0] == kind, (p.frame, checked[p.frame], kind, reason)
         if kind == "failed":  # the same reason, the files named by their patterns
             assert checked[p.frame][1] == pipeline._pattern_reason(reason, p.source_frame, pipe)
+
+
+def test_the_api_dry_run_checks_headers_too(shot):
+    plates, _, job = shot
+    write_channels(plate(plates, 1003), ("Y", "RY", "BY"))
+    report = pipeline.run_job(load_job(job()), dry_run=True)
+    assert report.planned == [1001, 1002] and "luminance/chroma" in report.failed[1003] and report.exit_code == 1

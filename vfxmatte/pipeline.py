@@ -946,7 +946,8 @@ class ShotPipeline:
 
         Args:
             frames: see :meth:`plan`.
-            dry_run: plan only: read no pixels, load no model, write nothing.
+            dry_run: plan, and open each frame's plate and trimap headers (:meth:`check_frame`):
+                read no pixels, load no model, write nothing.
             progress: called with a :class:`FrameEvent` per frame event.
 
         Raises:
@@ -967,6 +968,9 @@ class ShotPipeline:
             self.open()
             if self.propagated:
                 self.check_keyframes(runnable[0])
+        elif runnable and self.propagated:
+            info = read_header(runnable[0].plate, layer=self.job.plate.layer)
+            self.propagation.check_headers((info.full_height, info.full_width))
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:
                 report.skipped[item.frame] = item.skip_reason
@@ -979,6 +983,12 @@ class ShotPipeline:
                 emit("failed", i, item, reason=item.fail_reason)
                 continue
             if dry_run:
+                try:  # what the headers show that processing would refuse
+                    self.check_frame(item)
+                except VfxMatteError as exc:
+                    report.failed[item.frame] = str(exc)
+                    emit("failed", i, item, reason=str(exc), error=exc)
+                    continue
                 report.planned.append(item.frame)
                 reason = f"held from frame {item.held_from}" if item.held_from is not None else None
                 emit("planned", i, item, reason=reason)
@@ -1027,7 +1037,7 @@ def run_job(
         job: from :func:`vfxmatte.jobs.load_job`.
         frames: a subset or other list of frames; default the job's range.
         device: overrides the job's ``model.device``.
-        dry_run: plan only; nothing is read, loaded or written.
+        dry_run: plan and check headers only; no pixel is read, nothing loaded or written.
         progress: receives a :class:`FrameEvent` per frame event.
 
     Returns:
