@@ -455,3 +455,13 @@ def test_the_api_dry_run_checks_headers_too(shot):
     write_channels(plate(plates, 1003), ("Y", "RY", "BY"))
     report = pipeline.run_job(load_job(job()), dry_run=True)
     assert report.planned == [1001, 1002] and "luminance/chroma" in report.failed[1003] and report.exit_code == 1
+
+
+def test_checkpoint_metadata_that_is_no_architecture_is_one_line(shot, assets, tmp_path, capsys):
+    with safe_open(str(assets[1]), "pt") as f:
+        meta = dict(f.metadata())
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    for arch in ("[1, 2]", '"tiny"', '{"encoder_widths": 8}'):
+        save_file(state, str(tmp_path / "odd.safetensors"), metadata={**meta, "vfxmatte.arch": arch})
+        assert main(["validate", str(shot[2](checkpoint=tmp_path / "odd.safetensors"))]) == 2
+        assert str(tmp_path / "odd.safetensors") in one_error_line(capsys.readouterr().err)

@@ -132,6 +132,8 @@ def _read(path: Path, tensors: bool) -> tuple[TCPMattingConfig, dict[str, Any], 
         provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata (vfxmatte.arch is not a JSON object)")
     return TCPMattingConfig.from_dict(arch, source=str(path)), provenance, meta, state
 
 
