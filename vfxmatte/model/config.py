@@ -85,11 +85,11 @@ class TCPMattingConfig:
                 raise ArchitectureError(f"{name}: {value!r} is not one of {', '.join(choices)}")
         for name, length in _LENGTHS.items():
             value = getattr(self, name)
-            if not isinstance(value, tuple) or len(value) != length:
+            if not isinstance(value, (tuple, list)) or len(value) != length:
                 raise ArchitectureError(f"{name}: needs {length} entries, got {value!r}")
         for name, (lo, hi) in _INT_BOUNDS.items():
             value = getattr(self, name)
-            for v in value if isinstance(value, tuple) else (value,):
+            for v in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                     bound = f"{lo}" if lo == hi else f"a whole number from {lo} to {hi}"
                     raise ArchitectureError(f"{name}: {value!r} is not {bound}")
