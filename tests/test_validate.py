@@ -465,3 +465,14 @@ def test_checkpoint_metadata_that_is_no_architecture_is_one_line(shot, assets, t
         save_file(state, str(tmp_path / "odd.safetensors"), metadata={**meta, "vfxmatte.arch": arch})
         assert main(["validate", str(shot[2](checkpoint=tmp_path / "odd.safetensors"))]) == 2
         assert str(tmp_path / "odd.safetensors") in one_error_line(capsys.readouterr().err)
+
+
+def test_an_off_palette_trimap_fails_validate(shot, capsys):
+    from vfxmatte.io.image import write_image
+
+    _, trimaps, job = shot
+    bad = trimaps / "shot010.1002.png"
+    write_image(bad, np.full((H, W), 0.3, np.float32), ["Y"], pixel_type="uint8")
+    assert main(["validate", str(job())]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("vfxmatte: frame 1002 would fail: ") and str(bad) in line

@@ -573,10 +573,11 @@ class ShotPipeline:
 
     # -- checking without running
     def check_frame(self, item: FramePlan) -> None:
-        """What processing ``item`` would refuse that file headers show, without reading
+        """What processing ``item`` would refuse that the files show without reading the plate's
         pixels: the plate's layer and channels, deep, volume or luminance/chroma files and
-        unreadable ones (the checks :func:`read_image` makes before its pixels), and a trimap or
-        mask that is unreadable or not the plate's data window size.
+        unreadable ones (the checks :func:`read_image` makes before its pixels); the trimap
+        read whole as run reads it (unreadable, coloured, off the palette), or the mask's
+        header; either not the plate's data window size.
 
         Raises:
             VfxMatteError: the error processing the frame would raise, naming the file.
@@ -584,9 +585,15 @@ class ShotPipeline:
         if item.plate is None or item.trimap is None:
             raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
         info = read_header(item.plate, layer=self.job.plate.layer)
-        if not self.propagated:
-            tri = read_first_header(item.trimap)
-            self._check_trimap_size(item, tri.width, tri.height, info)
+        spec = self.job.trimap
+        if self.propagated:
+            return
+        if isinstance(spec, MaskTrimap):
+            mask = read_first_header(item.trimap)
+            self._check_trimap_size(item, mask.width, mask.height, info)
+        else:  # a trimap is small: read whole, as run reads it (palette, grey, size)
+            trimap = read_trimap(Path(str(item.trimap)), tolerance=spec.tolerance)
+            self._check_trimap_size(item, trimap.shape[1], trimap.shape[0], info)
 
     def check(self, frames: Iterable[int] | FrameRanges | None = None, all_frames: bool = False) -> "CheckReport":
         """What a run of ``frames`` would do, frame by frame, as runs of frames with one outcome.
@@ -595,8 +602,9 @@ class ShotPipeline:
         on disk are handled a run at a time, so a range of millions of frames costs one folder
         listing. Frames whose plate is on disk have their plate and trimap headers opened
         (:meth:`check_frame`): all of them with ``all_frames``, else :data:`HEADER_SAMPLE`
-        spread over them (the first and last included). Loads no model, reads no pixels
-        (except existing outputs under ``skip_existing``, verified as :meth:`plan` does).
+        spread over them (the first and last included). Loads no model and reads no plate
+        pixels (trimaps are read whole; existing outputs under ``skip_existing`` are verified
+        as :meth:`plan` does).
 
         Raises:
             SequenceError, TrimapError: as :meth:`plan` (nothing to run at all).
