@@ -239,10 +239,14 @@ def test_frame_ranges_are_runs():
 # --------------------------------------------------------------------------- checkpoints
 
 
-def rewritten(ckpt: Path, target: Path, arch_change=None, tensors=None) -> Path:
+def checkpoint_parts(ckpt: Path) -> tuple[dict, dict]:
+    """A checkpoint's metadata and tensors, as stored."""
     with safe_open(str(ckpt), "pt") as f:
-        meta = dict(f.metadata())
-        state = {k: f.get_tensor(k) for k in f.keys()}
+        return dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def rewritten(ckpt: Path, target: Path, arch_change=None, tensors=None) -> Path:
+    meta, state = checkpoint_parts(ckpt)
     if arch_change:
         meta["vfxmatte.arch"] = json.dumps({**json.loads(meta["vfxmatte.arch"]), **arch_change})
     if tensors:
@@ -458,9 +462,7 @@ def test_the_api_dry_run_checks_headers_too(shot):
 
 
 def test_checkpoint_metadata_that_is_no_architecture_is_one_line(shot, assets, tmp_path, capsys):
-    with safe_open(str(assets[1]), "pt") as f:
-        meta = dict(f.metadata())
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    meta, state = checkpoint_parts(assets[1])
     for arch in ("[1, 2]", '"tiny"', '{"encoder_widths": 8}'):
         save_file(state, str(tmp_path / "odd.safetensors"), metadata={**meta, "vfxmatte.arch": arch})
         assert main(["validate", str(shot[2](checkpoint=tmp_path / "odd.safetensors"))]) == 2
