@@ -292,19 +292,29 @@ def test_a_damaged_exr_whose_oiio_error_is_not_utf8_is_one_line(shot, tmp_path, 
     assert "not UTF-8" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("kind", ["loop", "fifo", "directory"])
+#: What stands where a file should be, and how vfxmatte names it.
+NOT_FILES = {"loop": "a symlink loop", "fifo": "a FIFO", "directory": "a directory"}
+
+
+def make_not_a_file(path: Path, kind: str) -> Path:
+    """A symlink loop, a FIFO or a directory at ``path``."""
+    if kind == "loop":
+        path.symlink_to(path.name)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    return path
+
+
+@pytest.mark.parametrize("kind", list(NOT_FILES))
 @pytest.mark.parametrize("where", ["plate", "trimap"])
 def test_a_symlink_loop_fifo_or_directory_where_a_frame_should_be(shot, capsys, kind, where):
     plates, trimaps, job = shot
     frame = plate(plates, 1002) if where == "plate" else trimaps / "shot010.1002.png"
     frame.unlink()
-    if kind == "loop":
-        frame.symlink_to(frame.name)
-    elif kind == "fifo":
-        os.mkfifo(frame)
-    else:
-        frame.mkdir()
-    what = {"loop": "a symlink loop", "fifo": "a FIFO", "directory": "a directory"}[kind]
+    make_not_a_file(frame, kind)
+    what = NOT_FILES[kind]
     for command in (["validate"], ["run"]):
         assert main([*command, str(job())]) == 1
         captured = capsys.readouterr()
@@ -378,23 +388,14 @@ def test_which_errors_are_transient():
         assert is_transient(exc)
 
 
-@pytest.mark.parametrize("kind", ["loop", "fifo", "directory"])
+@pytest.mark.parametrize("kind", list(NOT_FILES))
 def test_a_job_file_or_checkpoint_that_is_no_file_is_one_line(shot, tmp_path, kind):
     import subprocess
     import sys
 
-    def make(path: Path) -> Path:
-        if kind == "loop":
-            path.symlink_to(path.name)
-        elif kind == "fifo":
-            os.mkfifo(path)
-        else:
-            path.mkdir()
-        return path
-
-    what = {"loop": "a symlink loop", "fifo": "a FIFO", "directory": "a directory"}[kind]
-    job = make(tmp_path / "odd.yaml")
-    ckpt = make(tmp_path / "odd.safetensors")
+    what = NOT_FILES[kind]
+    job = make_not_a_file(tmp_path / "odd.yaml", kind)
+    ckpt = make_not_a_file(tmp_path / "odd.safetensors", kind)
     for path, words in ((job, f"{job}: cannot read job file ({what}, not a file)"),
                         (shot[2](checkpoint=ckpt), f"{ckpt}: {what}, not a checkpoint file")):
         # a subprocess with a timeout: reading a FIFO would block for ever
