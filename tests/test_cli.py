@@ -148,7 +148,7 @@ def test_help_and_version_exit_0(capsys):
 def test_dry_run_writes_nothing(tmp_path, assets, capsys):
     assert main(["run", str(job_file(tmp_path, assets)), "--dry-run", "--frames", "1002-1003"]) == 0
     out = capsys.readouterr().out
-    assert "frame 1002 would be written to" in out and "frame 1001" not in out
+    assert "frames 1002-1003 (2) would be written to" in out and "1001" not in out
     assert outputs(tmp_path) == []
 
 

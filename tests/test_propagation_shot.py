@@ -231,6 +231,17 @@ def test_a_wrong_size_keyframe_is_one_error_naming_its_file(shot, assets):
         propagate_job(job)
 
 
+def test_validate_finds_a_wrong_size_keyframe_from_its_header(shot, assets, capsys):
+    from vfxmatte.cli import main
+
+    bad = shot / "keys" / "shot.1010.png"
+    write_image(bad, np.zeros((H + 2, W), np.uint8), ["Y"], pixel_type="uint8")
+    for command in (["validate"], ["run", "--dry-run"]):
+        assert main([command[0], str(write_job(shot, assets[1])), *command[1:]]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"keyframe {bad} is {W}x{H + 2} but the plate's display window is {W}x{H}" in err
+
+
 def test_an_off_palette_keyframe_is_one_error_naming_its_file(shot, assets):
     bad = shot / "keys" / "shot.0999.png"
     t = np.zeros((H, W), np.uint8)
@@ -344,7 +355,7 @@ def test_validate_and_dry_run_plan_a_keyframes_job_without_reading_pixels(shot, 
     far = write_job(shot, assets[1], frames="1010", propagation={"max_distance": 5})
     assert main(["run", str(far), "--dry-run"]) == 1
     captured = capsys.readouterr()
-    assert "frame 1004 failed: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
+    assert "frame 1004 would fail: frame 1004: nearest keyframe is 6 frames away, beyond max_distance 5" in captured.err
     assert not (shot / "out").exists()
 
 

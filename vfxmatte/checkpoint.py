@@ -60,6 +60,11 @@ def resolve(name_or_path: str | os.PathLike[str]) -> Path:
     key = str(name_or_path)
     p = BUILTIN.get(key, Path(os.path.expanduser(key)))
     if not p.is_file():
+        from vfxmatte.io.sequence import not_a_file
+
+        what = not_a_file(p) or "not a regular file"
+        if what != "missing":
+            raise CheckpointError(f"{p}: {what}, not a checkpoint file")
         hint = f" (built-in names: {', '.join(BUILTIN)})" if key not in BUILTIN else ""
         raise CheckpointError(f"{p}: checkpoint not found{hint}")
     return p
@@ -127,6 +132,8 @@ def _read(path: Path, tensors: bool) -> tuple[TCPMattingConfig, dict[str, Any], 
         provenance = json.loads(meta.get("vfxmatte.provenance", "{}"))
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint metadata ({exc})") from exc
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"{path}: corrupt checkpoint metadata (vfxmatte.arch is not a JSON object)")
     return TCPMattingConfig.from_dict(arch, source=str(path)), provenance, meta, state
 
 
@@ -142,11 +149,11 @@ def read_architecture(name_or_path: str | os.PathLike[str]) -> TCPMattingConfig:
     return _read(resolve(name_or_path), tensors=False)[0]
 
 
-def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``model``, naming the first missing, unexpected or mis-shaped tensor."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
+def _check_fit(own: dict[str, tuple[int, ...]], shapes: dict[str, tuple[int, ...]], source: str) -> None:
+    """Raise naming the first missing, unexpected or mis-shaped tensor of ``shapes`` (name ->
+    shape) against the architecture's ``own``."""
+    missing = sorted(set(own) - set(shapes))
+    unexpected = sorted(set(shapes) - set(own))
     if missing or unexpected:
         parts = []
         if missing:
@@ -154,12 +161,43 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) ->
         if unexpected:
             parts.append(f"unexpected {len(unexpected)} tensor(s) e.g. '{unexpected[0]}'")
         raise CheckpointError(f"{source}: weights do not fit the architecture: {'; '.join(parts)}")
-    for k, v in state.items():
-        if v.shape != own[k].shape:
+    for k, shape in shapes.items():
+        if tuple(shape) != tuple(own[k]):
             raise CheckpointError(
-                f"{source}: tensor '{k}' has shape {tuple(v.shape)}, the architecture expects {tuple(own[k].shape)}"
+                f"{source}: tensor '{k}' has shape {tuple(shape)}, the architecture expects {tuple(own[k])}"
             )
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``state`` into ``model``, naming the first missing, unexpected or mis-shaped tensor."""
+    own = model.state_dict()
+    _check_fit({k: tuple(v.shape) for k, v in own.items()}, {k: tuple(v.shape) for k, v in state.items()}, source)
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()})
+
+
+def check_checkpoint(name_or_path: str | os.PathLike[str]) -> TCPMattingConfig:
+    """A checkpoint's architecture, once its tensors are known to fit it: the names and shapes
+    in the file's header are those of the network its metadata describes (built on PyTorch's
+    meta device: no memory, whatever the widths). What :func:`load_model` would reject, found
+    without reading the weights.
+
+    Raises:
+        CheckpointError: no such file, not a checkpoint, absurd architecture metadata, or
+            tensors that do not fit it; naming the file.
+    """
+    from safetensors import safe_open
+
+    path = resolve(name_or_path)
+    config = _read(path, tensors=False)[0]
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad checkpoint
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    with torch.device("meta"):
+        own = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    _check_fit(own, shapes, str(path))
+    return config
 
 
 def load_model(

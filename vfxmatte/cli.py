@@ -2,8 +2,8 @@
 
 Commands::
 
-    vfxmatte validate JOB
-    vfxmatte run JOB [--frames RANGE] [--chunk N/M] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run]
+    vfxmatte validate JOB [--all-frames]
+    vfxmatte run JOB [--frames RANGE] [--chunk N/M] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run [--all-frames]]
                  [--threads N] [--progress deadline|alf|none]
     vfxmatte propagate JOB [--frames RANGE] [--chunk N/M] [--out PATTERN] [--threads N]
                  [--progress deadline|alf|none]
@@ -256,6 +256,8 @@ class _FrameReporter:
                 self.task = self.progress.add_task(self.shot, total=ev.total, spf=None, current="")
             if ev.kind == "started":
                 self.progress.update(self.task, current=f"frame {ev.frame}")
+            elif ev.kind == "retried":
+                self.progress.console.print(f"[yellow]frame {ev.frame} retried:[/yellow] {ev.reason}", markup=True, highlight=False)
             else:
                 spf = sum(self._seconds) / len(self._seconds) if self._seconds else None
                 self.progress.update(self.task, advance=1, spf=spf, current="")
@@ -264,6 +266,8 @@ class _FrameReporter:
         elif not out.json:
             if ev.kind == "failed":
                 print(f"{PROG}: frame {ev.frame} failed: {ev.reason}", file=out.stderr, flush=True)
+            elif ev.kind == "retried":
+                print(f"{PROG}: frame {ev.frame} retried: {ev.reason}", file=out.stderr, flush=True)
             elif ev.kind == "done":
                 out.line(f"frame {ev.frame} done in {_fmt_seconds(ev.seconds)} -> {ev.output}")
             elif ev.kind == "skipped":
@@ -328,6 +332,15 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     frames = _chunked_frames(args, job)
     if frames == []:
         return _empty_chunk(out, args, job)
+    if args.dry_run:  # what would run, as runs of frames (never a line per frame)
+        from vfxmatte.pipeline import ShotPipeline
+
+        check = ShotPipeline(job, device=args.device).check(frames, all_frames=args.all_frames)
+        out.event({"event": "summary", "dry_run": True, **check.to_dict(), "ts": round(time.time(), 3)})
+        _report_check(out, check, dry_run=True)
+        out.line(f"{job.shot}: {check.count('done') + check.count('held')} to matte, {check.count('skipped')} skipped, "
+                 f"{check.count('failed')} would fail (headers of {check.headers_checked} frames checked)")
+        return check.exit_code
     _setup_threads(args)
     with _FrameReporter(out, job.shot, args.progress) as reporter:
         report = run_job(job, frames=frames, device=args.device, dry_run=args.dry_run, progress=reporter)
@@ -355,6 +368,23 @@ def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
         out.line(f"failed frames: {format_frames(report.failed)}")
     out.line(f"trimaps: {report.output_pattern}")
     return report.exit_code
+
+
+def _report_check(out: Output, report, dry_run: bool) -> None:  # noqa: ANN001 - CheckReport
+    """A check's runs of frames, one line per outcome and reason (``frames 1004-1500 (497)
+    would fail: ...``), never a line per frame; a dry run lists the frames that would run too."""
+    from vfxmatte.io.sequence import format_runs
+
+    for kind, reason, runs in report.runs():
+        n = sum(map(len, runs))
+        which = f"frame {runs[0][0]}" if n == 1 else f"frames {format_runs(runs, limit=10)} ({n})"
+        if kind == "failed":
+            out.warn(f"{which} would fail: {reason}")
+        elif kind == "skipped":
+            out.line(f"{which} would be skipped: {reason}")
+        elif dry_run:
+            extra = f" ({reason})" if reason else ""
+            out.line(f"{which} would be written to {report.output_pattern}{extra}")
 
 
 # --------------------------------------------------------------------------- submit
@@ -475,33 +505,22 @@ def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  #
 
 
 def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
-    from vfxmatte.io.sequence import format_frames
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import ShotPipeline
 
     job = load_job(args.job)
-    plans = ShotPipeline(job).plan()
-    failing = {p.frame: p.fail_reason for p in plans if p.fail_reason}
-    frames = [p.frame for p in plans]
-    info = {
-        "event": "validate",
-        "job": str(args.job),
-        "shot": job.shot,
-        "job_hash": job.job_hash,
-        "frames": format_frames(frames),
-        "would_fail": {str(k): v for k, v in failing.items()},
-        "output": job.output.path,
-    }
-    out.event(info)
-    for f, reason in failing.items():
-        out.warn(f"frame {f} would fail: {reason}")
-    status = "OK" if not failing else f"{len(failing)} of {len(frames)} frames would fail"
+    report = ShotPipeline(job).check(all_frames=args.all_frames)
+    out.event({"event": "validate", "job": str(args.job), **report.to_dict()})
+    _report_check(out, report, dry_run=False)
+    failing = report.count("failed")
+    status = "OK" if not failing else f"{failing} of {report.total} frames would fail"
+    frames = job.plate.frames or "on disk"
     out.line(
-        f"{args.job}: {status}: shot {job.shot}, frames {format_frames(frames)} ({len(frames)}), "
-        f"plate {job.plate.colorspace}, trimap {job.trimap.mode}, model {Path(job.model.checkpoint).stem}, "
-        f"job hash {job.job_hash[:12]}"
+        f"{args.job}: {status}: shot {job.shot}, frames {frames} ({report.total}), plate {job.plate.colorspace}, "
+        f"trimap {job.trimap.mode}, model {Path(job.model.checkpoint).stem}, job hash {job.job_hash[:12]}, "
+        f"headers of {report.headers_checked} frames checked"
     )
-    return EXIT_FRAMES_FAILED if failing else EXIT_OK
+    return report.exit_code
 
 
 # --------------------------------------------------------------------------- example / eval
@@ -582,6 +601,8 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
 
 # --------------------------------------------------------------------------- parser
 
+ALL_FRAMES_HELP = "open every frame's plate and trimap header (default: 100 frames spread over the shot)"
+
 
 def _farm_task_options(parser: argparse.ArgumentParser) -> None:
     """Options a farm task passes to ``run`` and ``propagate``."""
@@ -625,13 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = add("validate", _cmd_validate, "check a job file and the files it names")
     v.add_argument("job", type=Path, help="job file (.yaml)")
+    v.add_argument("--all-frames", action="store_true", help=ALL_FRAMES_HELP)
 
     r = add("run", _cmd_run, "matte a shot as a job file describes")
     r.add_argument("job", type=Path, help="job file (.yaml)")
     r.add_argument("--frames", type=_frames_arg, metavar="RANGE",
                    help="frames to process instead of the job's (1001-1010, 1001-1100x4, 1001,1005)")
     r.add_argument("--device", type=_device_arg, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (overrides the job)")
-    r.add_argument("--dry-run", action="store_true", help="show what would be done; read, load and write nothing")
+    r.add_argument("--dry-run", action="store_true", help="show what would be done, as validate checks it; write nothing")
+    r.add_argument("--all-frames", action="store_true", help=f"with --dry-run: {ALL_FRAMES_HELP}")
     _farm_task_options(r)
 
     pr = add("propagate", _cmd_propagate, "write the propagated trimaps of a keyframes job (8-bit PNG)")

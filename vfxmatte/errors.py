@@ -6,11 +6,16 @@ line without a traceback (the CLI shows tracebacks only under ``--debug``).
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 
 
 class VfxMatteError(Exception):
     """Root of all errors vfxmatte raises for bad input, bad files or bad setup."""
+
+    #: True when the failure may go away by itself on a second try (an I/O error reading a
+    #: file that opened, on a network filesystem); see :func:`is_transient`.
+    transient: bool = False
 
 
 class JobError(VfxMatteError):
@@ -38,12 +43,29 @@ class SequenceError(VfxMatteError):
     """A frame sequence pattern, frame range or missing frame problem."""
 
 
-class ImageReadError(VfxMatteError):
-    """An image file could not be read or lacks the requested channels/layer."""
+class _IOFailure(VfxMatteError):
+    """A file could not be read or written; ``transient`` when trying again may succeed."""
+
+    transient: bool
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+    def __reduce__(self):  # pickles (e.g. across worker processes) with its attributes
+        return type(self), (str(self), self.transient)
 
 
-class ImageWriteError(VfxMatteError):
-    """An image file could not be written."""
+class ImageReadError(_IOFailure):
+    """An image file could not be read or lacks the requested channels/layer.
+
+    Attributes:
+        transient: the file opened but reading it failed (an I/O error: worth a retry).
+    """
+
+
+class ImageWriteError(_IOFailure):
+    """An image file could not be written (``transient``: as for :class:`ImageReadError`)."""
 
 
 class ColorError(VfxMatteError):
@@ -158,3 +180,27 @@ class FarmError(VfxMatteError):
     """A farm submission cannot be built or sent: a bad chunk, a missing farm library
     (``pip install 'vfxmatte[opencue]'``), no Cuebot or ``deadlinecommand`` reachable, or a
     submitter that refused the job; the message names the farm and what failed."""
+
+
+#: OS errors a second try cannot cure: the file system said what is wrong with the path itself.
+_PERMANENT_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOENT", "EISDIR", "ENOTDIR", "EACCES", "EPERM", "ENOSPC", "EDQUOT", "EROFS", "ENAMETOOLONG",
+                 "ELOOP", "EEXIST", "EINVAL", "EXDEV", "EFBIG")
+    if hasattr(errno, name)
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if a frame that failed with ``exc`` may succeed when tried again: an error marked
+    :attr:`VfxMatteError.transient`, or an :class:`OSError` (itself or the cause of the error)
+    whose errno is not one of a bad path, permissions or a full disk (EIO, ESTALE, ETIMEDOUT,
+    EAGAIN ... are transient). A bad trimap, a missing layer or a size mismatch never is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if getattr(seen, "transient", False):
+            return True
+        if isinstance(seen, OSError) and seen.errno is not None:
+            return seen.errno not in _PERMANENT_ERRNOS
+        seen = seen.__cause__
+    return False

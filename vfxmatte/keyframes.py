@@ -48,7 +48,7 @@ from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import InputError, SequenceError, TrimapError, VfxMatteError
 from vfxmatte.flow import FlowCache, flow_image
-from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, write_image
+from vfxmatte.io.image import ImageInfo, read_first_header, read_image, read_mask, read_trimap, write_image
 from vfxmatte.io.sequence import FrameSequence, resolve_frames
 from vfxmatte.jobs import Job, MaskTrimap
 from vfxmatte.propagate import PropagationSettings, keyframes_used, propagate_trimap
@@ -208,12 +208,29 @@ class ShotPropagation:
         if self._trimaps is None:
             self._trimaps = {f: self._read_keyframe(f) for f in self.keyframe_frames}
         for f, t in self._trimaps.items():
-            if t.shape != tuple(shape):
-                raise TrimapError(
-                    f"keyframe {self.keyframe_path(f)} is {t.shape[1]}x{t.shape[0]} but the plate's display "
-                    f"window is {shape[1]}x{shape[0]} (keyframes are painted in the display window)"
-                )
+            self._check_size(f, t.shape[1], t.shape[0], shape)
         return self._trimaps
+
+    def check_headers(self, shape: tuple[int, int]) -> None:
+        """What :meth:`keyframes` refuses that the keyframe files' headers show, reading no
+        pixels: a keyframe missing, unreadable or of another size than ``shape`` (h, w).
+
+        Raises:
+            TrimapError, ImageReadError: naming the keyframe file.
+        """
+        for f in self.keyframe_frames:
+            path = self.keyframe_path(f)
+            if not path.is_file():
+                raise TrimapError(f"keyframe {f} missing: {path}")
+            info = read_first_header(path)
+            self._check_size(f, info.width, info.height, shape)
+
+    def _check_size(self, frame: int, width: int, height: int, shape: tuple[int, int]) -> None:
+        if (height, width) != tuple(shape):
+            raise TrimapError(
+                f"keyframe {self.keyframe_path(frame)} is {width}x{height} but the plate's display "
+                f"window is {shape[1]}x{shape[0]} (keyframes are painted in the display window)"
+            )
 
     def _keyframe_hash(self, frame: int) -> str:
         if frame not in self._hashes:

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import time
@@ -42,21 +43,46 @@ import numpy as np
 from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
-from vfxmatte.errors import ImageReadError, InputError, PropagationError, SequenceError, TrimapError, VfxMatteError
+from vfxmatte.errors import (
+    ImageReadError,
+    InputError,
+    PropagationError,
+    SequenceError,
+    TrimapError,
+    VfxMatteError,
+    is_transient,
+)
 from vfxmatte.io.atomic import sweep_temps, temp_files
-from vfxmatte.io.image import ImageInfo, read_image, read_mask, read_trimap, verify_image, write_exr
-from vfxmatte.io.sequence import FrameSequence, format_frames, resolve_frames
+from vfxmatte.io.image import (
+    ImageInfo,
+    read_first_header,
+    read_header,
+    read_image,
+    read_mask,
+    read_trimap,
+    verify_image,
+    write_exr,
+)
+from vfxmatte.io.sequence import (
+    FrameRanges,
+    FrameSequence,
+    format_frames,
+    format_runs,
+    nearest_frame,
+    not_a_file,
+    resolve_frames,
+)
 from vfxmatte.jobs import Job, MaskTrimap, has_frame_token
 from vfxmatte.flow import FlowCache
 from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, plate_flow_image, to_data_window, to_display_window
 from vfxmatte.propagate import keyframes_used
 from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha
 
-__all__ = ["FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "job_frames", "propagate_job", "run_job"]
+__all__ = ["CheckReport", "FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "job_frames", "propagate_job", "run_job"]
 
 log = logging.getLogger(__name__)
 
-EventKind = Literal["planned", "started", "done", "skipped", "failed"]
+EventKind = Literal["planned", "started", "retried", "done", "skipped", "failed"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,8 @@ class FrameEvent:
 
     ``index`` counts from 1 over the ``total`` frames of the run. ``started`` comes before a
     frame is processed; ``done``, ``skipped`` or ``failed`` after; a dry run sends ``planned``.
+    ``retried``: a try of the frame failed in a way that can be transient and it is tried again
+    (``reason`` says which try, why, and the wait; ``job.retries``).
     """
 
     kind: EventKind
@@ -174,6 +202,111 @@ class RunReport:
             "seconds_per_frame": None if spf is None else round(spf, 4),
             "total_seconds": round(self.total_seconds, 3),
         }
+
+
+#: Frames whose plate and trimap headers ``validate`` and ``run --dry-run`` open by default
+#: (``--all-frames``: every one): spread over the frames on disk, the first and last included.
+#: Each header is a file open, a round trip on a network filesystem, so the default's cost does
+#: not grow with the shot; missing plates and trimaps, keyframe reach and ``skip_existing`` are
+#: checked for every frame either way.
+HEADER_SAMPLE = 100
+
+
+@dataclass
+class CheckReport:
+    """What a run would do (:meth:`ShotPipeline.check`): runs of frames with one outcome each.
+
+    ``groups`` holds ``(kind, reason, runs)`` in the order first met: ``kind`` is ``done``
+    (would be matted), ``held`` (matted from another plate frame), ``skipped`` or ``failed``;
+    ``reason`` names the files by their sequence patterns, so one reason covers many frames.
+    """
+
+    shot: str
+    job_hash: str
+    output_pattern: str
+    #: frames asked for
+    total: int
+    #: frames whose headers were opened
+    headers_checked: int = 0
+    groups: list[tuple[str, str | None, list[range]]] = field(default_factory=list)
+    _index: dict[tuple[str, str | None], int] = field(default_factory=dict, repr=False)
+    #: the first frame's own reason in each group (its files by name, not pattern)
+    _first: list[str | None] = field(default_factory=list, repr=False)
+
+    def add(self, kind: str, reason: str | None, frames: range, own: str | None = None) -> None:
+        """Record that ``frames`` (in processing order) would end as ``kind`` for ``reason``
+        (``own``: the reason as the frame itself gives it, when it names its files)."""
+        key = (kind, reason)
+        if key not in self._index:
+            self._index[key] = len(self.groups)
+            self.groups.append((kind, reason, []))
+            self._first.append(own if own is not None else reason)
+        runs = self.groups[self._index[key]][2]
+        # A one-frame range keeps the step of the run it was cut from, so frames of a stepped
+        # range (1001-1100x2) join up as they come.
+        if runs and frames.step == runs[-1].step and frames[0] == runs[-1][-1] + frames.step:
+            runs[-1] = range(runs[-1].start, frames.stop, frames.step)
+        else:
+            runs.append(frames)
+
+    def runs(self) -> list[tuple[str, str | None, list[range]]]:
+        """The groups, a one-frame group with that frame's own reason (its files by name)."""
+        return [(k, first if sum(map(len, runs)) == 1 else reason, runs)
+                for (k, reason, runs), first in zip(self.groups, self._first)]
+
+    def count(self, kind: str) -> int:
+        return sum(len(r) for k, _, runs in self.groups if k == kind for r in runs)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when some frame would fail, else 0."""
+        return 1 if self.count("failed") else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shot": self.shot,
+            "job_hash": self.job_hash,
+            "output": self.output_pattern,
+            "frames": self.total,
+            "headers_checked": self.headers_checked,
+            **{kind: [{"frames": format_runs(runs, limit=50), "count": sum(map(len, runs)), "reason": reason}
+                      for k, reason, runs in self.runs() if k == kind]
+               for kind in ("failed", "skipped", "held", "done")},
+        }
+
+
+def _pattern_reason(reason: str | None, frame: int, pipe: "ShotPipeline") -> str | None:
+    """``reason`` of one frame with its own file names written as their sequence patterns and
+    a leading ``frame N:`` dropped, so the same failure of many frames is one reason."""
+    if reason is None:
+        return None
+    reason = reason.removeprefix(f"frame {frame}: ")
+    seqs = [pipe._plate, pipe._output] + ([pipe._trimap] if pipe._trimap is not None else [])
+    for seq in seqs:
+        reason = reason.replace(str(seq.path(frame)), seq.pattern)
+    return reason
+
+
+def _held_parts(seg: range, existing: list[int]) -> list[tuple[range, int]]:
+    """``seg`` (frames not on disk, in order) cut into runs that ``missing: hold`` reads from one
+    same plate frame (the nearest in ``existing``, sorted; ties to the earlier)."""
+    parts: list[tuple[range, int]] = []
+    i = 0
+    while i < len(seg):
+        f = seg[i]
+        src = nearest_frame(existing, f)
+        j = bisect.bisect_left(existing, src)
+        lo = existing[j - 1] + (src - existing[j - 1]) // 2 + 1 if j > 0 else None
+        hi = src + (existing[j + 1] - src) // 2 if j + 1 < len(existing) else None
+        if seg.step > 0:
+            end = seg[-1] if hi is None else min(hi, seg[-1])
+            n = (end - f) // seg.step + 1
+        else:
+            end = seg[-1] if lo is None else max(lo, seg[-1])
+            n = (f - end) // -seg.step + 1
+        parts.append((seg[i : i + n], src))
+        i += n
+    return parts
 
 
 class Matter(Protocol):
@@ -354,7 +487,8 @@ class ShotPipeline:
         for f in wanted:
             out = self._output.path(f)
             if f not in found:
-                reason = f"plate frame missing: {seq.path(f)}"
+                what = not_a_file(seq.path(f)) or "missing"
+                reason = self._plate_missing(seq.path(f), what)
                 if policy == "skip":
                     plans.append(FramePlan(f, out, skip_reason=reason))
                 else:
@@ -362,24 +496,31 @@ class ShotPipeline:
                 continue
             plate = found[f]
             hold = by_path[plate] if plate != seq.path(f) else None
-            src = f if hold is None else hold
-            trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
-            redo = None
-            if outputs and self.job.output.skip_existing and (out.exists() or out.is_symlink()):
-                redo = self._cannot_keep(out, job_hash)
-                if redo is None:
-                    plans.append(FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}"))
-                    continue
-                log.warning("frame %d: %s: it is made again", f, redo)
-            if keyframes is not None:
-                reason = self._too_far(src, keyframes)
-                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo))
-            elif not trimap.is_file():
-                kind = "mask" if isinstance(self.job.trimap, MaskTrimap) else "trimap"
-                plans.append(FramePlan(f, out, plate, trimap, hold, fail_reason=f"{kind} missing: {trimap}", redo_reason=redo))
-            else:
-                plans.append(FramePlan(f, out, plate, trimap, hold, redo_reason=redo))
+            plans.append(self._plan_frame(f, out, plate, hold, keyframes, job_hash, outputs))
         return plans
+
+    def _plan_frame(
+        self, f: int, out: Path, plate: Path, hold: int | None, keyframes: list[int] | None, job_hash: str, outputs: bool
+    ) -> FramePlan:
+        """The plan of frame ``f`` whose plate file ``plate`` (frame ``hold``'s when held) is on
+        disk: its trimap, and whether it is skipped, made again or fails before any pixel."""
+        src = f if hold is None else hold
+        trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
+        redo = None
+        if outputs and self.job.output.skip_existing and (out.exists() or out.is_symlink()):
+            redo = self._cannot_keep(out, job_hash)
+            if redo is None:
+                return FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}")
+            log.warning("frame %d: %s: it is made again", f, redo)
+        if keyframes is not None:
+            reason = self._too_far(src, keyframes)
+            return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
+        what = None if trimap.is_file() else not_a_file(trimap) or "not a regular file"
+        if what is not None:
+            kind = "mask" if isinstance(self.job.trimap, MaskTrimap) else "trimap"
+            reason = f"{kind} missing: {trimap}" if what == "missing" else f"{kind} {trimap} is {what}, not a file"
+            return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
+        return FramePlan(f, out, plate, trimap, hold, redo_reason=redo)
 
     @staticmethod
     def _cannot_keep(out: Path, job_hash: str) -> str | None:
@@ -420,6 +561,153 @@ class ShotPipeline:
         """
         if item.plate is not None:
             self.propagation.keyframes(self.propagation.flow_image(item.source_frame).shape)
+
+    @staticmethod
+    def _plate_missing(path: Path | str, what: str) -> str:
+        """The reason a frame fails or skips when its plate file ``path`` is not on disk as a
+        regular file (``what``: :func:`~vfxmatte.io.sequence.not_a_file`)."""
+        return f"plate frame missing: {path}" if what == "missing" else f"plate frame {path} is {what}, not a file"
+
+    @staticmethod
+    def _check_trimap_size(item: FramePlan, width: int, height: int, info: ImageInfo) -> None:
+        """A trimap (or mask) must cover the plate's data window exactly."""
+        if (width, height) != (info.width, info.height):
+            raise TrimapError(
+                f"frame {item.frame}: trimap {item.trimap} is {width}x{height} but the "
+                f"plate's data window is {info.width}x{info.height} ({item.plate})"
+            )
+
+    # -- checking without running
+    def check_frame(self, item: FramePlan) -> None:
+        """What processing ``item`` would refuse that the files show without reading the plate's
+        pixels: the plate's layer and channels, deep, volume or luminance/chroma files and
+        unreadable ones (the checks :func:`read_image` makes before its pixels); the trimap
+        read whole as run reads it (unreadable, coloured, off the palette), or the mask's
+        header; either not the plate's data window size.
+
+        Raises:
+            VfxMatteError: the error processing the frame would raise, naming the file.
+        """
+        if item.plate is None or item.trimap is None:
+            raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
+        info = read_header(item.plate, layer=self.job.plate.layer)
+        spec = self.job.trimap
+        if self.propagated:
+            return
+        if isinstance(spec, MaskTrimap):
+            mask = read_first_header(item.trimap)
+            self._check_trimap_size(item, mask.width, mask.height, info)
+        else:  # a trimap is small: read whole, as run reads it (palette, grey, size)
+            trimap = read_trimap(Path(str(item.trimap)), tolerance=spec.tolerance)
+            self._check_trimap_size(item, trimap.shape[1], trimap.shape[0], info)
+
+    def check(self, frames: Iterable[int] | FrameRanges | None = None, all_frames: bool = False) -> "CheckReport":
+        """What a run of ``frames`` would do, frame by frame, as runs of frames with one outcome.
+
+        Every frame is planned as :meth:`plan` plans it (the same per-frame code); frames not
+        on disk are handled a run at a time, so a range of millions of frames costs one folder
+        listing. Frames whose plate is on disk have their plate and trimap headers opened
+        (:meth:`check_frame`): all of them with ``all_frames``, else :data:`HEADER_SAMPLE`
+        spread over them (the first and last included). Loads no model and reads no plate
+        pixels (trimaps are read whole; existing outputs under ``skip_existing`` are verified
+        as :meth:`plan` does).
+
+        Raises:
+            SequenceError, TrimapError: as :meth:`plan` (nothing to run at all).
+        """
+        seq, policy = self._plate, self.job.plate.missing
+        if frames is None:
+            ranges = self.job.plate.frame_ranges
+            wanted = ranges if ranges is not None else FrameRanges.of(seq.frames)
+        else:
+            wanted = FrameRanges.of(frames)
+        if not wanted:
+            raise SequenceError(f"no frames requested from {seq.pattern}")
+        existing, odd = seq.scan()
+        if not existing:
+            raise SequenceError(f"no frames of {seq.pattern} exist on disk (requested {wanted})")
+        keyframes = self._keyframes_for_plan()
+        job_hash = self.job.job_hash
+        report = CheckReport(self.job.shot, self.job.job_hash, self.job.output.path, len(wanted))
+        on_disk: list[tuple[int, str | None]] = sorted([(f, None) for f in existing] + list(odd.items()))
+        keys = [f for f, _ in on_disk]
+
+        # Per run, in its order: the frames on disk (as files or not) and the gaps between.
+        pieces: list[tuple[range, str | None]] = []  # (one frame or a gap, what; "gap" for gaps)
+        for run in wanted.runs:
+            lo, hi = min(run[0], run[-1]), max(run[0], run[-1])
+            inside = [(f, w) for f, w in on_disk[bisect.bisect_left(keys, lo) : bisect.bisect_right(keys, hi)] if f in run]
+            if run.step < 0:
+                inside.reverse()
+            prev = -1
+            for f, what in inside:
+                i = (f - run.start) // run.step
+                if i > prev + 1:
+                    pieces.append((run[prev + 1 : i], "gap"))
+                pieces.append((run[i : i + 1], what))
+                prev = i
+            if prev + 1 < len(run):
+                pieces.append((run[prev + 1 :], "gap"))
+
+        files = [r[0] for r, what in pieces if what is None]
+        if all_frames or len(files) <= HEADER_SAMPLE:
+            sample = set(files)
+        else:
+            sample = {files[round(k * (len(files) - 1) / (HEADER_SAMPLE - 1))] for k in range(HEADER_SAMPLE)}
+        report.headers_checked = len(sample)
+        if self.propagated and files:
+            # As run's check_keyframes, from headers: a bad keyframe stops the whole run.
+            try:
+                first = read_header(seq.path(files[0]), layer=self.job.plate.layer)
+            except VfxMatteError:
+                first = None  # that frame's own check reports it
+            if first is not None:
+                self.propagation.check_headers((first.full_height, first.full_width))
+        sources: dict[int, tuple[str, str | None]] = {}  # a plate frame on disk -> its outcome as a source
+
+        def as_source(f: int) -> tuple[str, str | None]:
+            if f not in sources:
+                item = self._plan_frame(f, self._output.path(f), seq.path(f), None, keyframes, job_hash, outputs=False)
+                sources[f] = self._outcome(item, f in sample)
+            return sources[f]
+
+        def held(part: range, src: int) -> None:
+            kind, reason = as_source(src)
+            if kind == "done":
+                kind, reason = "held", f"held from frame {src}"
+            report.add(kind, reason if kind == "held" else _pattern_reason(reason, src, self), part, reason)
+
+        for part, what in pieces:
+            if what is None:  # a plate file: planned as run plans it
+                f = part[0]
+                item = self._plan_frame(f, self._output.path(f), seq.path(f), None, keyframes, job_hash, outputs=True)
+                kind, reason = self._outcome(item, f in sample)
+                if kind != "skipped":
+                    sources[f] = (kind, reason)
+                report.add(kind, _pattern_reason(reason, f, self), part, reason)
+            elif policy == "hold":
+                for piece, src in _held_parts(part, existing):
+                    held(piece, src)
+            elif what == "gap":
+                report.add("skipped" if policy == "skip" else "failed", self._plate_missing(seq.pattern, "missing"), part)
+            else:  # a directory, a FIFO ... where the plate file should be
+                own = self._plate_missing(seq.path(part[0]), what)
+                report.add("skipped" if policy == "skip" else "failed", _pattern_reason(own, part[0], self), part, own)
+        return report
+
+    def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
+        """``(kind, reason)`` of a planned frame on disk: skipped, failed (the plan's reason,
+        else with ``headers`` what :meth:`check_frame` finds) or done."""
+        if item.skip_reason is not None:
+            return "skipped", item.skip_reason
+        if item.fail_reason is not None:
+            return "failed", item.fail_reason
+        if headers:
+            try:
+                self.check_frame(item)
+            except VfxMatteError as exc:
+                return "failed", str(exc)
+        return "done", item.redo_reason
 
     # -- one frame
     def _read_trimap(self, item: FramePlan, info: ImageInfo) -> np.ndarray:
@@ -470,6 +758,24 @@ class ShotPipeline:
         alpha = matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
         self._write(item, matted.info, matted.rgb, alpha)
 
+    def _process_retrying(self, item: FramePlan, retried: Callable[[str, BaseException], None]) -> None:
+        """:meth:`process`, tried again after a transient failure (:func:`is_transient`) as
+        ``job.retries`` says, waiting ``backoff_s``, then twice that ...; ``retried(reason, exc)``
+        is told of each retry. The last failure, or any other one, is raised."""
+        retries = self.job.retries
+        for attempt in range(retries.count + 1):
+            try:
+                self.process(item)
+                return
+            except Exception as exc:  # noqa: BLE001 - re-raised unless it is worth a retry
+                if attempt == retries.count or not is_transient(exc):
+                    raise
+                wait = retries.backoff_s * 2**attempt
+                why = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
+                log.info("frame %d: try %d failed (%s); retrying in %gs", item.frame, attempt + 1, why, wait)
+                retried(f"try {attempt + 1} of {retries.count + 1} failed ({why}); retrying in {wait:g}s", exc)
+                time.sleep(wait)
+
     def _matte(self, item: FramePlan) -> "_Matted":
         """The network's matte of ``item``'s plate frame (read, colour, trimap, infer).
 
@@ -486,11 +792,7 @@ class ShotPipeline:
         # Alpha never goes through colour: only the plate's RGB is converted (and sanitised).
         working = self._converter.apply(rgb)
         trimap = self._read_trimap(item, info)
-        if trimap.shape != rgb.shape[:2]:
-            raise TrimapError(
-                f"frame {item.frame}: trimap {item.trimap} is {trimap.shape[1]}x{trimap.shape[0]} but the "
-                f"plate's data window is {info.width}x{info.height} ({item.plate})"
-            )
+        self._check_trimap_size(item, trimap.shape[1], trimap.shape[0], info)
         alpha = self._session.matte(working, trimap, name=f"frame {item.frame}")
         alpha = np.clip(np.nan_to_num(alpha, nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0).astype(np.float32)
         matted = _Matted(rgb, info, trimap, alpha, plate_flow_image(working, info))
@@ -658,7 +960,8 @@ class ShotPipeline:
 
         Args:
             frames: see :meth:`plan`.
-            dry_run: plan only: read no pixels, load no model, write nothing.
+            dry_run: plan, and open each frame's plate and trimap headers (:meth:`check_frame`):
+                read no pixels, load no model, write nothing.
             progress: called with a :class:`FrameEvent` per frame event.
 
         Raises:
@@ -679,6 +982,9 @@ class ShotPipeline:
             self.open()
             if self.propagated:
                 self.check_keyframes(runnable[0])
+        elif runnable and self.propagated:
+            info = read_header(runnable[0].plate, layer=self.job.plate.layer)
+            self.propagation.check_headers((info.full_height, info.full_width))
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:
                 report.skipped[item.frame] = item.skip_reason
@@ -691,6 +997,12 @@ class ShotPipeline:
                 emit("failed", i, item, reason=item.fail_reason)
                 continue
             if dry_run:
+                try:  # what the headers show that processing would refuse
+                    self.check_frame(item)
+                except VfxMatteError as exc:
+                    report.failed[item.frame] = str(exc)
+                    emit("failed", i, item, reason=str(exc), error=exc)
+                    continue
                 report.planned.append(item.frame)
                 reason = f"held from frame {item.held_from}" if item.held_from is not None else None
                 emit("planned", i, item, reason=reason)
@@ -698,7 +1010,7 @@ class ShotPipeline:
             emit("started", i, item, reason=item.redo_reason)
             t0 = time.perf_counter()
             try:
-                self.process(item)
+                self._process_retrying(item, lambda why, exc: emit("retried", i, item, reason=why, error=exc))
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason
@@ -745,7 +1057,7 @@ def run_job(
         job: from :func:`vfxmatte.jobs.load_job`.
         frames: a subset or other list of frames; default the job's range.
         device: overrides the job's ``model.device``.
-        dry_run: plan only; nothing is read, loaded or written.
+        dry_run: plan and check headers only; no pixel is read, nothing loaded or written.
         progress: receives a :class:`FrameEvent` per frame event.
 
     Returns:

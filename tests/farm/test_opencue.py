@@ -55,6 +55,7 @@ def test_a_keyframes_job_gets_a_propagation_layer_the_matte_layer_depends_on_fra
     job = write_job(tmp_path, tiny_shot)
     doc = yaml.safe_load(job.read_text())
     doc["trimap"] = {"mode": "keyframes", "path": doc["trimap"]["path"], "frames": "1001,1006"}
+    doc["temporal"] = {"enabled": False}  # each matte reads only its own trimap
     job.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert main(["submit", str(job), "--farm", "opencue", "--dry-run", "--quiet"]) == 0
     spec = spec_of(job)
@@ -64,8 +65,9 @@ def test_a_keyframes_job_gets_a_propagation_layer_the_matte_layer_depends_on_fra
     assert " propagate " in layers["propagate"] and " run " in layers["matte"]
     (dep,) = spec.iter("depend")
     assert dep.get("type") == "FRAME_BY_FRAME" and dep.findtext("deplayer") == "matte" and dep.findtext("onlayer") == "propagate"
-    # With the temporal stage a frame's matte reads its neighbours' trimaps: the whole layer first.
-    doc["temporal"] = {"enabled": True}
+    # With the temporal stage (the default) a frame's matte reads its neighbours' trimaps: the
+    # whole layer first.
+    del doc["temporal"]
     job.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert main(["submit", str(job), "--farm", "opencue", "--dry-run", "--quiet"]) == 0
     (dep,) = spec_of(job).iter("depend")

@@ -33,6 +33,8 @@ from vfxmatte.io.atomic import atomic_write
 __all__ = [
     "ImageInfo",
     "read_image",
+    "read_first_header",
+    "read_header",
     "read_mask",
     "read_photo",
     "read_trimap",
@@ -139,9 +141,21 @@ class ImageInfo:
 # Reading
 
 
+def _error_text(geterror) -> str:  # noqa: ANN001 - an OIIO geterror method
+    """OIIO's error message; a damaged file can make it bytes that are not UTF-8 (pybind11
+    then raises UnicodeDecodeError), which is reported as such rather than raised."""
+    try:
+        return geterror()
+    except UnicodeDecodeError:
+        return "damaged file: OpenImageIO's error message is not UTF-8 text"
+
+
 def _open(path: Path, unassociated: bool = False) -> oiio.ImageInput:
     if not path.is_file():
-        raise ImageReadError(f"{path}: no such file")
+        from vfxmatte.io.sequence import not_a_file
+
+        what = not_a_file(path) or "not a regular file"
+        raise ImageReadError(f"{path}: no such file" if what == "missing" else f"{path}: {what}, not an image file")
     if unassociated:
         # Formats that store unassociated alpha (PNG, some TIFFs) keep their colour as stored
         # instead of being premultiplied by alpha on read.
@@ -151,7 +165,7 @@ def _open(path: Path, unassociated: bool = False) -> oiio.ImageInput:
     else:
         inp = oiio.ImageInput.open(str(path))
     if inp is None:
-        raise ImageReadError(f"{path}: cannot open image ({oiio.geterror() or 'unknown format'})")
+        raise ImageReadError(f"{path}: cannot open image ({_error_text(oiio.geterror) or 'unknown format'})")
     return inp
 
 
@@ -168,7 +182,7 @@ def _subimage_specs(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     specs = []
     while inp.seek_subimage(len(specs), 0):
         specs.append(inp.spec().copy())
-    inp.geterror()  # clear the failed seek past the last subimage (TIFF records it as an error)
+    _error_text(inp.geterror)  # clear the failed seek past the last subimage (TIFF records it as an error)
     return specs
 
 
@@ -209,19 +223,26 @@ def _read_channels(
     pixel_type: oiio.BASETYPE = oiio.FLOAT,
 ) -> np.ndarray:
     """Read the named channels of one subimage as [H, W, len(names)] float32 (or uint8)."""
-    if spec.deep:
-        raise ImageReadError(f"{path}: deep images are not supported")
-    if spec.depth > 1:
-        raise ImageReadError(f"{path}: volume images (depth {spec.depth}) are not supported")
+    _check_flat(path, spec)
     index = [list(spec.channelnames).index(n) for n in names]
     # Read only the contiguous run of channels that covers the request.
     lo, hi = min(index), max(index) + 1
     pixels = inp.read_image(subimage, 0, lo, hi, pixel_type)
     if pixels is None or inp.has_error:
-        raise ImageReadError(f"{path}: cannot read pixels ({inp.geterror() or 'read failed'})")
+        raise ImageReadError(f"{path}: cannot read pixels ({_error_text(inp.geterror) or 'read failed'})", transient=True)
     dtype = np.uint8 if pixel_type == oiio.UINT8 else np.float32
     pixels = np.asarray(pixels, dtype=dtype).reshape(spec.height, spec.width, hi - lo)
     return np.ascontiguousarray(pixels[..., [i - lo for i in index]])
+
+
+def _check_flat(path: Path, spec: oiio.ImageSpec) -> None:
+    """A subimage is read only when it is a flat 2D image of a sane size (not deep, not a volume)."""
+    if spec.deep:
+        raise ImageReadError(f"{path}: deep images are not supported (flatten it first, e.g. Nuke's DeepToImage)")
+    if spec.depth > 1:
+        raise ImageReadError(f"{path}: volume images (depth {spec.depth}) are not supported")
+    if spec.width < 1 or spec.height < 1:
+        raise ImageReadError(f"{path}: empty data window ({spec.width}x{spec.height})")
 
 
 def _layers(specs: Sequence[oiio.ImageSpec]) -> list[str]:
@@ -296,34 +317,82 @@ def read_image(
             (the message lists what is available).
     """
     path = Path(path)
+    with _opened(path, unassociated) as inp:
+        specs = _subimage_specs(inp)
+        i, names, grey = _select(path, specs, channels, layer)
+        pixels = _read_channels(path, inp, i, specs[i], names)
+        return (np.repeat(pixels, 3, axis=2) if grey else pixels), _info(path, inp, specs[i], i)
+
+
+def read_header(
+    path: str | Path,
+    channels: Sequence[str] | None = None,
+    layer: str | None = None,
+) -> ImageInfo:
+    """What :func:`read_image` would read from ``path``, from the header alone: the same
+    layer, channel and flat-image checks, raising the same errors, without reading pixels.
+
+    Raises:
+        ImageReadError: as :func:`read_image` would (missing or unreadable file, no such layer
+            or channels, deep, volume or luminance/chroma image).
+    """
+    path = Path(path)
+    with _opened(path) as inp:
+        specs = _subimage_specs(inp)
+        i, _, _ = _select(path, specs, channels, layer)
+        _check_flat(path, specs[i])
+        return _info(path, inp, specs[i], i)
+
+
+def read_first_header(path: str | Path) -> ImageInfo:
+    """The header of the first subimage, which :func:`read_trimap` and :func:`read_mask` read
+    whole: the same open and flat-image checks, without reading pixels.
+
+    Raises:
+        ImageReadError: missing, unreadable, deep, volume or empty image.
+    """
+    path = Path(path)
+    with _opened(path, unassociated=True) as inp:
+        spec = inp.spec().copy()
+        _check_flat(path, spec)
+        return _info(path, inp, spec, 0)
+
+
+def _select(
+    path: Path, specs: Sequence[oiio.ImageSpec], channels: Sequence[str] | None, layer: str | None
+) -> tuple[int, list[str], bool]:
+    """The subimage and full channel names :func:`read_image` reads, and whether a grey ``Y``
+    stands in for R, G, B (then replicated)."""
     wanted = list(channels) if channels is not None else ["R", "G", "B"]
     if not wanted:
         raise ImageReadError(f"{path}: empty channel list requested")
-    with _opened(path, unassociated) as inp:
-        specs = _subimage_specs(inp)
-        candidates = _candidates(specs, layer)
-        layered = layer is not None
-        # A named layer must exist in some form before channels are looked for.
-        if layered and layer not in _layers(specs):
-            raise ImageReadError(
-                f"{path}: no layer {layer!r} (layers: {', '.join(_layers(specs)) or 'none'})"
-            )
+    if not specs:
+        raise ImageReadError(f"{path}: no image in the file")
+    candidates = _candidates(specs, layer)
+    layered = layer is not None
+    # A named layer must exist in some form before channels are looked for.
+    if layered and layer not in _layers(specs):
+        raise ImageReadError(f"{path}: no layer {layer!r} (layers: {', '.join(_layers(specs)) or 'none'})")
+    for i in candidates:
+        names = _resolve(specs[i], layer, wanted)
+        if names is not None:
+            return i, names, False
+    if channels is None:
         for i in candidates:
-            names = _resolve(specs[i], layer, wanted)
-            if names is not None:
-                return _read_channels(path, inp, i, specs[i], names), _info(path, inp, specs[i], i)
-        if channels is None:
-            for i in candidates:
-                grey = _resolve(specs[i], layer, ["Y"])
-                if grey is not None:
-                    y = _read_channels(path, inp, i, specs[i], grey)
-                    return np.repeat(y, 3, axis=2), _info(path, inp, specs[i], i)
-        where = f" in layer {layer!r}" if layered else ""
-        available = "; ".join(
-            ", ".join(s.channelnames) + (f" (part {s.get_string_attribute('oiio:subimagename')})" if len(specs) > 1 else "")
-            for s in specs
-        )
-        raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
+            grey = _resolve(specs[i], layer, ["Y"])
+            if grey is not None:
+                if _resolve(specs[i], layer, ["RY"]) or _resolve(specs[i], layer, ["BY"]):
+                    # Luminance/chroma (Y, RY, BY): its Y alone would matte a grey picture.
+                    raise ImageReadError(
+                        f"{path}: luminance/chroma EXR (Y, RY, BY) is not supported: write the plate as RGB"
+                    )
+                return i, grey, True
+    where = f" in layer {layer!r}" if layered else ""
+    available = "; ".join(
+        ", ".join(s.channelnames) + (f" (part {s.get_string_attribute('oiio:subimagename')})" if len(specs) > 1 else "")
+        for s in specs
+    )
+    raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
 
 
 def _first_subimage(path: Path, unassociated: bool = False) -> tuple[np.ndarray, oiio.ImageSpec]:
@@ -437,16 +506,16 @@ def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np
     that hit a full disk may report success and leave a short file)."""
     out = oiio.ImageOutput.create(str(target))
     if out is None:
-        raise ImageWriteError(f"{target}: no image writer for this extension ({oiio.geterror()})")
+        raise ImageWriteError(f"{target}: no image writer for this extension ({_error_text(oiio.geterror)})")
     try:
         if not out.open(str(filename), spec):
-            raise ImageWriteError(f"{target}: cannot open for writing ({out.geterror()})")
+            raise ImageWriteError(f"{target}: cannot open for writing ({_error_text(out.geterror)})")
         if not out.write_image(pixels):
-            raise ImageWriteError(f"{target}: cannot write pixels ({out.geterror()})")
+            raise ImageWriteError(f"{target}: cannot write pixels ({_error_text(out.geterror)})")
     finally:
         closed = out.close()
     if not closed:
-        raise ImageWriteError(f"{target}: cannot finish file ({out.geterror()})")
+        raise ImageWriteError(f"{target}: cannot finish file ({_error_text(out.geterror)})")
     # (The writer's error flag is not consulted: OIIO's TIFF writer raises it for its Exif
     # directory on files that are complete. Reading the file back is the test.)
     try:

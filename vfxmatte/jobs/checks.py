@@ -18,8 +18,8 @@ __all__ = ["check_job"]
 
 
 def check_job(job: Job) -> None:
-    """Check that what the job names exists: checkpoint, OCIO config and colourspace, plate frames
-    on disk, still trimap files.
+    """Check that what the job names exists: checkpoint (its tensors fit the architecture its
+    metadata describes), OCIO config and colourspace, plate frames on disk, still trimap files.
 
     Frame-by-frame checks (which plate and trimap frames are missing) are the pipeline's plan.
 
@@ -28,13 +28,13 @@ def check_job(job: Job) -> None:
     """
     # Imported on use: they pull in torch and OCIO, which parsing a job does not need.
     from vfxmatte import color
-    from vfxmatte.checkpoint import read_architecture
+    from vfxmatte.checkpoint import check_checkpoint
 
     def at(path: tuple[str, ...]) -> str:
         return where(job.source, job.lines, path)
 
     try:
-        arch = read_architecture(job.model.checkpoint)
+        arch = check_checkpoint(job.model.checkpoint)  # tensors fit the architecture: as run loads it
     except CheckpointError as exc:
         raise JobError(f"{at(('model', 'checkpoint'))}: {exc}") from None
     if job.model.tile_size % arch.stride:

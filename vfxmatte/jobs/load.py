@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from vfxmatte.env import KeyPath, expand_env_tree
 from vfxmatte.errors import JobError
+from vfxmatte.io.sequence import not_a_file
 from vfxmatte.jobs.checks import check_job
 from vfxmatte.jobs.lines import dotted, line_map, locate
 from vfxmatte.jobs.schema import Job
@@ -152,6 +153,9 @@ def load_job(path: str | os.PathLike[str], check: bool = True) -> Job:
             message names the file, line and key.
     """
     p = Path(path)
+    what = not_a_file(p)
+    if what not in (None, "missing"):  # a FIFO would block the read for ever
+        raise JobError(f"{p}: cannot read job file ({what}, not a file)")
     try:
         with p.open("rb") as fh:
             raw = fh.read(MAX_JOB_CHARS * 4 + 1)  # utf-8: at most 4 bytes a character

@@ -32,7 +32,7 @@ from pydantic import (
 
 from vfxmatte.env import KeyPath
 from vfxmatte.errors import DeviceError, SequenceError
-from vfxmatte.io.sequence import FrameSequence, parse_frame_range
+from vfxmatte.io.sequence import FrameRanges, FrameSequence, parse_frame_range, parse_frames
 from vfxmatte.tiling import DEFAULT_OVERLAP, DEFAULT_TILE
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "OutputSpec",
     "PlateSpec",
     "PropagationSpec",
+    "RetrySpec",
     "SequenceTrimap",
     "TemporalSpec",
     "TrimapSpec",
@@ -113,7 +114,7 @@ class _FrameList(_Section):
         if v is None:
             return v
         try:
-            parse_frame_range(v)
+            parse_frames(v)  # runs, not a list: a 3,000,000-frame range checks at once
         except SequenceError as exc:
             raise ValueError(str(exc)) from None
         return v.strip()
@@ -145,6 +146,11 @@ class PlateSpec(_FrameList):
     def frame_list(self) -> list[int] | None:
         """The ``frames`` range as a list, or None when the job leaves it to the pattern/disk."""
         return None if self.frames is None else parse_frame_range(self.frames)
+
+    @property
+    def frame_ranges(self) -> FrameRanges | None:
+        """The ``frames`` range as runs (no per-frame list), or None as :attr:`frame_list`."""
+        return None if self.frames is None else parse_frames(self.frames)
 
 
 class _TrimapSource(_FrameList):
@@ -481,6 +487,17 @@ class TemporalSpec(_Section):
 _CHANNEL = re.compile(r"^(?:[A-Za-z_][A-Za-z0-9_]*\.)*[A-Za-z_][A-Za-z0-9_]*$")
 
 
+class RetrySpec(_Section):
+    """Per-frame retries of failures that can be transient (an I/O error reading a plate or
+    writing a matte on a network filesystem; never a bad trimap, a missing layer or a size
+    mismatch: :func:`vfxmatte.errors.is_transient`). They never change a matte's bytes."""
+
+    #: Further tries of a frame after a transient failure (0: fail at once).
+    count: int = Field(0, ge=0, le=10)
+    #: Seconds before the first retry; doubled before each later one.
+    backoff_s: float = Field(2.0, ge=0.0, le=600.0)
+
+
 class OutputSpec(_Section):
     """Where and how mattes are written (always half-float OpenEXR)."""
 
@@ -583,6 +600,7 @@ class Job(_Section):
     temporal: TemporalSpec = TemporalSpec()
     output: OutputSpec
     farm: FarmSpec = FarmSpec()
+    retries: RetrySpec = RetrySpec()
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
     # Set by the loader once validation has passed.
@@ -671,6 +689,7 @@ UNHASHED_KEYS: tuple[KeyPath, ...] = (
     ("trimap", "propagation", "out"),
     ("temporal", "cache"),
     ("farm",),  # where and how the frames run on a farm, never what they hold
+    ("retries",),
 )
 #: Path keys hashed relative to the job file's folder, so a shot re-mounted or moved with its
 #: job file keeps its hash (built-in checkpoint names and ``ocio://`` configs are names).

@@ -8,6 +8,7 @@ carry its own architecture and be rebuilt exactly.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, get_args
 
@@ -30,6 +31,18 @@ _LENGTHS = {"encoder_layers": 4, "encoder_widths": 5, "decoder_widths": 4}
 #: that means what the network now does. ``sp_downsample`` 1: the Semantic Path sees the
 #: frame at full resolution, as in the paper (§3.1).
 _LEGACY_FIELDS = {"sp_downsample": 1}
+#: Bounds of the integer fields (each entry of a sequence field): far beyond any network worth
+#: building (the paper's widest layer is 512), so absurd metadata is refused before a network
+#: of it is allocated. ``in_channels`` is what the engine feeds: RGB + one-hot trimap (§3).
+_INT_BOUNDS = {
+    "in_channels": (6, 6),
+    "encoder_layers": (1, 64),
+    "encoder_widths": (1, 4096),
+    "decoder_widths": (1, 4096),
+    "skip_convs": (0, 16),
+    "tcp_channels": (1, 1024),
+    "tcp_res_blocks": (0, 64),
+}
 
 
 @dataclass(frozen=True)
@@ -72,8 +85,16 @@ class TCPMattingConfig:
                 raise ArchitectureError(f"{name}: {value!r} is not one of {', '.join(choices)}")
         for name, length in _LENGTHS.items():
             value = getattr(self, name)
-            if len(value) != length:
-                raise ArchitectureError(f"{name}: needs {length} entries, got {len(value)}")
+            if not isinstance(value, (tuple, list)) or len(value) != length:
+                raise ArchitectureError(f"{name}: needs {length} entries, got {value!r}")
+        for name, (lo, hi) in _INT_BOUNDS.items():
+            value = getattr(self, name)
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                    bound = f"{lo}" if lo == hi else f"a whole number from {lo} to {hi}"
+                    raise ArchitectureError(f"{name}: {value!r} is not {bound}")
+        if isinstance(self.w_c_init, bool) or not isinstance(self.w_c_init, (int, float)) or not math.isfinite(self.w_c_init):
+            raise ArchitectureError(f"w_c_init: {self.w_c_init!r} is not a finite number")
 
     @property
     def stride(self) -> int:
