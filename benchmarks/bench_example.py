@@ -10,7 +10,10 @@ it may be used to compare checkpoints.
         --out benchmarks/results/example_v10.json
 
 Every model runs in the same process on the same frames, with the engine's default tiling, in
-the precision given (fp32 default); metrics in the unknown band as in `vfxmatte.metrics`.
+the precision given (fp32 default); metrics in the unknown band as in `vfxmatte.metrics`, and
+the clip's dtSSD and MESSDdt in the band. ``--temporal`` also scores each model's mattes through
+the temporal stage with its defaults (`vfxmatte.temporal`, as `vfxmatte run` applies it: each
+frame with its neighbours among the frames scored), as ``LABEL + temporal``.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ from common import machine_description  # noqa: E402
 
 from vfxmatte.color import to_working  # noqa: E402
 from vfxmatte.engine import MattingSession  # noqa: E402
+from vfxmatte import metrics  # noqa: E402
 from vfxmatte.evaluate import EvalSample, evaluate_predictor  # noqa: E402
+from vfxmatte.flow import FlowCache, flow_image  # noqa: E402
 from vfxmatte.examples import make_shot010  # noqa: E402
 from vfxmatte.io.image import read_image, read_mask, read_trimap  # noqa: E402
 from vfxmatte.io.sequence import FrameSequence, format_frames, parse_frame_range  # noqa: E402
+from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha  # noqa: E402
 
 
 def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
@@ -45,11 +51,35 @@ def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
     return samples
 
 
+def temporal(samples: list[EvalSample], raw: list, settings: TemporalSettings) -> list:
+    """The shot's raw mattes through the temporal stage: frame i with frames i - r .. i + r."""
+    images = [flow_image(s.image) for s in samples]
+    cache, out = FlowCache(None), []
+    for i, s in enumerate(samples):
+        window = range(max(0, i - settings.radius), min(len(samples), i + settings.radius + 1))
+        out.append(smooth_alpha(raw[i], s.trimap, images[i], [Neighbour(raw[j], images[j]) for j in window if j != i], settings, cache))
+    return out
+
+
+def scores(samples: list[EvalSample], alphas: list) -> dict:
+    """The per-frame report of ``alphas`` (in sample order) and the clip's temporal errors."""
+    it = iter(alphas)
+    report = evaluate_predictor(samples, lambda image, trimap: next(it), quantize=False).to_dict()
+    gts, tris = [s.alpha for s in samples], [s.trimap for s in samples]
+    if len(samples) < 2:  # no temporal error of one frame
+        report["mean"]["dtssd"] = report["mean"]["messddt"] = float("nan")
+        return report
+    report["mean"]["dtssd"] = metrics.dtssd(alphas, gts, tris)
+    report["mean"]["messddt"] = metrics.messddt(alphas, gts, flows=metrics.gt_motion(gts), trimaps=tris)
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", required=True, metavar="LABEL=CHECKPOINT")
     ap.add_argument("--frames", default="1001-1024", help="frame range, e.g. 1001-1024x4 (default all 24)")
     ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--temporal", action="store_true", help="also score the mattes through the temporal stage (defaults)")
     ap.add_argument("--out", type=Path, required=True, help="JSON results file")
     args = ap.parse_args(argv)
     frames = parse_frame_range(args.frames)
@@ -60,8 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         for spec in args.model:
             label, _, ckpt = spec.rpartition("=")
             session = MattingSession.from_checkpoint(ckpt, device="cpu", precision=args.precision)
-            report = evaluate_predictor(samples, session.matte, quantize=False)
-            results[label or ckpt] = {"checkpoint": ckpt, "sha256": session.checkpoint.sha256, **report.to_dict()}
+            raw = [session.matte(s.image, s.trimap) for s in samples]
+            results[label or ckpt] = {"checkpoint": ckpt, "sha256": session.checkpoint.sha256, **scores(samples, raw)}
+            if args.temporal:
+                results[f"{label or ckpt} + temporal"] = {
+                    "checkpoint": ckpt, "sha256": session.checkpoint.sha256,
+                    "temporal": TemporalSettings().to_dict(), **scores(samples, temporal(samples, raw, TemporalSettings())),
+                }
     doc = {
         "benchmark": "bench_example",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -74,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(doc, indent=1))
     for label, r in results.items():
         m = r["mean"]
-        print(f"{label:12s} SAD {m['sad']:.2f}  MSE {m['mse']:.5f}  Grad {m['grad']:.2f}  Conn {m['conn']:.2f}")
+        print(f"{label:12s} SAD {m['sad']:.2f}  MSE {m['mse']:.5f}  Grad {m['grad']:.2f}  Conn {m['conn']:.2f}  "
+              f"dtSSD {m['dtssd']:.3f}  MESSDdt {m['messddt']:.2f}")
     return 0
 
 

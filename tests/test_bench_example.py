@@ -26,3 +26,12 @@ def test_example_shot_truth_scores_zero_and_the_starter_beats_a_ramp(tmp_path):
     r = json.loads(out.read_text())["results"]["s"]
     ramp = metrics.evaluate(np.where(band, 0.5, s.trimap).astype(np.float32), s.alpha, s.trimap)
     assert r["count"] == 1 and 0 < r["mean"]["sad"] < ramp["sad"] / 2
+
+
+def test_temporal_rows_score_the_same_raw_mattes_through_the_stage(tmp_path):
+    out = tmp_path / "r.json"
+    assert bench_example.main(["--model", "s=starter", "--frames", "1003-1005", "--temporal", "--out", str(out)]) == 0
+    r = json.loads(out.read_text())["results"]
+    assert set(r) == {"s", "s + temporal"} and r["s + temporal"]["temporal"]["radius"] == 1
+    plain, smooth = r["s"]["mean"], r["s + temporal"]["mean"]
+    assert plain["dtssd"] > 0 and smooth["dtssd"] > 0 and plain != smooth

@@ -456,9 +456,9 @@ def test_output_may_not_replace_the_files_plate_frames_link_to(tmp_path):
 
 
 def test_job_hash_covers_the_temporal_stage_but_not_its_flow_cache(tmp_path):
-    base = load_job(write(tmp_path, GOOD), check=False).job_hash  # the stage is on by default
-    on = load_job(write(tmp_path, GOOD + "temporal: {enabled: true}\n"), check=False).job_hash
+    base = load_job(write(tmp_path, GOOD), check=False).job_hash  # the stage is off by default
     off = load_job(write(tmp_path, GOOD + "temporal: {enabled: false}\n"), check=False).job_hash
-    wider = load_job(write(tmp_path, GOOD + "temporal: {radius: 2}\n"), check=False).job_hash
-    cached = load_job(write(tmp_path, GOOD + "temporal: {cache: flows}\n"), check=False).job_hash
-    assert on == base == cached and len({base, off, wider}) == 3
+    on = load_job(write(tmp_path, GOOD + "temporal: {enabled: true}\n"), check=False).job_hash
+    wider = load_job(write(tmp_path, GOOD + "temporal: {enabled: true, radius: 2}\n"), check=False).job_hash
+    cached = load_job(write(tmp_path, GOOD + "temporal: {enabled: true, cache: flows}\n"), check=False).job_hash
+    assert off == base and cached == on and len({base, on, wider}) == 3

@@ -203,7 +203,7 @@ def test_chunks_in_separate_processes_give_byte_identical_temporal_mattes(shot):
     range and chunks in their own processes give the same bytes, frames in reverse order in one
     process the same pixels; the stage does change the mattes, and says so in their header."""
     root, ckpt = shot
-    job = write_job(root, ckpt, None)  # on by default
+    job = write_job(root, ckpt, {"enabled": True})
     for args in (("run", str(job)), ("run", str(job), "--frames", "1004-1006"), ("run", str(job), "--frames", "1001-1003")):
         proc = run_module(*args)
         assert proc.returncode == 0, proc.stderr

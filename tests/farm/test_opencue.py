@@ -65,9 +65,8 @@ def test_a_keyframes_job_gets_a_propagation_layer_the_matte_layer_depends_on_fra
     assert " propagate " in layers["propagate"] and " run " in layers["matte"]
     (dep,) = spec.iter("depend")
     assert dep.get("type") == "FRAME_BY_FRAME" and dep.findtext("deplayer") == "matte" and dep.findtext("onlayer") == "propagate"
-    # With the temporal stage (the default) a frame's matte reads its neighbours' trimaps: the
-    # whole layer first.
-    del doc["temporal"]
+    # With the temporal stage a frame's matte reads its neighbours' trimaps: the whole layer first.
+    doc["temporal"] = {"enabled": True}
     job.write_text(yaml.safe_dump(doc, sort_keys=False))
     assert main(["submit", str(job), "--farm", "opencue", "--dry-run", "--quiet"]) == 0
     (dep,) = spec_of(job).iter("depend")

@@ -445,10 +445,10 @@ class TemporalSpec(_Section):
     :meth:`settings` builds that object.
     """
 
-    #: On by default: on the benchmark's clips it lowers dtSSD, MESSDdt and SAD with every kind
-    #: of trimap (benchmarks/RESULTS.md, keyframe propagation, has the with/without rows).
-    #: false: each frame's matte is the network's alone (a chunk costs no extra network passes).
-    enabled: bool = True
+    #: Off by default: it lowers dtSSD, MESSDdt and SAD on the propagation benchmark's clips but
+    #: raises SAD and dtSSD slightly on the example shot, for 20-35% more run time
+    #: (benchmarks/RESULTS.md, keyframe propagation, has the with/without rows).
+    enabled: bool = False
     #: Neighbours on each side: frame f's matte depends on the plates f - radius .. f + radius
     #: (those on disk whose trimap exists), never on which frames a chunk runs.
     radius: int = Field(1, ge=1, le=8)
