@@ -32,6 +32,7 @@ from vfxmatte.io.atomic import atomic_write
 
 __all__ = [
     "ImageInfo",
+    "file_views",
     "read_image",
     "read_first_header",
     "read_header",
@@ -453,6 +454,18 @@ def read_header(
         i, _, _, seen = _select(path, specs, channels, layer, view)
         _check_flat(path, specs[i])
         return _info(path, inp, specs[i], i, seen)
+
+
+def file_views(path: str | Path) -> list[str]:
+    """The views ``path`` holds (:func:`views`: parts' ``view`` attributes, else the
+    ``multiView`` list, default view first); empty for a file that names none.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    with _opened(path) as inp:
+        return views(_subimage_specs(inp))
 
 
 def read_first_header(path: str | Path) -> ImageInfo:

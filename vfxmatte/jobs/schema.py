@@ -236,7 +236,7 @@ class PropagationSpec(_Section):
     #: changes results); null: no cache.
     cache: str | None = None
     #: Pattern of the propagated trimaps ``vfxmatte propagate`` writes and ``vfxmatte run``
-    #: reads when up to date (8-bit PNG); null: ``<output dir>/trimaps/<shot>.propagated.####.png``.
+    #: reads when up to date (8-bit PNG); null: ``<output dir>/trimaps/<shot>[.<view>].propagated.####.png``.
     out: str | None = None
 
     @field_validator("cache")
@@ -681,13 +681,15 @@ class Job(_Section):
     @property
     def propagated_trimaps(self) -> str:
         """Pattern of the propagated trimaps (``trimap.propagation.out``, else
-        ``<output dir>/trimaps/<shot>.propagated.####.png``); only meaningful in the propagated
+        ``<output dir>/trimaps/<shot>[.<view>].propagated.####.png``); only meaningful in the propagated
         modes (``keyframes``, ``mask`` with ``missing: propagate``)."""
         tri = self.trimap
         out = getattr(getattr(tri, "propagation", None), "out", None)
         if out is not None:
             return out
-        return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}.propagated.####.png")
+        # One view's trimaps are not the other's: the view is in the name.
+        view = f".{self.plate.view}" if self.plate.view is not None else ""
+        return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}{view}.propagated.####.png")
 
     @property
     def source(self) -> str:
