@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from vfxmatte.cli import main
-from vfxmatte.errors import ImageReadError, InputError
+from vfxmatte.color import ColorConverter
+from vfxmatte.errors import ImageReadError, InputError, JobError
 from vfxmatte.io.image import file_views, read_header, read_image
-from vfxmatte.jobs import load_job
+from vfxmatte.jobs import load_job, parse_job
+from vfxmatte.jobs.schema import job_hash_data
 from vfxmatte.pipeline import ShotPipeline
 
 H, W = 12, 16
@@ -184,8 +186,6 @@ def _run(job_path: Path) -> None:
 
 def _eye_alpha(view: str) -> float:
     """The alpha EyeSession makes from eye ``view``: its working-space red."""
-    from vfxmatte.color import ColorConverter
-
     return float(ColorConverter(None, "lin_rec709").apply(_eye(view))[0, 0, 0])
 
 
@@ -264,3 +264,31 @@ def test_check_view_leaves_an_unreadable_plate_to_its_frame(tmp_path):
         ShotPipeline(load_job(make_shot(tmp_path, write_multi_part, "centre"))).check_view(
             tmp_path / "plates" / "shot.1002.exr"
         )
+
+
+# --------------------------------------------------------------------------- the job keys
+
+
+def _job_text(plate: str, trimap: str = "trimap: {mode: sequence, path: trimaps/shot.####.png}",
+              output: str = "out/shot.%V.####.exr") -> str:
+    return f"version: 1\nshot: shot\nplate: {plate}\n{trimap}\noutput: {{path: {output}}}\n"
+
+
+def test_percent_v_without_a_view_and_a_bad_view_name_are_refused_at_their_keys(tmp_path):
+    with pytest.raises(JobError, match=r"<job>:5: output\.path: %V / %v stand for the view: set plate\.view"):
+        parse_job(_job_text("{path: plates/shot.####.exr}"), tmp_path)
+    with pytest.raises(JobError, match=r"<job>:3: plate\.view: .*pattern"):
+        parse_job(_job_text("{path: plates/shot.####.exr, view: left.eye}"), tmp_path)
+
+
+def test_the_view_is_hashed_and_names_each_views_propagated_trimaps(tmp_path):
+    keyframes = "trimap: {mode: keyframes, path: keys/shot.%V.####.png}"
+    left, right = (parse_job(_job_text(f"{{path: plates/shot.####.exr, view: {v}}}", keyframes), tmp_path)
+                   for v in ("left", "right"))
+    assert left.trimap.path.endswith("keys/shot.left.####.png")
+    assert left.propagated_trimaps.endswith("out/trimaps/shot.left.propagated.####.png")
+    assert right.propagated_trimaps.endswith("out/trimaps/shot.right.propagated.####.png")
+    assert left.job_hash != right.job_hash
+    # A job naming no view hashes as it did before views existed: the key is left out.
+    mono = parse_job(_job_text("{path: plates/shot.####.exr}", output="out/shot.####.exr"), tmp_path)
+    assert "view" not in job_hash_data(mono)["plate"] and job_hash_data(left)["plate"]["view"] == "left"
