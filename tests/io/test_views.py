@@ -292,3 +292,26 @@ def test_the_view_is_hashed_and_names_each_views_propagated_trimaps(tmp_path):
     # A job naming no view hashes as it did before views existed: the key is left out.
     mono = parse_job(_job_text("{path: plates/shot.####.exr}", output="out/shot.####.exr"), tmp_path)
     assert "view" not in job_hash_data(mono)["plate"] and job_hash_data(left)["plate"]["view"] == "left"
+
+
+def test_a_layered_matte_channel_and_rgba_stay_in_the_view(tmp_path):
+    job = make_shot(tmp_path, write_single_part, "left")
+    data = yaml.safe_load(job.read_text())
+    data["output"].update({"channel": "matte.A", "rgba": True})
+    job.write_text(yaml.safe_dump(data))
+    _run(job)
+    out = tmp_path / "out" / "shot.1001.exr"
+    # matte.A would belong to no view under multiView's naming: it is written matte.left.A.
+    assert sorted(_channels(out)) == ["matte.left.A", "matte.left.B", "matte.left.G", "matte.left.R"]
+    seen = nuke_views(out)
+    assert list(seen) == ["left"] and sorted(seen["left"]) == ["matte.A", "matte.B", "matte.G", "matte.R"]
+    np.testing.assert_allclose(seen["left"]["matte.R"], EYE["left"], atol=1e-3)
+    np.testing.assert_allclose(seen["left"]["matte.A"], _eye_alpha("left"), atol=1e-3)
+
+
+def _channels(path: Path) -> tuple[str, ...]:
+    inp = oiio.ImageInput.open(str(path))
+    try:
+        return tuple(inp.spec().channelnames)
+    finally:
+        inp.close()

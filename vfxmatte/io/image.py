@@ -693,6 +693,16 @@ def verify_image(path: str | Path) -> ImageInfo:
         return _info(path, inp, specs[0], 0)
 
 
+def _in_view(channel: str, view: str) -> str:
+    """``channel`` of a file holding only ``view`` (its default view), named so OpenEXR's
+    multi-view naming puts it in that view: ``A`` as it is, a layered ``matte.A`` as
+    ``matte.<view>.A`` (a prefix naming no view would put it in no view)."""
+    layer, dot, last = channel.rpartition(".")
+    if not dot or layer.rpartition(".")[2] == view:
+        return channel
+    return f"{layer}.{view}.{last}"
+
+
 def _is_layout_key(name: str) -> bool:
     return name in _LAYOUT_KEYS or name.startswith(_LAYOUT_PREFIXES)
 
@@ -797,7 +807,8 @@ def write_image(
         channel_names: one name per channel.
         info_like: copy the data/display windows and shot metadata from this image; when it
             was read as a view of a multi-view file (``info_like.view``) the file is marked as
-            holding that one view (``multiView``), its channels unprefixed.
+            holding that one view (``multiView``): unprefixed channels are that view's, and a
+            layered one is named into it (``matte.A`` is written ``matte.<view>.A``).
         pixel_type: ``"half"``, ``"float"``, ``"uint"``, ``"uint8"``, ``"uint16"``;
             default ``"half"`` for EXR, the array's own type for uint8 / uint16 code values
             and ``"uint16"`` otherwise.
@@ -821,6 +832,8 @@ def write_image(
         )
     if len(set(channel_names)) != len(channel_names):
         raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
+    if info_like is not None and info_like.view is not None:
+        channel_names = [_in_view(c, info_like.view) for c in channel_names]
     codes = array.dtype in (np.uint8, np.uint16)
     if pixel_type is None:
         if target.suffix.lower() == ".exr":
