@@ -14,7 +14,7 @@ import yaml
 from vfxmatte.cli import main
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import ImageReadError, InputError, JobError
-from vfxmatte.io.image import file_views, read_header, read_image
+from vfxmatte.io.image import file_views, read_header, read_image, write_image
 from vfxmatte.jobs import load_job, parse_job
 from vfxmatte.jobs.schema import job_hash_data
 from vfxmatte.pipeline import ShotPipeline
@@ -315,3 +315,13 @@ def _channels(path: Path) -> tuple[str, ...]:
         return tuple(inp.spec().channelnames)
     finally:
         inp.close()
+
+
+def test_only_an_exr_written_from_a_view_is_marked_as_it(tmp_path):
+    plate = tmp_path / "plate.exr"
+    write_single_part(plate)
+    _, info = read_image(plate, view="left")
+    write_image(tmp_path / "m.exr", np.zeros((H, W)), ["matte.A"], info_like=info)
+    write_image(tmp_path / "m.png", np.zeros((H, W)), ["Y"], info_like=info)
+    assert _channels(tmp_path / "m.exr") == ("matte.left.A",) and _attrs(tmp_path / "m.exr")["multiView"] == ("left",)
+    assert "multiView" not in _attrs(tmp_path / "m.png") and "Owner" in _attrs(tmp_path / "m.png")

@@ -312,15 +312,14 @@ def views(specs: Sequence[oiio.ImageSpec]) -> list[str]:
 
 
 def _parts(specs: Sequence[oiio.ImageSpec], view: str | None) -> list[_Part]:
-    """The subimages as ``view`` sees them (no view: the file's default view, see below).
+    """The subimages as ``view`` sees them (None: every subimage, names as written).
 
     A part with a ``view`` attribute is wholly that view. A header with ``multiView`` holds
     each view under OpenEXR's channel naming (:func:`channel_view`): ``view.X`` and
     ``layer.view.X`` are ``X`` and ``layer.X`` of that view, and the default view has its
     unprefixed channels too, plus (leniently) prefixed ones naming no view. A subimage naming
     no view belongs to no view; it is read only when the file names none at all, or when no
-    view is asked for. Without ``view``, names are taken as written (a single-part multi-view
-    file's unprefixed channels are its default view's)."""
+    view is asked for."""
     named = bool(views(specs))
     out = []
     for i, spec in enumerate(specs):
@@ -775,7 +774,7 @@ def _build_spec(
         spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
     for name, value in (metadata or {}).items():
         _set_attribute(spec, str(name), value, None, target)
-    if info_like is not None and info_like.view is not None:
+    if info_like is not None and info_like.view is not None and target.suffix.lower() == ".exr":
         # A file holding one view of several: OpenEXR's "files with only one view" convention,
         # its unprefixed channels that view's (Nuke reads the matte of the left eye as left).
         spec.attribute("multiView", oiio.TypeDesc("string[1]"), (info_like.view,))
@@ -806,7 +805,7 @@ def write_image(
             uint16 code values (full range = 1.0), written exactly when ``pixel_type`` matches.
         channel_names: one name per channel.
         info_like: copy the data/display windows and shot metadata from this image; when it
-            was read as a view of a multi-view file (``info_like.view``) the file is marked as
+            was read as a view of a multi-view file (``info_like.view``) an EXR is marked as
             holding that one view (``multiView``): unprefixed channels are that view's, and a
             layered one is named into it (``matte.A`` is written ``matte.<view>.A``).
         pixel_type: ``"half"``, ``"float"``, ``"uint"``, ``"uint8"``, ``"uint16"``;
@@ -832,8 +831,9 @@ def write_image(
         )
     if len(set(channel_names)) != len(channel_names):
         raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
-    if info_like is not None and info_like.view is not None:
-        channel_names = [_in_view(c, info_like.view) for c in channel_names]
+    view = info_like.view if info_like is not None and target.suffix.lower() == ".exr" else None
+    if view is not None:
+        channel_names = [_in_view(c, view) for c in channel_names]
     codes = array.dtype in (np.uint8, np.uint16)
     if pixel_type is None:
         if target.suffix.lower() == ".exr":
