@@ -713,7 +713,9 @@ class ShotPipeline:
         except ImageReadError:
             return
         if present and view not in present:
-            raise InputError(f"{self.job.source}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
+            line = self.job.lines.get(("plate", "view"))
+            where = f"{self.job.source}:{line[1]}" if line else self.job.source
+            raise InputError(f"{where}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
 
     def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
         """``(kind, reason)`` of a planned frame on disk: skipped, failed (the plan's reason,

@@ -252,6 +252,8 @@ def test_an_unknown_view_stops_validate_and_run_with_exit_2(tmp_path, capsys, co
     assert main([command[0], str(job), *command[1:]]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no view 'centre'" in err[0] and "views: left, right" in err[0], err
+    line = job.read_text().splitlines().index("  view: centre") + 1
+    assert f"job.yaml:{line}: plate.view:" in err[0]
     assert not (tmp_path / "out").exists()
 
 
