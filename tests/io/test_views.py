@@ -155,7 +155,11 @@ class EyeSession:
         return image[..., 0].copy()
 
 
-def make_shot(root: Path, write, view: str | None, output: str = "out/shot.####.exr") -> Path:
+def make_shot(root: Path, write, view: str | None, output: str | None = None) -> Path:
+    """Plates written by ``write`` and trimaps for FRAMES; a job on them (mattes in
+    ``out/shot.<view>.####.exr``, ``out/shot.####.exr`` without a view)."""
+    if output is None:
+        output = "out/shot.%V.####.exr" if view is not None else "out/shot.####.exr"
     for f in FRAMES:
         write(root / "plates" / f"shot.{f}.exr")
         tri = np.full((H, W), 0.5, np.float32)
@@ -193,7 +197,7 @@ def _eye_alpha(view: str) -> float:
 @pytest.mark.parametrize("view", ["left", "right"])
 def test_a_views_matte_reads_in_nuke_as_that_view(tmp_path, write, view):
     _run(make_shot(tmp_path, write, view))
-    out = tmp_path / "out" / "shot.1001.exr"
+    out = tmp_path / "out" / f"shot.{view}.1001.exr"
     seen = nuke_views(out)
     assert list(seen) == [view] and list(seen[view]) == ["A"]
     np.testing.assert_allclose(seen[view]["A"], _eye_alpha(view), atol=1e-3)
@@ -276,9 +280,12 @@ def _job_text(plate: str, trimap: str = "trimap: {mode: sequence, path: trimaps/
     return f"version: 1\nshot: shot\nplate: {plate}\n{trimap}\noutput: {{path: {output}}}\n"
 
 
-def test_percent_v_without_a_view_and_a_bad_view_name_are_refused_at_their_keys(tmp_path):
+def test_percent_v_without_a_view_a_pattern_without_the_view_and_a_bad_view_name_are_refused(tmp_path):
     with pytest.raises(JobError, match=r"<job>:5: output\.path: %V / %v stand for the view: set plate\.view"):
         parse_job(_job_text("{path: plates/shot.####.exr}"), tmp_path)
+    with pytest.raises(JobError, match=r"<job>:5: output\.path: name the view in the mattes' pattern \(%V, or 'left'\)"):
+        parse_job(_job_text("{path: plates/shot.####.exr, view: left}", output="out/shot.####.exr"), tmp_path)
+    assert parse_job(_job_text("{path: plates/shot.####.exr, view: left}", output="out/left/shot.####.exr"), tmp_path)
     with pytest.raises(JobError, match=r"<job>:3: plate\.view: .*pattern"):
         parse_job(_job_text("{path: plates/shot.####.exr, view: left.eye}"), tmp_path)
 
@@ -302,7 +309,7 @@ def test_a_layered_matte_channel_and_rgba_stay_in_the_view(tmp_path):
     data["output"].update({"channel": "matte.A", "rgba": True})
     job.write_text(yaml.safe_dump(data))
     _run(job)
-    out = tmp_path / "out" / "shot.1001.exr"
+    out = tmp_path / "out" / "shot.left.1001.exr"
     # matte.A would belong to no view under multiView's naming: it is written matte.left.A.
     assert sorted(_channels(out)) == ["matte.left.A", "matte.left.B", "matte.left.G", "matte.left.R"]
     seen = nuke_views(out)

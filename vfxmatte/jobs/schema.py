@@ -634,6 +634,13 @@ class Job(_Section):
                 return node.replace("%V", view).replace("%v", view[0])
             return node
 
+        out = data.get("output")
+        path = out.get("path") if isinstance(out, dict) else None
+        if view is not None and isinstance(path, str) and not ("%V" in path or "%v" in path or view in path):
+            # Two eyes' jobs differing by plate.view alone would write one same file, in turn.
+            raise _value_error(
+                ("output", "path"), f"name the view in the mattes' pattern (%V, or {view!r}) so each view's files are its own", path
+            )
         return {k: sub(v, (k,)) if k in _VIEW_SECTIONS else v for k, v in data.items()}
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
