@@ -271,7 +271,7 @@ class ShotPropagation:
         if frame in self._images:
             self._images.move_to_end(frame)
             return self._images[frame]
-        rgb, info = read_image(self._plate_path(frame), layer=self.job.plate.layer)
+        rgb, info = read_image(self._plate_path(frame), layer=self.job.plate.layer, view=self.job.plate.view)
         image = plate_flow_image(self._converter.apply(rgb), info)
         self._images[frame] = image
         # A chain reads up to 2 * max_distance + 1 plates; keep them, within the memory budget.
@@ -314,6 +314,8 @@ class ShotPropagation:
             "plate": {
                 "colorspace": self.job.plate.colorspace,
                 "layer": self.job.plate.layer,
+                # (only when set, so the records of jobs without views stay as they were)
+                **({"view": self.job.plate.view} if self.job.plate.view is not None else {}),
                 "config": self.job.color.config,
                 "files": plates,
             },

@@ -55,6 +55,7 @@ from vfxmatte.errors import (
 from vfxmatte.io.atomic import sweep_temps, temp_files
 from vfxmatte.io.image import (
     ImageInfo,
+    file_views,
     read_first_header,
     read_header,
     read_image,
@@ -590,7 +591,7 @@ class ShotPipeline:
         """
         if item.plate is None or item.trimap is None:
             raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
-        info = read_header(item.plate, layer=self.job.plate.layer)
+        info = read_header(item.plate, layer=self.job.plate.layer, view=self.job.plate.view)
         spec = self.job.trimap
         if self.propagated:
             return
@@ -655,10 +656,12 @@ class ShotPipeline:
         else:
             sample = {files[round(k * (len(files) - 1) / (HEADER_SAMPLE - 1))] for k in range(HEADER_SAMPLE)}
         report.headers_checked = len(sample)
+        if files:
+            self.check_view(seq.path(files[0]))
         if self.propagated and files:
             # As run's check_keyframes, from headers: a bad keyframe stops the whole run.
             try:
-                first = read_header(seq.path(files[0]), layer=self.job.plate.layer)
+                first = read_header(seq.path(files[0]), layer=self.job.plate.layer, view=self.job.plate.view)
             except VfxMatteError:
                 first = None  # that frame's own check reports it
             if first is not None:
@@ -694,6 +697,25 @@ class ShotPipeline:
                 own = self._plate_missing(seq.path(part[0]), what)
                 report.add("skipped" if policy == "skip" else "failed", _pattern_reason(own, part[0], self), part, own)
         return report
+
+    def check_view(self, plate: Path | None) -> None:
+        """``plate.view`` must be a view of the plate: checked on one plate file whose header
+        reads (one that does not is its frame's own failure), for the whole run.
+
+        Raises:
+            InputError: the plate names views and ``plate.view`` is not one of them.
+        """
+        view = self.job.plate.view
+        if view is None or plate is None:
+            return
+        try:
+            present = file_views(plate)
+        except ImageReadError:
+            return
+        if present and view not in present:
+            line = self.job.lines.get(("plate", "view"))
+            where = f"{self.job.source}:{line[1]}" if line else self.job.source
+            raise InputError(f"{where}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
 
     def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
         """``(kind, reason)`` of a planned frame on disk: skipped, failed (the plan's reason,
@@ -788,7 +810,7 @@ class ShotPipeline:
             self._matted.move_to_end(key)
             return self._matted[key]
         assert self._converter is not None and self._session is not None
-        rgb, info = read_image(item.plate, layer=self.job.plate.layer)  # [H, W, 3], data window
+        rgb, info = read_image(item.plate, layer=self.job.plate.layer, view=self.job.plate.view)  # [H, W, 3], data window
         # Alpha never goes through colour: only the plate's RGB is converted (and sanitised).
         working = self._converter.apply(rgb)
         trimap = self._read_trimap(item, info)
@@ -978,12 +1000,14 @@ class ShotPipeline:
                 progress(FrameEvent(kind, item.frame, i, total, output=item.output, **kw))
 
         runnable = [p for p in plans if p.skip_reason is None and p.fail_reason is None]
+        if runnable:
+            self.check_view(runnable[0].plate)
         if not dry_run and runnable:
             self.open()
             if self.propagated:
                 self.check_keyframes(runnable[0])
         elif runnable and self.propagated:
-            info = read_header(runnable[0].plate, layer=self.job.plate.layer)
+            info = read_header(runnable[0].plate, layer=self.job.plate.layer, view=self.job.plate.view)
             self.propagation.check_headers((info.full_height, info.full_width))
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:

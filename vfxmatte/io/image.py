@@ -32,13 +32,16 @@ from vfxmatte.io.atomic import atomic_write
 
 __all__ = [
     "ImageInfo",
+    "file_views",
     "read_image",
     "read_first_header",
     "read_header",
     "read_mask",
     "read_photo",
     "read_trimap",
+    "channel_view",
     "verify_image",
+    "views",
     "write_exr",
     "write_image",
 ]
@@ -81,6 +84,10 @@ _LAYOUT_KEYS = frozenset(
         "colorInteropID",  # a colour tag describes RGB; callers re-add it where RGB is written
         "oiio:Gamma",
         "oiio:RowsPerChunk",
+        # Which views the file holds and which part is which view: they describe that file's
+        # channels and parts; a file written from it says its own view (``ImageInfo.view``).
+        "multiView",
+        "view",
     }
 )
 # Format-specific prefixes: EXR line order / chunking / DWA level, TIFF, DPX packing and
@@ -120,6 +127,9 @@ class ImageInfo:
     file_format: str = ""
     #: tile size ``(w, h)`` or None for scanline files
     tile: tuple[int, int] | None = None
+    #: the view of a multi-view file the channels read belong to (None: the file names no
+    #: views and none was asked for); a file written ``info_like`` this one is marked as it
+    view: str | None = None
 
     @property
     def data_window(self) -> tuple[int, int, int, int]:
@@ -186,7 +196,7 @@ def _subimage_specs(inp: oiio.ImageInput) -> list[oiio.ImageSpec]:
     return specs
 
 
-def _info(path: Path, inp: oiio.ImageInput, spec: oiio.ImageSpec, subimage: int) -> ImageInfo:
+def _info(path: Path, inp: oiio.ImageInput, spec: oiio.ImageSpec, subimage: int, view: str | None = None) -> ImageInfo:
     metadata: dict[str, Any] = {}
     types: dict[str, str] = {}
     for attr in spec.extra_attribs:
@@ -211,6 +221,7 @@ def _info(path: Path, inp: oiio.ImageInput, spec: oiio.ImageSpec, subimage: int)
         subimage_name=name,
         file_format=inp.format_name(),
         tile=(spec.tile_width, spec.tile_height) if spec.tile_width > 0 else None,
+        view=view,
     )
 
 
@@ -245,14 +256,106 @@ def _check_flat(path: Path, spec: oiio.ImageSpec) -> None:
         raise ImageReadError(f"{path}: empty data window ({spec.width}x{spec.height})")
 
 
-def _layers(specs: Sequence[oiio.ImageSpec]) -> list[str]:
+@dataclass(frozen=True)
+class _Part:
+    """One subimage as one view sees it: ``names`` are its channels of that view, relative to
+    the view (``left.R`` of a single-part multi-view file is ``R`` of view ``left``), ``full``
+    maps them back to the names in the file."""
+
+    index: int
+    name: str | None
+    names: tuple[str, ...]
+    full: dict[str, str]
+    #: the view these channels belong to; None in a file that names no views
+    view: str | None
+
+
+def _part_view(spec: oiio.ImageSpec) -> str | None:
+    """The ``view`` attribute of a part of a multi-part multi-view file: every channel of the
+    part belongs to that view."""
+    value = spec.getattribute("view")
+    return value if isinstance(value, str) and value else None
+
+
+def _multi_view(spec: oiio.ImageSpec) -> tuple[str, ...]:
+    """The ``multiView`` attribute of a single-part multi-view header: its views, the default
+    view first."""
+    value = spec.getattribute("multiView")
+    if isinstance(value, str):
+        value = (value,)
+    return tuple(v for v in (value or ()) if isinstance(v, str) and v)
+
+
+def channel_view(channel: str, multi_view: Sequence[str]) -> str | None:
+    """The view of ``channel`` in a single-part file whose ``multiView`` is ``multi_view``, by
+    OpenEXR's multi-view naming: a name without a period is the default (first) view's; else
+    its penultimate period-separated part names the view when it is one of ``multi_view``;
+    other channels belong to no view (None)."""
+    parts = channel.split(".")
+    if not multi_view:
+        return None
+    if len(parts) == 1:
+        return multi_view[0]
+    return parts[-2] if parts[-2] in multi_view else None
+
+
+def views(specs: Sequence[oiio.ImageSpec]) -> list[str]:
+    """The views a file holds, in order: the ``view`` attributes of its parts, or the
+    ``multiView`` list of a single-part multi-view header (default view first)."""
+    found: list[str] = []
+    for spec in specs:
+        own = _part_view(spec)
+        for v in (own,) if own else _multi_view(spec):
+            if v not in found:
+                found.append(v)
+    return found
+
+
+def _parts(specs: Sequence[oiio.ImageSpec], view: str | None) -> list[_Part]:
+    """The subimages as ``view`` sees them (None: every subimage, names as written).
+
+    A part with a ``view`` attribute is wholly that view. A header with ``multiView`` holds
+    each view under OpenEXR's channel naming (:func:`channel_view`): ``view.X`` and
+    ``layer.view.X`` are ``X`` and ``layer.X`` of that view, and the default view has its
+    unprefixed channels too, plus (leniently) prefixed ones naming no view. A subimage naming
+    no view belongs to no view; it is read only when the file names none at all, or when no
+    view is asked for."""
+    named = bool(views(specs))
+    out = []
+    for i, spec in enumerate(specs):
+        name = spec.get_string_attribute("oiio:subimagename") or None
+        channels = tuple(spec.channelnames)
+        own, multi = _part_view(spec), _multi_view(spec)
+        if view is None or not named:
+            # (No view asked for: a multi-view header's view is that of the channels picked.)
+            out.append(_Part(i, name, channels, {c: c for c in channels}, own if named else view))
+        elif own is not None:
+            if own == view:
+                out.append(_Part(i, name, channels, {c: c for c in channels}, view))
+        elif multi:
+            full: dict[str, str] = {}
+            for c in channels:
+                parts = c.split(".")
+                v = channel_view(c, multi)
+                if v == view and len(parts) > 1:
+                    rel = ".".join(parts[:-2] + parts[-1:])
+                elif v == view or (v is None and view == multi[0]):
+                    rel = c
+                else:
+                    continue
+                full.setdefault(rel, c)
+            if full:
+                out.append(_Part(i, name, tuple(full), full, view))
+    return out
+
+
+def _layers(parts: Sequence[_Part]) -> list[str]:
     """Names a user could pass as ``layer``: part names and channel-name prefixes."""
     names: list[str] = []
-    for spec in specs:
-        part = spec.get_string_attribute("oiio:subimagename")
-        if part and part not in names:
-            names.append(part)
-        for ch in spec.channelnames:
+    for part in parts:
+        if part.name and part.name not in names:
+            names.append(part.name)
+        for ch in part.names:
             if "." in ch:
                 prefix = ch.rsplit(".", 1)[0]
                 if prefix not in names:
@@ -260,32 +363,31 @@ def _layers(specs: Sequence[oiio.ImageSpec]) -> list[str]:
     return names
 
 
-def _resolve(spec: oiio.ImageSpec, layer: str | None, wanted: Sequence[str]) -> list[str] | None:
-    """Full channel names for ``wanted`` in this subimage, or None if any is missing.
+def _resolve(part: _Part, layer: str | None, wanted: Sequence[str]) -> list[str] | None:
+    """Full channel names for ``wanted`` in this part, or None if any is missing.
 
     Without a layer names are taken as written. With one, ``layer.X`` is looked for, and
     plain ``X`` too when this subimage is the part named ``layer``.
     """
-    present = set(spec.channelnames)
-    own_part = layer is not None and spec.get_string_attribute("oiio:subimagename") == layer
+    present = set(part.names)
+    own_part = layer is not None and part.name == layer
     out = []
     for c in wanted:
         if layer is not None and f"{layer}.{c}" in present:
-            out.append(f"{layer}.{c}")
+            out.append(part.full[f"{layer}.{c}"])
         elif (layer is None or own_part) and c in present:
-            out.append(c)
+            out.append(part.full[c])
         else:
             return None
     return out
 
 
-def _candidates(specs: Sequence[oiio.ImageSpec], layer: str | None) -> list[int]:
-    """Subimages to look in, best first: the part named ``layer``, then every part in order."""
-    order = list(range(len(specs)))
+def _candidates(parts: Sequence[_Part], layer: str | None) -> list[_Part]:
+    """Parts to look in, best first: the part named ``layer``, then every part in order."""
     if layer is None:
-        return order
-    named = [i for i in order if specs[i].get_string_attribute("oiio:subimagename") == layer]
-    return named + [i for i in order if i not in named]
+        return list(parts)
+    named = [p for p in parts if p.name == layer]
+    return named + [p for p in parts if p.name != layer]
 
 
 def read_image(
@@ -293,6 +395,7 @@ def read_image(
     channels: Sequence[str] | None = None,
     layer: str | None = None,
     *,
+    view: str | None = None,
     unassociated: bool = False,
 ) -> tuple[np.ndarray, ImageInfo]:
     """Read an image (any format OIIO reads) as float32 ``[H, W, C]`` over its data window.
@@ -305,43 +408,63 @@ def read_image(
         layer: a part name of a multi-part EXR or a channel prefix of a multi-layer one
             (``"beauty"`` for ``beauty.R``). ``None`` reads un-prefixed channels from the first
             part that has them.
+        view: a view of a multi-view EXR (``left``, ``right``): the parts whose ``view``
+            attribute names it, or in a single-part file with a ``multiView`` attribute its
+            ``view.X`` / ``layer.view.X`` channels (the default view's unprefixed ones too).
+            A file naming no views is read as it is for any view. ``None``: as written (a
+            single-part multi-view file's unprefixed channels are its default view).
         unassociated: return colour as stored in files with unassociated alpha (PNG, TIFF
             with unassociated extra samples). By default OIIO premultiplies it by alpha, as
             the associated-alpha convention of EXR and compositing expects.
 
     Returns:
-        ``(pixels, info)``; ``info`` describes the subimage that was read.
+        ``(pixels, info)``; ``info`` describes the subimage that was read, and ``info.view``
+        the view its channels belong to.
 
     Raises:
         ImageReadError: the file is missing or unreadable, or lacks the layer or channels
-            (the message lists what is available).
+            or the view (the message lists what is available).
     """
     path = Path(path)
     with _opened(path, unassociated) as inp:
         specs = _subimage_specs(inp)
-        i, names, grey = _select(path, specs, channels, layer)
+        i, names, grey, seen = _select(path, specs, channels, layer, view)
         pixels = _read_channels(path, inp, i, specs[i], names)
-        return (np.repeat(pixels, 3, axis=2) if grey else pixels), _info(path, inp, specs[i], i)
+        return (np.repeat(pixels, 3, axis=2) if grey else pixels), _info(path, inp, specs[i], i, seen)
 
 
 def read_header(
     path: str | Path,
     channels: Sequence[str] | None = None,
     layer: str | None = None,
+    *,
+    view: str | None = None,
 ) -> ImageInfo:
     """What :func:`read_image` would read from ``path``, from the header alone: the same
-    layer, channel and flat-image checks, raising the same errors, without reading pixels.
+    view, layer, channel and flat-image checks, raising the same errors, without reading pixels.
 
     Raises:
-        ImageReadError: as :func:`read_image` would (missing or unreadable file, no such layer
-            or channels, deep, volume or luminance/chroma image).
+        ImageReadError: as :func:`read_image` would (missing or unreadable file, no such view,
+            layer or channels, deep, volume or luminance/chroma image).
     """
     path = Path(path)
     with _opened(path) as inp:
         specs = _subimage_specs(inp)
-        i, _, _ = _select(path, specs, channels, layer)
+        i, _, _, seen = _select(path, specs, channels, layer, view)
         _check_flat(path, specs[i])
-        return _info(path, inp, specs[i], i)
+        return _info(path, inp, specs[i], i, seen)
+
+
+def file_views(path: str | Path) -> list[str]:
+    """The views ``path`` holds (:func:`views`: parts' ``view`` attributes, else the
+    ``multiView`` list, default view first); empty for a file that names none.
+
+    Raises:
+        ImageReadError: the file is missing or unreadable.
+    """
+    path = Path(path)
+    with _opened(path) as inp:
+        return views(_subimage_specs(inp))
 
 
 def read_first_header(path: str | Path) -> ImageInfo:
@@ -359,40 +482,57 @@ def read_first_header(path: str | Path) -> ImageInfo:
 
 
 def _select(
-    path: Path, specs: Sequence[oiio.ImageSpec], channels: Sequence[str] | None, layer: str | None
-) -> tuple[int, list[str], bool]:
-    """The subimage and full channel names :func:`read_image` reads, and whether a grey ``Y``
-    stands in for R, G, B (then replicated)."""
+    path: Path,
+    specs: Sequence[oiio.ImageSpec],
+    channels: Sequence[str] | None,
+    layer: str | None,
+    view: str | None = None,
+) -> tuple[int, list[str], bool, str | None]:
+    """The subimage and full channel names :func:`read_image` reads, whether a grey ``Y``
+    stands in for R, G, B (then replicated), and the view those channels belong to."""
     wanted = list(channels) if channels is not None else ["R", "G", "B"]
     if not wanted:
         raise ImageReadError(f"{path}: empty channel list requested")
     if not specs:
         raise ImageReadError(f"{path}: no image in the file")
-    candidates = _candidates(specs, layer)
+    present = views(specs)
+    if view is not None and present and view not in present:
+        raise ImageReadError(f"{path}: no view {view!r} (views: {', '.join(present)})")
+    parts = _parts(specs, view)
+    candidates = _candidates(parts, layer)
     layered = layer is not None
+    in_view = f" of view {view!r}" if view is not None and present else ""
     # A named layer must exist in some form before channels are looked for.
-    if layered and layer not in _layers(specs):
-        raise ImageReadError(f"{path}: no layer {layer!r} (layers: {', '.join(_layers(specs)) or 'none'})")
-    for i in candidates:
-        names = _resolve(specs[i], layer, wanted)
+    if layered and layer not in _layers(parts):
+        raise ImageReadError(f"{path}: no layer {layer!r}{in_view} (layers: {', '.join(_layers(parts)) or 'none'})")
+
+    def seen(part: _Part, names: list[str]) -> str | None:
+        if part.view is not None or view is not None:
+            return part.view
+        multi = _multi_view(specs[part.index])
+        found = {channel_view(n, multi) for n in names}
+        return found.pop() if len(found) == 1 else None
+
+    for part in candidates:
+        names = _resolve(part, layer, wanted)
         if names is not None:
-            return i, names, False
+            return part.index, names, False, seen(part, names)
     if channels is None:
-        for i in candidates:
-            grey = _resolve(specs[i], layer, ["Y"])
+        for part in candidates:
+            grey = _resolve(part, layer, ["Y"])
             if grey is not None:
-                if _resolve(specs[i], layer, ["RY"]) or _resolve(specs[i], layer, ["BY"]):
+                if _resolve(part, layer, ["RY"]) or _resolve(part, layer, ["BY"]):
                     # Luminance/chroma (Y, RY, BY): its Y alone would matte a grey picture.
                     raise ImageReadError(
                         f"{path}: luminance/chroma EXR (Y, RY, BY) is not supported: write the plate as RGB"
                     )
-                return i, grey, True
+                return part.index, grey, True, seen(part, grey)
     where = f" in layer {layer!r}" if layered else ""
     available = "; ".join(
         ", ".join(s.channelnames) + (f" (part {s.get_string_attribute('oiio:subimagename')})" if len(specs) > 1 else "")
         for s in specs
     )
-    raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where} (available: {available})")
+    raise ImageReadError(f"{path}: no channels {', '.join(wanted)}{where}{in_view} (available: {available})")
 
 
 def _first_subimage(path: Path, unassociated: bool = False) -> tuple[np.ndarray, oiio.ImageSpec]:
@@ -552,6 +692,16 @@ def verify_image(path: str | Path) -> ImageInfo:
         return _info(path, inp, specs[0], 0)
 
 
+def _in_view(channel: str, view: str) -> str:
+    """``channel`` of a file holding only ``view`` (its default view), named so OpenEXR's
+    multi-view naming puts it in that view: ``A`` as it is, a layered ``matte.A`` as
+    ``matte.<view>.A`` (a prefix naming no view would put it in no view)."""
+    layer, dot, last = channel.rpartition(".")
+    if not dot or layer.rpartition(".")[2] == view:
+        return channel
+    return f"{layer}.{view}.{last}"
+
+
 def _is_layout_key(name: str) -> bool:
     return name in _LAYOUT_KEYS or name.startswith(_LAYOUT_PREFIXES)
 
@@ -624,6 +774,10 @@ def _build_spec(
         spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
     for name, value in (metadata or {}).items():
         _set_attribute(spec, str(name), value, None, target)
+    if info_like is not None and info_like.view is not None and target.suffix.lower() == ".exr":
+        # A file holding one view of several: OpenEXR's "files with only one view" convention,
+        # its unprefixed channels that view's (Nuke reads the matte of the left eye as left).
+        spec.attribute("multiView", oiio.TypeDesc("string[1]"), (info_like.view,))
     if spec.getattribute("DateTime") is None:
         # OIIO stamps EXR and TIFF files with the write time when no DateTime is given; an
         # empty one writes none, so one job on one plate gives one file, byte for byte.
@@ -650,7 +804,10 @@ def write_image(
         pixels: float data (0..1 for integer formats) covering the data window, or uint8 /
             uint16 code values (full range = 1.0), written exactly when ``pixel_type`` matches.
         channel_names: one name per channel.
-        info_like: copy the data/display windows and shot metadata from this image.
+        info_like: copy the data/display windows and shot metadata from this image; when it
+            was read as a view of a multi-view file (``info_like.view``) an EXR is marked as
+            holding that one view (``multiView``): unprefixed channels are that view's, and a
+            layered one is named into it (``matte.A`` is written ``matte.<view>.A``).
         pixel_type: ``"half"``, ``"float"``, ``"uint"``, ``"uint8"``, ``"uint16"``;
             default ``"half"`` for EXR, the array's own type for uint8 / uint16 code values
             and ``"uint16"`` otherwise.
@@ -674,6 +831,9 @@ def write_image(
         )
     if len(set(channel_names)) != len(channel_names):
         raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
+    view = info_like.view if info_like is not None and target.suffix.lower() == ".exr" else None
+    if view is not None:
+        channel_names = [_in_view(c, view) for c in channel_names]
     codes = array.dtype in (np.uint8, np.uint16)
     if pixel_type is None:
         if target.suffix.lower() == ".exr":
@@ -707,8 +867,8 @@ def write_exr(
         channels: name -> ``[H, W]`` array, e.g. ``{"A": alpha}`` or ``{"matte.A": alpha}``.
         info_like: the plate this matte belongs to: its data window and display window are
             copied (the arrays are in data-window coordinates, so overscan survives) and so is
-            its metadata, except keys describing the old file's layout, compression, channels
-            or colour encoding.
+            its metadata, except keys describing the old file's layout, compression, channels,
+            views or colour encoding; a plate read as a view marks the file as that view.
         compression: one of :data:`EXR_COMPRESSIONS`, optionally with a level (``"dwaa:45"``).
         pixel_type: ``"half"``, ``"float"`` or ``"uint"``.
         metadata: provenance attributes added last (e.g. ``{"vfxmatte:version": "0.1.0"}``).

@@ -135,6 +135,11 @@ class PlateSpec(_FrameList):
     layer: str | None = None
     #: What a missing plate frame does: fail that frame, skip it, or hold the nearest frame.
     missing: Literal["error", "skip", "hold"] = "error"
+    #: The view of a multi-view (stereo) EXR plate to matte, by name (``left``, ``right``): a
+    #: part with that ``view`` attribute, or a single-part file's ``view.R`` channels (the
+    #: default view's unprefixed ones). One job mattes one view; ``%V`` / ``%v`` in the job's
+    #: paths are replaced by the view's name / its first letter (jobs/README.md, "Stereo").
+    view: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
 
 
     @field_validator("path")
@@ -231,7 +236,7 @@ class PropagationSpec(_Section):
     #: changes results); null: no cache.
     cache: str | None = None
     #: Pattern of the propagated trimaps ``vfxmatte propagate`` writes and ``vfxmatte run``
-    #: reads when up to date (8-bit PNG); null: ``<output dir>/trimaps/<shot>.propagated.####.png``.
+    #: reads when up to date (8-bit PNG); null: ``<output dir>/trimaps/<shot>[.<view>].propagated.####.png``.
     out: str | None = None
 
     @field_validator("cache")
@@ -586,6 +591,10 @@ class FarmSpec(_Section):
         return [self.executable] if isinstance(self.executable, str) else list(self.executable)
 
 
+#: Job sections whose strings may hold ``%V`` / ``%v`` (the view, see :class:`PlateSpec`).
+_VIEW_SECTIONS = ("plate", "trimap", "output", "temporal")
+
+
 class Job(_Section):
     """A validated shot job. Build with :func:`~vfxmatte.jobs.load_job` (or
     :func:`~vfxmatte.jobs.parse_job` for text)."""
@@ -601,6 +610,38 @@ class Job(_Section):
     output: OutputSpec
     farm: FarmSpec = FarmSpec()
     retries: RetrySpec = RetrySpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _view_in_paths(cls, data: Any) -> Any:
+        """``%V`` / ``%v`` in the plate, trimap, output and temporal sections' strings become
+        ``plate.view`` / its first letter (Nuke's view variables), before any path is checked."""
+        if not isinstance(data, dict):
+            return data
+        plate = data.get("plate")
+        view = plate.get("view") if isinstance(plate, dict) else None
+        if view is not None and not (isinstance(view, str) and re.match(r"^[A-Za-z0-9_-]+$", view)):
+            return data  # plate.view's own check reports it
+
+        def sub(node: Any, loc: tuple[str, ...]) -> Any:
+            if isinstance(node, dict):
+                return {k: sub(v, (*loc, str(k))) for k, v in node.items()}
+            if isinstance(node, list):
+                return [sub(v, (*loc, str(i))) for i, v in enumerate(node)]
+            if isinstance(node, str) and ("%V" in node or "%v" in node):
+                if view is None:
+                    raise _value_error(loc, "%V / %v stand for the view: set plate.view (left, right ...)", node)
+                return node.replace("%V", view).replace("%v", view[0])
+            return node
+
+        out = data.get("output")
+        path = out.get("path") if isinstance(out, dict) else None
+        if view is not None and isinstance(path, str) and not ("%V" in path or "%v" in path or view in path):
+            # Two eyes' jobs differing by plate.view alone would write one same file, in turn.
+            raise _value_error(
+                ("output", "path"), f"name the view in the mattes' pattern (%V, or {view!r}) so each view's files are its own", path
+            )
+        return {k: sub(v, (k,)) if k in _VIEW_SECTIONS else v for k, v in data.items()}
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
     # Set by the loader once validation has passed.
@@ -647,13 +688,15 @@ class Job(_Section):
     @property
     def propagated_trimaps(self) -> str:
         """Pattern of the propagated trimaps (``trimap.propagation.out``, else
-        ``<output dir>/trimaps/<shot>.propagated.####.png``); only meaningful in the propagated
+        ``<output dir>/trimaps/<shot>[.<view>].propagated.####.png``); only meaningful in the propagated
         modes (``keyframes``, ``mask`` with ``missing: propagate``)."""
         tri = self.trimap
         out = getattr(getattr(tri, "propagation", None), "out", None)
         if out is not None:
             return out
-        return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}.propagated.####.png")
+        # One view's trimaps are not the other's: the view is in the name.
+        view = f".{self.plate.view}" if self.plate.view is not None else ""
+        return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}{view}.propagated.####.png")
 
     @property
     def source(self) -> str:
@@ -717,6 +760,8 @@ def job_hash_data(job: Job) -> dict[str, Any]:
         node = parent(path)
         if node is not None:
             node.pop(path[-1], None)
+    if data["plate"].get("view") is None:
+        del data["plate"]["view"]  # a job without views keeps the hash it had before views existed
     base = job._base_dir
     for path in HASHED_PATH_KEYS:
         node = parent(path)
