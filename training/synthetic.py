@@ -757,6 +757,118 @@ def _mesh_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, 
     return f, np.clip(a, 0, 1).astype(np.float32)
 
 
+def _ribbons(pts: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Outline polygons [N, 2P, 2] of polylines ``pts`` [N, P, 2] thickened to ``width`` [N] px."""
+    tang = normalise(np.gradient(pts, axis=1))
+    nrm = np.stack([-tang[..., 1], tang[..., 0]], axis=-1) * (0.5 * width)[:, None, None]
+    return np.concatenate([pts + nrm, (pts - nrm)[:, ::-1]], axis=1).astype(np.float32)
+
+
+def _draw_yarn(canvas: StrandCanvas, rng: np.random.Generator, curves: np.ndarray, width: np.ndarray, fuzz: float) -> None:
+    """Twisted yarn or rope along ``curves`` [N, P, 2], ``width`` [N] px thick.
+
+    Each strand is an opaque body, a lighter narrower ridge (its roundness) and dark grooves
+    slanted across it every ply (the twist), then ``fuzz`` fibres per px of length standing
+    off its surface, sub-pixel thin (partial coverage). Strands are filled one polygon at a
+    time: OpenCV fills a list of polygons even-odd, which would open holes where they overlap.
+    """
+    n, p = curves.shape[:2]
+    shade = rng.uniform(0.6, 1.0, n).astype(np.float32)
+    bodies, ridges = _ribbons(curves, width), _ribbons(curves, 0.45 * width)
+    for i in range(n):
+        canvas.fill([bodies[i]], 1.0, 0.8 * float(shade[i]))
+        canvas.fill([ridges[i]], 1.0, 1.15 * float(shade[i]))
+    tang = normalise(np.gradient(curves, axis=1))
+    nrm = np.stack([-tang[..., 1], tang[..., 0]], axis=-1)
+    seg = np.linalg.norm(np.diff(curves, axis=1), axis=-1)
+    arc = np.concatenate([np.zeros((n, 1), np.float32), np.cumsum(seg, axis=1)], axis=1)
+    # Grooves: a slanted dash across the strand every ply period along it.
+    pitch = width * rng.uniform(0.5, 1.2)
+    slant = rng.uniform(0.3, 1.0) * rng.choice([-1.0, 1.0])
+    grooves = []
+    gw = []
+    for i in range(n):
+        at = np.arange(rng.uniform(0, pitch[i]), arc[i, -1], pitch[i], dtype=np.float32)
+        if len(at) == 0:
+            continue
+        j = np.clip(np.searchsorted(arc[i], at), 0, p - 1)
+        c, t, nv = curves[i, j], tang[i, j], nrm[i, j]
+        half = 0.45 * width[i]
+        grooves.append(np.stack([c - nv * half - t * half * slant, c + nv * half + t * half * slant], axis=1))
+        gw.append(np.full(len(at), max(0.4, 0.12 * float(width[i])), np.float32))
+    if grooves:
+        g = np.concatenate(grooves).astype(np.float32)
+        canvas.draw(g, np.concatenate(gw), np.ones(len(g), np.float32), np.full(len(g), 0.45, np.float32))
+    k = int(fuzz * float(arc[:, -1].sum()))
+    if k:
+        si = rng.integers(0, n, k)
+        pj = rng.integers(0, p, k)
+        side = rng.choice([-1.0, 1.0], k).astype(np.float32)[:, None]
+        out = nrm[si, pj] * side
+        start = curves[si, pj] + out * (0.4 * width[si])[:, None]
+        d = rotate(out, rng.normal(0, 0.7, k).astype(np.float32))
+        length = rng.uniform(1.0, 1.0, k).astype(np.float32) * (1.0 + rng.uniform(0, 1.2, k) * width[si])
+        mid = start + d * (0.5 * length)[:, None] + rng.normal(0, 0.3, (k, 2)).astype(np.float32)
+        fibres = np.stack([start, mid, start + d * length[:, None]], axis=1).astype(np.float32)
+        canvas.draw(fibres, rng.uniform(0.1, 0.45, k), rng.uniform(0.5, 1.0, k), rng.uniform(0.7, 1.3, k))
+
+
+def _yarn_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Yarn, rope and wool with real colour texture: loose strands, or knitted fabric.
+
+    Loose: 1-12 twisted strands 3-24 px thick wander across the frame (rope, a skein, a
+    tassel). Knitted: rows of V-shaped stitches of twisted yarn packed edge to edge, over the
+    frame or a body (a sweater's edge of whole stitches), opaque but for the small gaps between stitches,
+    so a textured opaque region sits inside the band with real holes in it. Both have
+    sub-pixel fibres standing off every strand (the fuzz of wool), and the colour is a real
+    photo's texture, usually dyed toward one yarn colour.
+    """
+    size = math.sqrt(h * w)
+    canvas = StrandCanvas(h, w, ss)
+    fuzz = rng.uniform(0.1, 1.5) if rng.random() < 0.8 else 0.0
+    if rng.random() < 0.5:
+        flow = FlowField(rng, h, w, rng.uniform(0.2, 0.6) * size)
+        m = int(rng.integers(1, 13))
+        roots = rng.uniform([-0.1 * w, -0.1 * h], [1.1 * w, 1.1 * h], (m, 2)).astype(np.float32)
+        dirs = normalise(rng.normal(0, 1, (m, 2))).astype(np.float32)
+        lengths = (rng.uniform(0.6, 1.6, m) * size).astype(np.float32)
+        curves = grow_curves(roots, dirs, lengths, 96, flow, 0.3, np.zeros(m, np.float32),
+                             rng.normal(0, 0.02, m).astype(np.float32), np.full(m, 0.01, np.float32), rng)
+        _draw_yarn(canvas, rng, curves, rng.uniform(3.0, 24.0, m).astype(np.float32), fuzz)
+    else:
+        sx = rng.uniform(0.02, 0.045) * size
+        sy = sx * rng.uniform(0.6, 1.0)
+        warp = rng.uniform(0.0, 0.03) * size
+        wx = value_noise(rng, h, w, 0.3 * size) * warp
+        wy = value_noise(rng, h, w, 0.3 * size) * warp
+        yc, xc = np.meshgrid(np.arange(-sy, h + 2 * sy, sy), np.arange(-sx, w + 2 * sx, sx), indexing="ij")
+        xc = xc + rng.uniform(-0.1, 0.1, (yc.shape[0], 1)) * sx  # rows drift a little
+        yc, xc = yc.ravel().astype(np.float32), xc.ravel().astype(np.float32)
+        iy, ix = np.clip(yc, 0, h - 1).astype(int), np.clip(xc, 0, w - 1).astype(int)
+        yc, xc = yc + wy[iy, ix], xc + wx[iy, ix]
+        if rng.random() < 0.7:
+            # A garment's edge: the stitches whose centre lies in a body, so the edge is made of
+            # stitches and their fuzz, not cut by a smooth curve.
+            inside = _body_field(rng, h, w, photos)[iy, ix] > 0
+            yc, xc = yc[inside], xc[inside]
+        t = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+        legs = []
+        for side in (-1.0, 1.0):  # the two legs of each V
+            x = xc[:, None] + side * 0.5 * sx * (1 - t) + side * 0.15 * sx * np.sin(math.pi * t)
+            y = yc[:, None] - 0.6 * sy + 1.1 * sy * t
+            legs.append(np.stack([x, y], axis=-1))
+        curves = np.concatenate(legs).astype(np.float32)
+        width = (sx * rng.uniform(0.4, 0.6) * rng.uniform(0.9, 1.1, len(curves))).astype(np.float32)
+        _draw_yarn(canvas, rng, curves, width, fuzz * 0.5)
+    a, shade = canvas.resolve()
+    tex = photos.crop(rng, h, w, zoom=(0.6, 2.0))
+    if rng.random() < 0.7:
+        dye = rng.uniform(0.03, 0.95, 3).astype(np.float32)
+        tex = _tinted(tex, dye, rng.uniform(0.5, 0.9))
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, a
+
+
 def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> Layer:
     """Smoke (low-frequency alpha) or glass / plastic (faint body, rim and highlights)."""
     size = math.sqrt(h * w)
@@ -824,9 +936,10 @@ RECIPES: dict[str, float] = {
     # configs turn it on with data.synthetic.recipes.
     "shrub": 0.0,
     # Off by default for the same reason (issue 20: real texture): opaque foregrounds cut from
-    # real photos along their own edges, and rigid see-through meshes.
+    # real photos along their own edges, rigid see-through meshes, twisted yarn and knits.
     "textured": 0.0,
     "mesh": 0.0,
+    "yarn": 0.0,
 }
 
 
@@ -968,6 +1081,8 @@ class SyntheticGenerator:
             return _textured_layer(rng, p, h, w)
         if name == "mesh":
             return _mesh_layer(rng, p, h, w, ss)
+        if name == "yarn":
+            return _yarn_layer(rng, p, h, w, ss)
         if name == "transparent":
             return _transparent_layer(rng, p, h, w)
         layer = _solid_layer(rng, p, h, w)

@@ -214,12 +214,12 @@ def test_old_recipes_are_byte_identical_to_before_the_texture_recipes(tmp_path: 
 
 
 def test_texture_recipes_are_off_in_the_default_mix() -> None:
-    assert RECIPES["textured"] == 0.0 and RECIPES["mesh"] == 0.0
+    assert RECIPES["textured"] == RECIPES["mesh"] == RECIPES["yarn"] == 0.0
     # Appended after the older recipes: a zero-odds entry at the end leaves rng.choice's draw as it was.
-    assert list(RECIPES)[-2:] == ["textured", "mesh"]
+    assert list(RECIPES)[-3:] == ["textured", "mesh", "yarn"]
 
 
-@pytest.mark.parametrize("recipe", ["textured", "mesh"])
+@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn"])
 def test_texture_recipes_are_deterministic_under_a_seed(photos: list[Path], recipe: str) -> None:
     a = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
     b = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
@@ -266,3 +266,19 @@ def test_mesh_has_many_see_through_holes_of_one_size(photos: list[Path]) -> None
         assert q75 <= 4.0 * q25, f"sample {i}: hole areas {q25:.0f}-{q75:.0f} are not regular"
         seen += 1
     assert seen >= 1
+
+
+def test_yarn_is_opaque_strands_with_sub_pixel_fuzz(photos: list[Path]) -> None:
+    """Twisted strands or knits: mostly opaque where drawn, fibres of partial coverage around them."""
+    g = SyntheticGenerator(photos, seed=14, size=(160, 160), recipes={"yarn": 1.0})
+    faint = 0
+    for i in range(4):
+        info: dict = {}
+        fg, a = g.sample(i, out=info)
+        if info.get("extra"):
+            continue  # a veil or net over the yarn
+        covered = a > 0
+        assert (a[covered] == 1.0).mean() > 0.5, f"sample {i}: strands are not opaque"
+        assert fg[a == 1.0].std(axis=0).mean() > 0.02, "yarn colour is flat"
+        faint += int(((a > 0) & (a < 0.3)).sum() > 30)
+    assert faint >= 2  # fuzz (it is off in a fifth of the samples)
