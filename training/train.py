@@ -282,7 +282,7 @@ def build_protocol_sets(cfg: TrainConfig) -> dict[str, list[dict[str, Tensor]]]:
 
 
 #: The fields of a validation sample :func:`validate` reads; a protocol's samples keep only these
-#: (7 of an item's 16 MB at 512 px: a run holds seven sets in memory).
+#: (7 of an item's 16 MB at 512 px: a run holds one set per protocol in memory).
 VAL_KEYS = ("image", "trimap_sp", "alpha")
 
 
