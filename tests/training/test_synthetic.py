@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,21 +15,26 @@ from vfxmatte.errors import DataError
 PHOTOS = Path("/work/shared/data/backgrounds")
 
 
+def _generated_photos(folder: Path) -> list[Path]:
+    """Two blurred-noise photos, independent of the shared data (golden hashes need fixed input)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(2):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
+        p = folder / f"p{i}.png"
+        cv2.imwrite(str(p), img)
+        out.append(p)
+    return out
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two real photos when the shared set is here; otherwise two photo-like images made on the fly."""
     real = [PHOTOS / "kodak24" / "kodim05.png", PHOTOS / "skimage_data" / "chelsea.png"]
     if all(p.is_file() for p in real):
         return real
-    d = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(2):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
-        p = d / f"p{i}.png"
-        cv2.imwrite(str(p), img)
-        out.append(p)
-    return out
+    return _generated_photos(tmp_path_factory.mktemp("photos"))
 
 
 def test_same_seed_and_index_give_identical_samples_in_any_order(photos: list[Path]) -> None:
@@ -168,25 +174,12 @@ def test_hair_is_drawn_with_the_cores_strand_code() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Real-texture recipes (issue 20): textured, mesh
-
-
-def _generated_photos(folder: Path) -> list[Path]:
-    """Two blurred-noise photos, independent of the shared data (golden hashes need fixed input)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(2):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
-        p = folder / f"p{i}.png"
-        cv2.imwrite(str(p), img)
-        out.append(p)
-    return out
+# Real-texture recipes (issue 20): textured, mesh, yarn
 
 
 #: sha256 (first 16 hex digits) of 3 samples (F then alpha bytes, samples 0-2) at 96 px, seed 11,
-#: of every recipe present before textured/mesh were added, and of the default mix, recorded at
-#: 884725f (x86-64, numpy 2.4, OpenCV 4) from the two generated photos above.
+#: of every recipe present before textured/mesh/yarn were added, and of the default mix, recorded at
+#: 884725f (x86-64 AVX-512, numpy 2.4, OpenCV 5.0) from the two generated photos of _generated_photos.
 _GOLDEN_BEFORE_TEXTURE = {
     "hair": "02ec30e9b7a3fd35",
     "fur": "a15b341957376ab0",
@@ -247,16 +240,21 @@ def test_textured_is_opaque_photo_texture_with_a_narrow_soft_edge(photos: list[P
         assert np.median(d_opaque[partial]) <= 4.0
 
 
+def _plain_samples(g: SyntheticGenerator, n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index, fg, alpha) of the first ``n`` samples that got no second layer (a body behind, a veil over)."""
+    for i in range(n):
+        info: dict = {}
+        fg, a = g.sample(i, out=info)
+        if not info.get("extra"):
+            yield i, fg, a
+
+
 def test_mesh_has_many_see_through_holes_of_one_size(photos: list[Path]) -> None:
     from scipy import ndimage
 
     g = SyntheticGenerator(photos, seed=13, size=(192, 192), recipes={"mesh": 1.0})
     seen = 0
-    for i in range(4):
-        info: dict = {}
-        _, a = g.sample(i, out=info)
-        if info.get("extra"):
-            continue  # a body behind the mesh fills its holes
+    for i, _, a in _plain_samples(g, 4):
         solid = a > 0.5
         holes, n = ndimage.label(ndimage.binary_fill_holes(solid) & ~solid)
         if n < 6:
@@ -272,11 +270,7 @@ def test_yarn_is_opaque_strands_with_sub_pixel_fuzz(photos: list[Path]) -> None:
     """Twisted strands or knits: mostly opaque where drawn, fibres of partial coverage around them."""
     g = SyntheticGenerator(photos, seed=14, size=(160, 160), recipes={"yarn": 1.0})
     faint = 0
-    for i in range(4):
-        info: dict = {}
-        fg, a = g.sample(i, out=info)
-        if info.get("extra"):
-            continue  # a veil or net over the yarn
+    for i, fg, a in _plain_samples(g, 4):
         covered = a > 0
         assert (a[covered] == 1.0).mean() > 0.5, f"sample {i}: strands are not opaque"
         assert fg[a == 1.0].std(axis=0).mean() > 0.02, "yarn colour is flat"
