@@ -628,7 +628,7 @@ def _textured_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: i
             best = (score, tex, feat.astype(np.float32), t, share)
     assert best is not None
     _, tex, feat, t, share = best
-    # Foreground side: the dark one for luminance-like splits more often (branches on sky).
+    # Either tone is the foreground (even odds): dark branches on sky, or the sky-lit side.
     sign = 1.0 if rng.random() < 0.5 else -1.0
     raw = sign * (feat - np.float32(t))
     smooth = cv2.GaussianBlur(raw, (0, 0), rng.uniform(0.8, 3.0))
