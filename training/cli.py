@@ -5,6 +5,7 @@ Commands::
     python -m training train --config training/configs/tiny.yaml [--set train.steps=20]
                              [--out DIR] [--resume auto|never|STATE] [--debug]
     python -m training export STATE_OR_RUN_DIR --out model.safetensors
+    python -m training compact STATE_OR_RUN_DIR --out state.safetensors
 
 Exit codes: 0 success (including a clean stop at ``train.time_limit_minutes``), 1 a run or
 export failed, 2 bad usage or a bad config (one line on stderr, no traceback unless --debug).
@@ -65,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("state", help="training state file, or a run directory (its latest state)")
     e.add_argument("--out", "-o", required=True, help="output .safetensors path")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    c = sub.add_parser("compact", help="write a training state without its Adam moments (small enough for git)")
+    c.add_argument("state", help="training state file, or a run directory (its latest state)")
+    c.add_argument("--out", "-o", required=True, help="output .safetensors path")
+    c.add_argument("--debug", action="store_true", help="show tracebacks")
 
     i = sub.add_parser("interpolate", help="write (1 - w) * BASE + w * TUNED, one architecture (WiSE-FT)")
     i.add_argument("base", help="checkpoint the fine-tune started from, or 'starter'")
@@ -200,7 +206,9 @@ def _validate(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(r, sort_keys=True))
         else:
-            print(r["checkpoint"] + "  " + "  ".join(f"{k} {_fmt(r[k])}" for k in keys if k in r))
+            protocols = sorted({k.split(".")[0] for k in r if "." in k and k.endswith(".sad")})
+            extra = "".join(f"  [{p}] sad {_fmt(r[p + '.sad'])} grad {_fmt(r.get(p + '.grad'))}" for p in protocols)
+            print(r["checkpoint"] + "  " + "  ".join(f"{k} {_fmt(r[k])}" for k in keys if k in r) + extra)
     return EXIT_OK
 
 
@@ -208,6 +216,14 @@ def _export(args: argparse.Namespace) -> int:
     from training.train import export_inference_checkpoint
 
     path = export_inference_checkpoint(args.state, args.out)
+    print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _compact(args: argparse.Namespace) -> int:
+    from training.train import compact_state
+
+    path = compact_state(args.state, args.out)
     print(f"wrote {path}")
     return EXIT_OK
 
@@ -235,6 +251,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _validate(args)
         if args.command == "interpolate":
             return _interpolate(args)
+        if args.command == "compact":
+            return _compact(args)
         return _export(args)
     except VfxMatteError as exc:
         if debug:

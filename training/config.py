@@ -91,6 +91,11 @@ class SyntheticDataConfig(_Section):
         return v
 
 
+#: The data keys a validation protocol (``data.val_protocols``) may change.
+PROTOCOL_KEYS = ("val_samples", "val_seed", "val_size", "val_rough_trimap_prob", "rough_trimap_kernel",
+                 "val_held_object_prob", "val_recipes")
+
+
 class DataConfig(_Section):
     synthetic: Optional[SyntheticDataConfig] = None
     #: Roots of studio matting sets (image/alpha pairs) mixed into the stream.
@@ -136,6 +141,34 @@ class DataConfig(_Section):
     #: Recipe odds of the validation composites; unset = the generator's default mix. One
     #: recipe makes a protocol of it ("shrub": ``--set 'data.val_recipes={shrub: 1}'``).
     val_recipes: Optional[dict[str, float]] = None
+    #: Further validation protocols, each scored on its own set at every validation: a name and
+    #: the keys of :data:`PROTOCOL_KEYS` it changes from this section, e.g. ``{rough:
+    #: {val_rough_trimap_prob: 1, rough_trimap_kernel: [15, 95]}, shrub: {val_recipes: {shrub:
+    #: 1}}}``. This section's own val_* settings stay the main protocol (plain metric names);
+    #: a protocol's metrics are named ``<name>.sad`` etc. Empty: the main protocol only.
+    val_protocols: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    def protocol(self, name: str) -> "DataConfig":
+        """This section with validation protocol ``name``'s keys applied (and no protocols)."""
+        merged = {**self.model_dump(mode="json"), **self.val_protocols[name], "val_protocols": {}}
+        return DataConfig.model_validate(merged)
+
+    @model_validator(mode="after")
+    def _protocols(self) -> "DataConfig":
+        for name, keys in self.val_protocols.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+                raise ValueError(f"val_protocols: {name!r}: a name of letters, digits, _ and -")
+            if not isinstance(keys, dict):
+                raise ValueError(f"val_protocols.{name}: expected a mapping of data keys")
+            unknown = sorted(set(keys) - set(PROTOCOL_KEYS))
+            if unknown:
+                raise ValueError(f"val_protocols.{name}: {', '.join(unknown)}: not a validation key "
+                                 f"(allowed: {', '.join(PROTOCOL_KEYS)})")
+            try:
+                self.protocol(name)
+            except ValidationError as exc:
+                raise ValueError(f"val_protocols.{name}: {_format_errors(exc)}") from None
+        return self
 
     @field_validator("val_recipes")
     @classmethod
@@ -261,8 +294,17 @@ class TrainLoopConfig(_Section):
     resume: str = "auto"
     #: Training-state files kept in out_dir/states (older ones are deleted).
     keep_states: int = 2
+    #: With ``resume: auto`` and no state in out_dir: continue from this state file instead
+    #: (full, or compact as ``python -m training compact`` writes it; training/state/README.md),
+    #: so a fresh checkout continues a long run from its committed state. Absent file: start
+    #: afresh (the start event says so). Null: no fallback.
+    fallback_state: Optional[str] = None
+    #: Steps over which the learning rate ramps up again (linearly from 1/rewarm_steps of the
+    #: schedule's value) after resuming from a compact state, whose Adam moments were dropped.
+    rewarm_steps: int = 50
 
-    @field_validator("steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_states")
+    @field_validator("steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_states",
+                     "rewarm_steps")
     @classmethod
     def _positive(cls, v: int) -> int:
         if v < 1:

@@ -536,6 +536,339 @@ def _net_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, s
     return f, a
 
 
+# --------------------------------------------------------------------------------------------
+# Real texture: regions cut from photos along their own structure, rigid meshes
+# --------------------------------------------------------------------------------------------
+
+
+def _two_tone_score(feature: np.ndarray) -> tuple[float, float, float]:
+    """(Otsu threshold, separability eta, share above it) of a feature map in 0..1.
+
+    ``eta`` is the between-class share of the variance (1 = two flat tones, 0 = no split): a
+    crop of branches against sky or a dark figure against a bright wall scores high.
+    """
+    q = np.clip(feature * 255.0, 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(q, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+    above = feature > t / 255.0
+    share = float(above.mean())
+    var = float(feature.var())
+    if var < 1e-6 or share in (0.0, 1.0):
+        return t / 255.0, 0.0, share
+    m1, m0 = float(feature[above].mean()), float(feature[~above].mean())
+    return t / 255.0, share * (1.0 - share) * (m1 - m0) ** 2 / var, share
+
+
+def _fill_small(mask: np.ndarray, min_area: int) -> np.ndarray:
+    """``mask`` with holes and islands smaller than ``min_area`` pixels removed (filled or cleared)."""
+    out = mask.copy()
+    for value in (False, True):  # first fill small holes, then clear small islands
+        comp = (out == value).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(comp, connectivity=8)
+        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
+        small = small[small > 0]
+        if len(small):
+            out[np.isin(labels, small)] = not value
+    return out
+
+
+def _decontaminate(tex: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Foreground colour for a matte cut from ``tex`` itself: the photo where alpha is ~1, and
+    the colour of the nearby opaque pixels spread into the soft edge (normalised blur at two
+    scales), so the edge does not carry the source photo's own background."""
+    solid = (alpha > 0.98).astype(np.float32)
+    out = tex.copy()
+    band = alpha <= 0.98
+    if not solid.any() or not band.any():
+        return out
+    fill = None
+    for sigma in (3.0, 12.0):
+        wsum = cv2.GaussianBlur(solid, (0, 0), sigma)
+        csum = cv2.GaussianBlur(tex * solid[..., None], (0, 0), sigma)
+        est = csum / np.maximum(wsum, 1e-4)[..., None]
+        ok = wsum > 0.02
+        fill = np.where(ok[..., None], est, fill if fill is not None else tex)
+    out[band] = fill[band]
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _textured_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> Layer:
+    """An opaque foreground with a real photo's texture, cut from that photo along its own edges.
+
+    Of four crops of real photos the most two-toned in one feature (luminance, a random colour
+    axis, or blue-vs-rest, the sky) is kept; one tone becomes the foreground: dense foliage
+    and branches against the sky, a dark trunk against a bright wall, a rock against water.
+    The region is the feature, lightly smoothed, thresholded at Otsu's level, without islands
+    and holes smaller than a leaf, with an edge 1-3 px soft; its interior keeps all of the
+    photo's texture, so what is opaque and what is background differ only in which photo they
+    come from (the dataset composites over another photo). Most of the time, thin structures
+    of the same tone next to the region (twigs, a leaf's serrated rim) add partial alpha from
+    the unsmoothed feature. The colour in the soft edge is the nearby opaque colour
+    (:func:`_decontaminate`), not the source's own mixed pixel.
+
+    The alpha is an exact matte of the composite by construction, but it is not a real
+    photo's matte: the cut follows the chosen feature's level set, so a boundary the feature
+    does not see (a leaf as bright as the sky) is cut wrong, and soft edges are a ramp rather
+    than measured coverage.
+    """
+    best: tuple[float, np.ndarray, np.ndarray, float, float] | None = None
+    for _ in range(4):
+        tex = photos.crop(rng, h, w, zoom=(0.7, 2.0))
+        pick = rng.random()
+        if pick < 0.45:
+            feat = _luma(tex)
+        elif pick < 0.7:
+            feat = np.clip(0.5 + tex[..., 2] - 0.5 * (tex[..., 0] + tex[..., 1]), 0, 1)  # sky
+        else:
+            axis = rng.normal(0, 1, 3).astype(np.float32)
+            axis /= np.abs(axis).sum() + 1e-6
+            feat = np.clip(0.5 + (tex - tex.reshape(-1, 3).mean(0)) @ axis, 0, 1)
+        t, eta, share = _two_tone_score(feat)
+        score = eta * (1.0 if 0.15 < share < 0.85 else 0.3)
+        if best is None or score > best[0]:
+            best = (score, tex, feat.astype(np.float32), t, share)
+    assert best is not None
+    _, tex, feat, t, share = best
+    # Either tone is the foreground (even odds): dark branches on sky, or the sky-lit side.
+    sign = 1.0 if rng.random() < 0.5 else -1.0
+    raw = sign * (feat - np.float32(t))
+    smooth = cv2.GaussianBlur(raw, (0, 0), rng.uniform(0.8, 3.0))
+    size = math.sqrt(h * w)
+    mask = _fill_small(smooth > 0, int(rng.uniform(0.0003, 0.003) * h * w) + 4)
+    # Signed field whose zero set follows the smoothed feature, with the small pieces fixed.
+    field = np.where(mask, np.abs(smooth), -np.abs(smooth)).astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), 0.7)
+    a = edge_alpha(field, rng.uniform(1.0, 3.0))
+    if rng.random() < 0.65:
+        # Thin same-tone structure in a ring around the region gets partial alpha.
+        contrast = float(np.abs(raw).mean()) + 1e-3
+        fine = np.clip(0.5 + raw / np.float32(rng.uniform(0.5, 1.5) * contrast), 0.0, 1.0)
+        k = int(rng.uniform(0.005, 0.02) * size) * 2 + 1
+        ring = cv2.dilate((a > 0.5).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        a = np.maximum(a, fine * ring.astype(np.float32))
+    a = a.astype(np.float32)
+    return _decontaminate(tex, a), a
+
+
+def _periodic_distance(u: np.ndarray, period: float, phase: float) -> np.ndarray:
+    """Distance from coordinate ``u`` to the nearest of the lines ``phase + k * period``."""
+    r = np.mod(u - np.float32(phase), np.float32(period))
+    return np.minimum(r, np.float32(period) - r)
+
+
+def _mesh_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Rigid see-through structure: wire mesh and chain-link fences, lattices, perforated sheet.
+
+    Unlike :func:`_net_layer`'s soft threads and lace, these are regular, opaque wires (0.6-5
+    px), slats (a fifth to two fifths of the period) or a sheet with round holes, so the
+    background shows through a grid of holes of one size; they are seen in perspective (a
+    random homography: holes shrink with depth) and often fill the whole frame, as a fence
+    in front of a scene does. Coverage is exact: the signed distance field of the structure
+    is evaluated on a canvas ``ss`` times finer, anti-aliased by :func:`edge_alpha` and box-
+    filtered down. Colour is a real photo's texture, half the time galvanised grey or painted,
+    with a highlight along each wire.
+    """
+    size = math.sqrt(h * w)
+    hs, ws = h * ss, w * ss
+    # Plane coordinates of each canvas pixel (output-pixel units): a homography from a
+    # jittered quadrilateral, plus a slight sag.
+    j = rng.uniform(0.0, 0.25) * size if rng.random() < 0.7 else 0.0
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    dst = (src + rng.uniform(-j, j, (4, 2))).astype(np.float32)
+    hm = cv2.getPerspectiveTransform(dst, src).astype(np.float64)
+    yy, xx = np.mgrid[0:hs, 0:ws].astype(np.float32)
+    xx = (xx + 0.5) / ss - 0.5
+    yy = (yy + 0.5) / ss - 0.5
+    den = hm[2, 0] * xx + hm[2, 1] * yy + hm[2, 2]
+    px = ((hm[0, 0] * xx + hm[0, 1] * yy + hm[0, 2]) / den).astype(np.float32)
+    py = ((hm[1, 0] * xx + hm[1, 1] * yy + hm[1, 2]) / den).astype(np.float32)
+    del xx, yy, den
+    if rng.random() < 0.4:
+        sag = cv2.resize(value_noise(rng, h, w, 0.5 * size), (ws, hs), interpolation=cv2.INTER_LINEAR)
+        py = py + sag * np.float32(rng.uniform(0.0, 0.02) * size)
+    theta = rng.uniform(0, math.pi)
+    kind = rng.random()
+    if kind < 0.55:
+        # Welded square mesh (90 degrees) or chain link (diamonds, 55-80 degrees).
+        period = rng.uniform(0.012, 0.07) * size
+        width = min(rng.uniform(0.6, 5.0), 0.4 * period)
+        angles = [theta, theta + (math.pi / 2 if rng.random() < 0.5 else rng.uniform(0.95, 1.4))]
+        halfw = [0.5 * width] * 2
+    elif kind < 0.8:
+        # Lattice / trellis / grille: wide slats, two families or one (louvres, railings).
+        period = rng.uniform(0.04, 0.16) * size
+        width = rng.uniform(0.2, 0.4) * period
+        angles = [theta, theta + rng.choice([math.pi / 2, math.pi / 4 + math.pi / 2])]
+        if rng.random() < 0.3:
+            angles = angles[:1]
+        halfw = [0.5 * width * rng.uniform(0.8, 1.2) for _ in angles]
+    else:
+        angles, halfw = [], []
+        period = rng.uniform(0.02, 0.08) * size
+    dist_fields = []
+    for th in angles:
+        u = np.float32(math.cos(th)) * px + np.float32(math.sin(th)) * py
+        dist_fields.append(_periodic_distance(u, period, rng.uniform(0, period)))
+    if angles:
+        parts = [np.float32(hw) - d for hw, d in zip(halfw, dist_fields)]
+        field = np.maximum.reduce(parts) if len(parts) > 1 else parts[0]
+        # Highlight across a wire: bright at its centre line (the nearest family's).
+        near = np.minimum.reduce(dist_fields) if len(dist_fields) > 1 else dist_fields[0]
+        across = np.clip(near / np.float32(max(halfw)), 0, 1)
+        shade = 1.0 + np.float32(rng.uniform(0.1, 0.5)) * (1.0 - across * across) - np.float32(0.15)
+    else:
+        # Perforated sheet: round holes on a square or staggered grid.
+        c, s = np.float32(math.cos(theta)), np.float32(math.sin(theta))
+        u, v = c * px + s * py, -s * px + c * py
+        stagger = rng.random() < 0.5
+        row = np.floor(v / np.float32(period))
+        u = u + (np.float32(0.5 * period) * np.mod(row, 2) if stagger else 0)
+        du, dv = _periodic_distance(u, period, 0.0), _periodic_distance(v, period, 0.0)
+        radius = rng.uniform(0.25, 0.45) * period
+        field = np.sqrt(du * du + dv * dv) - np.float32(radius)
+        shade = np.ones_like(field)
+    # Where the structure ends: the whole frame (a fence in front of everything), a straight
+    # panel edge in the plane, or a cloth-like region.
+    pick = rng.random()
+    if pick < 0.45:
+        region = None
+    elif pick < 0.8:
+        ang = rng.uniform(0, 2 * math.pi)
+        off = rng.uniform(0.2, 0.6) * size
+        region = (np.float32(math.cos(ang)) * (px - w / 2) + np.float32(math.sin(ang)) * (py - h / 2)) + np.float32(off - 0.5 * size)
+        region = -region
+    else:
+        body = _body_field(rng, h, w, photos) + 0.3
+        region = cv2.resize(body, (ws, hs), interpolation=cv2.INTER_LINEAR) * np.float32(0.25 * size)
+    if region is not None:
+        field = np.minimum(field, region.astype(np.float32))
+    a_fine = edge_alpha(field.astype(np.float32), 1.0)
+    a = cv2.resize(a_fine, (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else a_fine
+    shade_w = cv2.resize((shade * a_fine).astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) if ss > 1 else shade * a_fine
+    shade = np.where(a > 1e-3, shade_w / np.maximum(a, 1e-3), 1.0).astype(np.float32)
+    tex = photos.crop(rng, h, w, zoom=(0.8, 2.5))
+    tone = rng.random()
+    if tone < 0.3:
+        grey = _luma(tex)[..., None]
+        tex = np.clip(0.25 + 0.6 * grey + 0.1 * (tex - grey), 0, 1)  # galvanised steel
+    elif tone < 0.5:
+        paint = rng.uniform(0.03, 0.95, 3).astype(np.float32)
+        tex = _tinted(tex, paint, rng.uniform(0.5, 0.9))
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, np.clip(a, 0, 1).astype(np.float32)
+
+
+def _ribbons(pts: np.ndarray, width: np.ndarray) -> np.ndarray:
+    """Outline polygons [N, 2P, 2] of polylines ``pts`` [N, P, 2] thickened to ``width`` [N] px."""
+    tang = normalise(np.gradient(pts, axis=1))
+    nrm = np.stack([-tang[..., 1], tang[..., 0]], axis=-1) * (0.5 * width)[:, None, None]
+    return np.concatenate([pts + nrm, (pts - nrm)[:, ::-1]], axis=1).astype(np.float32)
+
+
+def _draw_yarn(canvas: StrandCanvas, rng: np.random.Generator, curves: np.ndarray, width: np.ndarray, fuzz: float) -> None:
+    """Twisted yarn or rope along ``curves`` [N, P, 2], ``width`` [N] px thick.
+
+    Each strand is an opaque body, a lighter narrower ridge (its roundness) and dark grooves
+    slanted across it every ply (the twist), then ``fuzz`` fibres per px of length standing
+    off its surface, sub-pixel thin (partial coverage). Strands are filled one polygon at a
+    time: OpenCV fills a list of polygons even-odd, which would open holes where they overlap.
+    """
+    n, p = curves.shape[:2]
+    shade = rng.uniform(0.6, 1.0, n).astype(np.float32)
+    bodies, ridges = _ribbons(curves, width), _ribbons(curves, 0.45 * width)
+    for i in range(n):
+        canvas.fill([bodies[i]], 1.0, 0.8 * float(shade[i]))
+        canvas.fill([ridges[i]], 1.0, 1.15 * float(shade[i]))
+    tang = normalise(np.gradient(curves, axis=1))
+    nrm = np.stack([-tang[..., 1], tang[..., 0]], axis=-1)
+    seg = np.linalg.norm(np.diff(curves, axis=1), axis=-1)
+    arc = np.concatenate([np.zeros((n, 1), np.float32), np.cumsum(seg, axis=1)], axis=1)
+    # Grooves: a slanted dash across the strand every ply period along it.
+    pitch = width * rng.uniform(0.5, 1.2)
+    slant = rng.uniform(0.3, 1.0) * rng.choice([-1.0, 1.0])
+    grooves = []
+    gw = []
+    for i in range(n):
+        at = np.arange(rng.uniform(0, pitch[i]), arc[i, -1], pitch[i], dtype=np.float32)
+        if len(at) == 0:
+            continue
+        j = np.clip(np.searchsorted(arc[i], at), 0, p - 1)
+        c, t, nv = curves[i, j], tang[i, j], nrm[i, j]
+        half = 0.45 * width[i]
+        grooves.append(np.stack([c - nv * half - t * half * slant, c + nv * half + t * half * slant], axis=1))
+        gw.append(np.full(len(at), max(0.4, 0.12 * float(width[i])), np.float32))
+    if grooves:
+        g = np.concatenate(grooves).astype(np.float32)
+        canvas.draw(g, np.concatenate(gw), np.ones(len(g), np.float32), np.full(len(g), 0.45, np.float32))
+    k = int(fuzz * float(arc[:, -1].sum()))
+    if k:
+        si = rng.integers(0, n, k)
+        pj = rng.integers(0, p, k)
+        side = rng.choice([-1.0, 1.0], k).astype(np.float32)[:, None]
+        out = nrm[si, pj] * side
+        start = curves[si, pj] + out * (0.4 * width[si])[:, None]
+        d = rotate(out, rng.normal(0, 0.7, k).astype(np.float32))
+        length = rng.uniform(1.0, 1.0, k).astype(np.float32) * (1.0 + rng.uniform(0, 1.2, k) * width[si])
+        mid = start + d * (0.5 * length)[:, None] + rng.normal(0, 0.3, (k, 2)).astype(np.float32)
+        fibres = np.stack([start, mid, start + d * length[:, None]], axis=1).astype(np.float32)
+        canvas.draw(fibres, rng.uniform(0.1, 0.45, k), rng.uniform(0.5, 1.0, k), rng.uniform(0.7, 1.3, k))
+
+
+def _yarn_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Yarn, rope and wool with real colour texture: loose strands, or knitted fabric.
+
+    Loose: 1-12 twisted strands 3-24 px thick wander across the frame (rope, a skein, a
+    tassel). Knitted: rows of V-shaped stitches of twisted yarn packed edge to edge, over the
+    frame or a body (a sweater's edge of whole stitches), opaque but for the small gaps between stitches,
+    so a textured opaque region sits inside the band with real holes in it. Both have
+    sub-pixel fibres standing off every strand (the fuzz of wool), and the colour is a real
+    photo's texture, usually dyed toward one yarn colour.
+    """
+    size = math.sqrt(h * w)
+    canvas = StrandCanvas(h, w, ss)
+    fuzz = rng.uniform(0.1, 1.5) if rng.random() < 0.8 else 0.0
+    if rng.random() < 0.5:
+        flow = FlowField(rng, h, w, rng.uniform(0.2, 0.6) * size)
+        m = int(rng.integers(1, 13))
+        roots = rng.uniform([-0.1 * w, -0.1 * h], [1.1 * w, 1.1 * h], (m, 2)).astype(np.float32)
+        dirs = normalise(rng.normal(0, 1, (m, 2))).astype(np.float32)
+        lengths = (rng.uniform(0.6, 1.6, m) * size).astype(np.float32)
+        curves = grow_curves(roots, dirs, lengths, 96, flow, 0.3, np.zeros(m, np.float32),
+                             rng.normal(0, 0.02, m).astype(np.float32), np.full(m, 0.01, np.float32), rng)
+        _draw_yarn(canvas, rng, curves, rng.uniform(3.0, 24.0, m).astype(np.float32), fuzz)
+    else:
+        sx = rng.uniform(0.02, 0.045) * size
+        sy = sx * rng.uniform(0.6, 1.0)
+        warp = rng.uniform(0.0, 0.03) * size
+        wx = value_noise(rng, h, w, 0.3 * size) * warp
+        wy = value_noise(rng, h, w, 0.3 * size) * warp
+        yc, xc = np.meshgrid(np.arange(-sy, h + 2 * sy, sy), np.arange(-sx, w + 2 * sx, sx), indexing="ij")
+        xc = xc + rng.uniform(-0.1, 0.1, (yc.shape[0], 1)) * sx  # rows drift a little
+        yc, xc = yc.ravel().astype(np.float32), xc.ravel().astype(np.float32)
+        iy, ix = np.clip(yc, 0, h - 1).astype(int), np.clip(xc, 0, w - 1).astype(int)
+        yc, xc = yc + wy[iy, ix], xc + wx[iy, ix]
+        if rng.random() < 0.7:
+            # A garment's edge: the stitches whose centre lies in a body, so the edge is made of
+            # stitches and their fuzz, not cut by a smooth curve.
+            inside = _body_field(rng, h, w, photos)[iy, ix] > 0
+            yc, xc = yc[inside], xc[inside]
+        t = np.linspace(0.0, 1.0, 8, dtype=np.float32)
+        legs = []
+        for side in (-1.0, 1.0):  # the two legs of each V
+            x = xc[:, None] + side * 0.5 * sx * (1 - t) + side * 0.15 * sx * np.sin(math.pi * t)
+            y = yc[:, None] - 0.6 * sy + 1.1 * sy * t
+            legs.append(np.stack([x, y], axis=-1))
+        curves = np.concatenate(legs).astype(np.float32)
+        width = (sx * rng.uniform(0.4, 0.6) * rng.uniform(0.9, 1.1, len(curves))).astype(np.float32)
+        _draw_yarn(canvas, rng, curves, width, fuzz * 0.5)
+    a, shade = canvas.resolve()
+    tex = photos.crop(rng, h, w, zoom=(0.6, 2.0))
+    if rng.random() < 0.7:
+        dye = rng.uniform(0.03, 0.95, 3).astype(np.float32)
+        tex = _tinted(tex, dye, rng.uniform(0.5, 0.9))
+    f = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return f, a
+
+
 def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> Layer:
     """Smoke (low-frequency alpha) or glass / plastic (faint body, rim and highlights)."""
     size = math.sqrt(h * w)
@@ -602,6 +935,11 @@ RECIPES: dict[str, float] = {
     # Off by default so the streams the shipped weights were trained on stay reproducible;
     # configs turn it on with data.synthetic.recipes.
     "shrub": 0.0,
+    # Off by default for the same reason (issue 20: real texture): opaque foregrounds cut from
+    # real photos along their own edges, rigid see-through meshes, twisted yarn and knits.
+    "textured": 0.0,
+    "mesh": 0.0,
+    "yarn": 0.0,
 }
 
 
@@ -739,6 +1077,12 @@ class SyntheticGenerator:
             return _shrub_layer(rng, p, h, w, ss)
         if name == "net":
             return _net_layer(rng, p, h, w, ss)
+        if name == "textured":
+            return _textured_layer(rng, p, h, w)
+        if name == "mesh":
+            return _mesh_layer(rng, p, h, w, ss)
+        if name == "yarn":
+            return _yarn_layer(rng, p, h, w, ss)
         if name == "transparent":
             return _transparent_layer(rng, p, h, w)
         layer = _solid_layer(rng, p, h, w)
@@ -748,7 +1092,7 @@ class SyntheticGenerator:
         name = self.recipe_names[int(rng.choice(len(self.recipe_names), p=self.recipe_p))]
         info: dict[str, Any] = {"recipe": name}
         layer = self._layer(name, rng, h, w)
-        if name in ("plant", "shrub", "net", "transparent") and rng.random() < 0.35:
+        if name in ("plant", "shrub", "net", "transparent", "mesh") and rng.random() < 0.35:
             # Something solid behind a fine or transparent layer: a body in the frame.
             layer = over(layer, _solid_layer(rng, self.photos, h, w))
             info["extra"] = "solid"

@@ -269,6 +269,31 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, list[dict[str, Tensor]]]:
     return train_set, val
 
 
+def build_protocol_sets(cfg: TrainConfig) -> dict[str, list[dict[str, Tensor]]]:
+    """The validation samples of each of ``data.val_protocols``, by name (empty without any).
+
+    Each is the main validation set a copy of the config with that protocol's keys would
+    build (:func:`build_datasets`), so a protocol's numbers equal ``validate`` with the same
+    keys given by ``--set``.
+    """
+    return {name: [{k: v for k, v in sample.items() if k in VAL_KEYS}
+                   for sample in build_datasets(cfg.model_copy(update={"data": cfg.data.protocol(name)}))[1]]
+            for name in cfg.data.val_protocols}
+
+
+#: The fields of a validation sample :func:`validate` reads; a protocol's samples keep only these
+#: (7 of an item's 16 MB at 512 px: a run holds one set per protocol in memory).
+VAL_KEYS = ("image", "trimap_sp", "alpha")
+
+
+#: The metrics logged per validation protocol (``<protocol>.<metric>``).
+PROTOCOL_METRICS = ("sad", "mse", "grad", "conn", "loss")
+
+
+def _protocol_metrics(name: str, res: dict[str, Any]) -> dict[str, Any]:
+    return {f"{name}.{k}": res[k] for k in PROTOCOL_METRICS if k in res}
+
+
 # --------------------------------------------------------------------------------------------
 # devices, precision, distribution
 
@@ -505,6 +530,28 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
     return state
 
 
+#: What a compact state leaves out of a training state: the Adam moments (twice the weights'
+#: size) and the GradScaler's state.
+COMPACT_DROPS = ("optimizer", "scaler")
+
+
+def compact_state(state: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Write the compact resume state of a training state file (or a run directory's latest).
+
+    Everything of the state except :data:`COMPACT_DROPS`: fp32 weights, step, schedule, RNG
+    states, stream position (from the step), config and lineage, in the state format (about a
+    third of the full state's size: small enough for git). :func:`train` resumes from it with a
+    fresh Adam whose lr ramps up again over ``train.rewarm_steps`` steps; the data stream
+    continues at the next micro-batch as after a full resume.
+    """
+    st = load_training_state(state)
+    source = st.pop("path")
+    for key in COMPACT_DROPS:
+        st[key] = None
+    st["compact"] = {"from": Path(source).name, "dropped": list(COMPACT_DROPS)}
+    return save_state(st, Path(path))
+
+
 def list_states(out_dir: Path) -> list[Path]:
     """State files in ``out_dir/states``, oldest step first."""
     d = Path(out_dir) / STATES_DIR
@@ -697,6 +744,8 @@ def validate_checkpoints(
     as the engine does on CPUs with native bf16 (:data:`vfxmatte.devices.BF16`: weights and
     inputs in bf16, alpha formed in float32); results then add ``precision``.
 
+    Each of ``data.val_protocols`` adds its metrics as ``<protocol>.<metric>``.
+
     Raises:
         CheckpointError: a checkpoint is missing, unreadable or not of the config's architecture.
         DeviceError: ``device`` is not available here.
@@ -712,11 +761,15 @@ def validate_checkpoints(
     arch = cfg.architecture()
     models = [(str(c), load_model(c, expect=arch)[0]) for c in checkpoints]  # fail before data
     _, val = build_datasets(cfg)
+    protocols = build_protocol_sets(cfg)
     dev = select_device(device)
     numeric = BF16 if precision == "bf16" else FP32
     out = []
     for name, model in models:
         res = validate(model.float(), val, cfg, dev, numeric, batch_size=cfg.train.batch_size, tta=tta)
+        for pname, samples in protocols.items():
+            res.update(_protocol_metrics(pname, validate(model.float(), samples, cfg, dev, numeric,
+                                                         batch_size=cfg.train.batch_size, tta=tta)))
         extra = {**({"tta": tta} if tta != "none" else {}), **({"precision": precision} if precision != "fp32" else {})}
         out.append({"checkpoint": name, **extra, **res})
     return out
@@ -770,7 +823,11 @@ class _JsonLog:
 def _find_resume(cfg: TrainConfig, out_dir: Path) -> Optional[Path]:
     mode = cfg.train.resume
     if mode == "auto":
-        return latest_state(out_dir)
+        found = latest_state(out_dir)
+        fallback = cfg.train.fallback_state
+        if found is None and fallback and Path(fallback).expanduser().is_file():
+            return Path(fallback).expanduser()
+        return found
     if mode == "never":
         existing = latest_state(out_dir)
         if existing is not None:
@@ -791,6 +848,7 @@ def train(
     *,
     train_set: Any = None,
     val_set: Optional[Sequence[dict[str, Tensor]]] = None,
+    protocol_sets: Optional[dict[str, Sequence[dict[str, Tensor]]]] = None,
     should_stop: Optional[Callable[[], bool]] = None,
 ) -> TrainResult:
     """Train (or continue training) the network a config describes.
@@ -802,6 +860,7 @@ def train(
         train_set / val_set: override the data sets the config describes (tests). The training
             set needs ``__len__``, ``__getitem__`` returning a dict of tensors ``image``,
             ``trimap_sp``, ``trimap_tcp``, ``alpha``, and optionally ``set_epoch``.
+        protocol_sets: override the sets of ``data.val_protocols`` (tests; ``{}``: none).
         should_stop: polled after every step; True stops cleanly like the time limit (the CLI
             wires SIGTERM/SIGINT to it).
 
@@ -876,9 +935,17 @@ def train(
         )
         min_ratio = cfg.optim.min_lr / cfg.optim.lr
         warmup = cfg.optim.warmup_steps
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: lr_factor(s, total, warmup, min_ratio)
-        )
+        # After a compact state (no Adam moments) the lr ramps up again from its step: from 0 to
+        # rewarm steps later the factor goes 1/steps .. 1 (empty: no re-warm-up).
+        rewarm: dict[str, int] = {}
+
+        def lr_at(s: int) -> float:
+            f = lr_factor(s, total, warmup, min_ratio)
+            if rewarm and s >= rewarm["from"]:
+                f *= min(1.0, (s - rewarm["from"] + 1) / rewarm["steps"])
+            return f
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
         step = 0
@@ -890,11 +957,19 @@ def train(
                 load_state(model, state["model"], source=str(resume_from))
             except CheckpointError as exc:
                 raise TrainingError(f"{resume_from}: cannot resume with this model config ({exc})") from exc
-            optimizer.load_state_dict(state["optimizer"])
+            step = int(state["step"])
+            rewarm.update(state.get("rewarm") or {})
+            if state.get("optimizer") is None:  # a compact state: a fresh Adam, re-warmed
+                rewarm.update({"from": step, "steps": cfg.train.rewarm_steps})
+            else:
+                optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
+            if state.get("optimizer") is None:
+                for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+                    group["lr"] = base * lr_at(step)
+                scheduler._last_lr = [g["lr"] for g in optimizer.param_groups]
             if scaler.is_enabled() and state.get("scaler"):
                 scaler.load_state_dict(state["scaler"])
-            step = int(state["step"])
             wall_before = float(state.get("wall_time", 0.0))
             last_val = dict(state.get("last_val", {}))
             init_record = dict(state.get("init", {}))
@@ -920,6 +995,8 @@ def train(
             built_train, built_val = build_datasets(cfg)
             train_set = built_train if train_set is None else train_set
             val_set = built_val if val_set is None else val_set
+        if protocol_sets is None:
+            protocol_sets = build_protocol_sets(cfg) if dd.main else {}
         accum = cfg.train.grad_accum
         stream = BatchStream(len(train_set), cfg.train.batch_size, dd.rank, dd.world, start=step * accum)
         workers = cfg.data.workers
@@ -958,6 +1035,7 @@ def train(
                 "vfxmatte_version": vfxmatte.__version__,
                 "last_val": last_val,
                 "init": init_record,
+                "rewarm": dict(rewarm),
             }
 
         def checkpoint() -> tuple[Optional[Path], Optional[Path]]:
@@ -977,6 +1055,8 @@ def train(
         def run_validation() -> dict[str, Any]:
             if dd.main and val_set:
                 res = validate(model, val_set, cfg, device, amp, cfg.train.batch_size)
+                for name, samples in protocol_sets.items():
+                    res.update(_protocol_metrics(name, validate(model, samples, cfg, device, amp, cfg.train.batch_size)))
                 res["step"] = step
                 log.write({"kind": "val", **res})
                 report(TrainEvent("val", step, total, res))

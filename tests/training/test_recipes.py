@@ -41,7 +41,14 @@ def test_starter_recipe_is_the_config_the_shipped_starter_was_trained_with(monke
     assert recipe.pop("init_checkpoint") != "starter"
     expected = dict(run["config"])
     expected.pop("init_checkpoint")
+    # Keys added to the schema after v10, at defaults that change nothing about that run.
+    for section, key, default in LATER_KEYS:
+        assert recipe[section].pop(key) == default and key not in expected[section]
     assert recipe == expected
+
+
+#: Config keys that did not exist when v10 was trained: (section, key, default).
+LATER_KEYS = (("data", "val_protocols", {}), ("train", "fallback_state", None), ("train", "rewarm_steps", 50))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,3 +109,25 @@ def test_pinned_init_checkpoint_that_differs_fails_before_anything_is_written(tm
 def test_bad_pin_is_a_config_error_naming_the_key(overrides, key):
     with pytest.raises(ConfigError, match=key):
         load_config(TINY, overrides)
+
+
+def test_v11_cpu_recipe_fine_tunes_the_shipped_starter_on_every_recipe_and_protocol(monkeypatch):
+    from training.synthetic import RECIPES
+    from vfxmatte.checkpoint import resolve
+
+    monkeypatch.delenv("VFXMATTE_BACKGROUNDS", raising=False)
+    path = CONFIG_DIR / "starter_v11_cpu.yaml"
+    assert _inherits(path) == []
+    cfg = load_config(path)
+    assert cfg.init_checkpoint_sha256 == file_sha256(resolve("starter"))  # v10, the shipped file
+    # Rehearses every earlier recipe and adds the real-texture ones.
+    assert set(cfg.data.synthetic.recipes) == set(RECIPES) and min(cfg.data.synthetic.recipes.values()) > 0
+    # The protocols of training/PROTOCOL.md, each its own set; the main one is the paper protocol.
+    assert cfg.data.val_recipes is None and cfg.data.val_rough_trimap_prob == 0 and cfg.data.val_held_object_prob == 0
+    assert set(cfg.data.val_protocols) == {"rough", "very_rough", "held", "shrub", "textured", "mesh", "yarn"}
+    assert cfg.data.protocol("rough").rough_trimap_kernel == (15, 95)
+    assert cfg.data.protocol("mesh").val_recipes == {"mesh": 1}
+    # One core for the run (a trainer thread, a loader process), resumable from git.
+    assert cfg.train.threads == 1 and cfg.data.workers == 1 and cfg.train.amp == "bf16"
+    assert cfg.train.resume == "auto" and cfg.train.fallback_state == "training/state/v11_cpu/state.safetensors"
+    assert cfg.train.val_every % cfg.train.ckpt_every == 0 and cfg.train.ckpt_every <= 150

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -14,21 +15,26 @@ from vfxmatte.errors import DataError
 PHOTOS = Path("/work/shared/data/backgrounds")
 
 
+def _generated_photos(folder: Path) -> list[Path]:
+    """Two blurred-noise photos, independent of the shared data (golden hashes need fixed input)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    out = []
+    for i in range(2):
+        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
+        p = folder / f"p{i}.png"
+        cv2.imwrite(str(p), img)
+        out.append(p)
+    return out
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Two real photos when the shared set is here; otherwise two photo-like images made on the fly."""
     real = [PHOTOS / "kodak24" / "kodim05.png", PHOTOS / "skimage_data" / "chelsea.png"]
     if all(p.is_file() for p in real):
         return real
-    d = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    out = []
-    for i in range(2):
-        img = cv2.GaussianBlur(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8), (0, 0), 3)
-        p = d / f"p{i}.png"
-        cv2.imwrite(str(p), img)
-        out.append(p)
-    return out
+    return _generated_photos(tmp_path_factory.mktemp("photos"))
 
 
 def test_same_seed_and_index_give_identical_samples_in_any_order(photos: list[Path]) -> None:
@@ -165,3 +171,108 @@ def test_hair_is_drawn_with_the_cores_strand_code() -> None:
     for name in ("grow_hair", "StrandCanvas", "Outline", "FlowField", "value_noise", "over"):
         assert getattr(synthetic, name) is getattr(procedural, name)
     assert not any(name.startswith(("_Strand", "_grow", "_hair_layer", "_noise")) for name in vars(synthetic))
+
+
+# ---------------------------------------------------------------------------------------------
+# Real-texture recipes (issue 20): textured, mesh, yarn
+
+
+#: sha256 (first 16 hex digits) of 3 samples (F then alpha bytes, samples 0-2) at 96 px, seed 11,
+#: of every recipe present before textured/mesh/yarn were added, and of the default mix, recorded at
+#: 884725f (x86-64 AVX-512, numpy 2.4, OpenCV 5.0) from the two generated photos of _generated_photos.
+_GOLDEN_BEFORE_TEXTURE = {
+    "hair": "02ec30e9b7a3fd35",
+    "fur": "a15b341957376ab0",
+    "plant": "a62c9a0c54cec952",
+    "net": "e3f4f59c54c6aadb",
+    "transparent": "278e0921993f4fa5",
+    "solid_blur": "9f8a331371d82602",
+    "shrub": "e27c76e04c5afa38",
+    "default": "4c65c8814da15bad",
+}
+
+
+@pytest.mark.parametrize("recipe", sorted(_GOLDEN_BEFORE_TEXTURE))
+def test_old_recipes_are_byte_identical_to_before_the_texture_recipes(tmp_path: Path, recipe: str) -> None:
+    import hashlib
+
+    photos = _generated_photos(tmp_path / "photos")
+    g = SyntheticGenerator(photos, seed=11, size=(96, 96), recipes=None if recipe == "default" else {recipe: 1.0})
+    h = hashlib.sha256()
+    for i in range(3):
+        fg, alpha = g.sample(i)
+        h.update(fg.tobytes())
+        h.update(alpha.tobytes())
+    assert h.hexdigest()[:16] == _GOLDEN_BEFORE_TEXTURE[recipe], f"{recipe}: the stream changed"
+
+
+def test_texture_recipes_are_off_in_the_default_mix() -> None:
+    assert RECIPES["textured"] == RECIPES["mesh"] == RECIPES["yarn"] == 0.0
+    # Appended after the older recipes: a zero-odds entry at the end leaves rng.choice's draw as it was.
+    assert list(RECIPES)[-3:] == ["textured", "mesh", "yarn"]
+
+
+@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn"])
+def test_texture_recipes_are_deterministic_under_a_seed(photos: list[Path], recipe: str) -> None:
+    a = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
+    b = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
+    b.sample(3)
+    for i in (0, 1):
+        fa, aa = a.sample(i)
+        fb, ab = b.sample(i)
+        np.testing.assert_array_equal(fa, fb)
+        np.testing.assert_array_equal(aa, ab)
+    assert not np.array_equal(a.sample(0)[1], a.sample(1)[1])
+
+
+def test_textured_is_opaque_photo_texture_with_a_narrow_soft_edge(photos: list[Path]) -> None:
+    """Large opaque regions holding the photo's texture; the transition is a band a few px wide."""
+    g = SyntheticGenerator(photos, seed=12, size=(160, 160), recipes={"textured": 1.0})
+    for i in range(3):
+        fg, a = g.sample(i)
+        opaque = a == 1.0
+        assert 0.1 < opaque.mean() < 0.95, f"sample {i}: opaque share {opaque.mean():.3f}"
+        assert fg[opaque].std(axis=0).mean() > 0.02, "the opaque interior is not textured"
+        partial = (a > 0) & (a < 1)
+        assert partial.mean() > 0.003
+        # The soft edge is narrow: the typical partial pixel lies within 4 px of an opaque one.
+        d_opaque = cv2.distanceTransform((~opaque).astype(np.uint8), cv2.DIST_L2, 3)
+        assert np.median(d_opaque[partial]) <= 4.0
+
+
+def _plain_samples(g: SyntheticGenerator, n: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(index, fg, alpha) of the first ``n`` samples that got no second layer (a body behind, a veil over)."""
+    for i in range(n):
+        info: dict = {}
+        fg, a = g.sample(i, out=info)
+        if not info.get("extra"):
+            yield i, fg, a
+
+
+def test_mesh_has_many_see_through_holes_of_one_size(photos: list[Path]) -> None:
+    from scipy import ndimage
+
+    g = SyntheticGenerator(photos, seed=13, size=(192, 192), recipes={"mesh": 1.0})
+    seen = 0
+    for i, _, a in _plain_samples(g, 4):
+        solid = a > 0.5
+        holes, n = ndimage.label(ndimage.binary_fill_holes(solid) & ~solid)
+        if n < 6:
+            continue  # slats of one family leave stripes, not holes
+        areas = np.bincount(holes.ravel())[1:]
+        q25, q75 = np.percentile(areas, [25, 75])
+        assert q75 <= 4.0 * q25, f"sample {i}: hole areas {q25:.0f}-{q75:.0f} are not regular"
+        seen += 1
+    assert seen >= 1
+
+
+def test_yarn_is_opaque_strands_with_sub_pixel_fuzz(photos: list[Path]) -> None:
+    """Twisted strands or knits: mostly opaque where drawn, fibres of partial coverage around them."""
+    g = SyntheticGenerator(photos, seed=14, size=(160, 160), recipes={"yarn": 1.0})
+    faint = 0
+    for i, fg, a in _plain_samples(g, 4):
+        covered = a > 0
+        assert (a[covered] == 1.0).mean() > 0.5, f"sample {i}: strands are not opaque"
+        assert fg[a == 1.0].std(axis=0).mean() > 0.02, "yarn colour is flat"
+        faint += int(((a > 0) & (a < 0.3)).sum() > 30)
+    assert faint >= 2  # fuzz (it is off in a fifth of the samples)

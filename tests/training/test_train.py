@@ -554,3 +554,73 @@ def test_warm_start_into_another_config_of_the_same_tensors(tmp_path):
     with pytest.raises(TrainingError, match="tcp_channels: 12 != 8"):
         train(tiny_cfg(tmp_path / "c", "train.steps=1", wide, f"init_checkpoint={first.export_path}"),
               train_set=DiscSet(), val_set=VAL)
+
+
+# ---------------------------------------------------------------------------------------------
+# compact states and train.fallback_state (a long run's small resume state, committed to git)
+
+
+def test_compact_state_drops_adam_and_a_fresh_checkout_resumes_from_it(tmp_path, capsys):
+    first = train(tiny_cfg(tmp_path / "run", "train.steps=8"), train_set=DiscSet(), val_set=VAL,
+                  should_stop=StopAfter(4))
+    assert (first.reason, first.step) == ("stopped", 4)
+    compact = tmp_path / "state" / "compact.safetensors"
+    assert cli.main(["compact", str(tmp_path / "run"), "--out", str(compact)]) == 0
+    assert "wrote" in capsys.readouterr().out
+    with safe_open(str(compact), framework="pt") as f:
+        names = list(f.keys())
+    assert names and not any(n.startswith("optim.") for n in names)
+    assert compact.stat().st_size < 0.6 * first.state_path.stat().st_size
+    small, full = load_training_state(compact), load_training_state(first.state_path)
+    assert small["optimizer"] is None and small["step"] == 4
+    for k in full["model"]:
+        assert torch.equal(small["model"][k], full["model"][k]), k  # fp32, bit for bit
+
+    # A fresh checkout: its out_dir is empty, the config names the committed compact state.
+    events = []
+    fresh = tmp_path / "fresh"
+    cfg = tiny_cfg(fresh, "train.steps=8", f"train.fallback_state={compact}", "train.rewarm_steps=4")
+    second = train(cfg, events.append, train_set=DiscSet(), val_set=VAL)
+    assert events[0].metrics["resumed_from"] == str(compact) and events[0].step == 4
+    assert second.step == 8 and second.reason == "done"
+    lrs = {r["step"]: r["lr"] for r in read_log(fresh) if r["kind"] == "train"}
+    # Re-warmed: steps 4..7 run at 1/4 .. 4/4 of the schedule's lr (logged after the step: lr of the next).
+    sched = [lr_factor(s, 8, cfg.optim.warmup_steps, cfg.optim.min_lr / cfg.optim.lr) * cfg.optim.lr for s in range(9)]
+    assert lrs[5] == pytest.approx(sched[5] * 2 / 4) and lrs[7] == pytest.approx(sched[7] * 4 / 4)
+    # Its own states are full again, and carry the re-warm for a later resume.
+    state = load_training_state(second.state_path)
+    assert state["optimizer"] is not None and state["rewarm"] == {"from": 4, "steps": 4}
+    # A third call resumes from the run's own state, not the fallback.
+    third_events = []
+    train(tiny_cfg(fresh, "train.steps=9", f"train.fallback_state={compact}"), third_events.append,
+          train_set=DiscSet(), val_set=VAL)
+    assert third_events[0].metrics["resumed_from"].endswith("state_00000008.safetensors")
+
+
+def test_fallback_state_that_is_absent_starts_afresh(tmp_path):
+    events = []
+    train(tiny_cfg(tmp_path / "run", "train.steps=2", f"train.fallback_state={tmp_path / 'none.safetensors'}"),
+          events.append, train_set=DiscSet(), val_set=VAL)
+    assert events[0].step == 0 and events[0].metrics["resumed_from"] is None
+
+
+def test_validation_protocols_are_scored_on_their_own_sets(tmp_path):
+    protocols = "data.val_protocols={rough: {val_rough_trimap_prob: 1}, shrub: {val_recipes: {shrub: 1}}}"
+    cfg = tiny_cfg(tmp_path, "train.steps=2", "train.val_every=2", protocols)
+    assert cfg.data.protocol("shrub").val_recipes == {"shrub": 1} and cfg.data.protocol("shrub").val_protocols == {}
+    sets = {"rough": [DiscSet(seed=5)[0]], "shrub": [DiscSet(seed=6)[0]]}
+    result = train(cfg, train_set=DiscSet(), val_set=VAL, protocol_sets=sets)
+    val = [r for r in read_log(tmp_path) if r["kind"] == "val"][-1]
+    assert {"sad", "rough.sad", "rough.grad", "shrub.sad", "shrub.loss"} <= set(val)
+    assert val["rough.sad"] != val["shrub.sad"]
+    assert result.last_val["shrub.sad"] == val["shrub.sad"]
+
+
+@pytest.mark.parametrize("protocols, key", [
+    ("{rough: {val_rough_trimap_prob: 2}}", "val_protocols.rough: val_rough_trimap_prob: must be in"),
+    ("{rough: {out_size: 64}}", "val_protocols.rough: out_size: not a validation key"),
+    ("{shrub: {val_recipes: {feathers: 1}}}", "val_protocols.shrub: val_recipes: unknown recipe"),
+])
+def test_bad_validation_protocol_is_a_config_error_naming_it(protocols, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(TINY, [f"data.val_protocols={protocols}"])
