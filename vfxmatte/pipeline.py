@@ -428,6 +428,7 @@ class ShotPipeline:
                 tile_size=m.tile_size,
                 overlap=m.overlap,
                 batch_size=m.batch_size,
+                memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
                 tta=m.tta,
                 sparse=m.sparse,
             )

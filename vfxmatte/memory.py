@@ -1,0 +1,153 @@
+"""Memory budget of inference: how large tiles and batches may be for a process to stay under it.
+
+The engine's peak over what the process already holds is estimated as
+
+    CONSTANT + FRAME_PIXEL_BYTES * frame pixels + batch * tile pixels * tile_pixel_bytes(model)
+
+where ``tile_pixel_bytes = PIXEL_BYTES + itemsize * (CHANNEL_BYTES + CHANNEL_SCALE * load)``,
+``itemsize`` is the bytes of the network's dtype (4 fp32, 2 bf16/fp16) and ``load`` is
+:func:`channel_load`, the feature channels per input pixel summed over the network's
+resolution levels. The constants were fitted to the peak RSS of single mattes on the CPU with
+the tiny and small (starter) networks, fp32 and bf16, dense (``benchmarks/bench_memory.py``,
+``benchmarks/RESULTS.md``): dense inference is the estimate also for block-sparse sessions,
+which fall back to it where the band is dense. :func:`fit_tiling` shrinks the batch first (the
+alpha does not depend on it), then the tile edge in steps of the network stride down to
+:data:`MIN_TILE`, until the estimate fits the budget less what the process holds now.
+
+On a GPU the activations live in device memory: the budget then bounds host memory only, with
+the same (host-side) frame buffers and a conservative tile term.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+from typing import TYPE_CHECKING
+
+from vfxmatte.errors import MemoryBudgetError
+from vfxmatte.tiling import padded_size, plan_tiles
+
+if TYPE_CHECKING:
+    from vfxmatte.model.config import TCPMattingConfig
+
+__all__ = [
+    "MIN_TILE",
+    "channel_load",
+    "estimate_peak_bytes",
+    "fit_tiling",
+    "process_rss_bytes",
+    "tile_pixel_bytes",
+]
+
+GIB = 2**30
+#: Smallest tile a budget may shrink to: below it the network sees too little context for the
+#: matte to stay within the tiling tests' bounds (tests/test_engine.py, 256 px with 64 overlap).
+MIN_TILE = 256
+#: Per-call allocations that do not scale with pixels (oneDNN scratch, allocator slack), bytes.
+CONSTANT = 32 * 2**20
+#: Frame-sized engine buffers per frame pixel beyond the caller's image and trimap: the clipped
+#: image copy, the unknown mask, two float32 accumulators, the composited alpha (measured 25-28).
+FRAME_PIXEL_BYTES = 32
+#: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (fit 117,
+#: raised for batches of several tiles, which measured up to 10% over a single tile's rate).
+PIXEL_BYTES = 140
+#: Per tile pixel and byte of dtype: a fixed part and one per unit of :func:`channel_load`
+#: (fits 17.8 and 1.15).
+CHANNEL_BYTES = 18
+CHANNEL_SCALE = 1.16
+#: Share of the free budget the estimate may use: room for the fit's residuals.
+HEADROOM = 0.85
+
+
+def channel_load(config: TCPMattingConfig) -> float:
+    """Feature channels per input pixel over the resolution levels: the input and TCP at full
+    resolution, then encoder and decoder widths at strides 2 to 32 (each divided by the
+    stride squared)."""
+    enc, dec = config.encoder_widths, config.decoder_widths
+    levels = [
+        (1, config.in_channels + config.tcp_channels),
+        (2, enc[0] + dec[3]),
+        (4, enc[1] + dec[2]),
+        (8, enc[2] + dec[1]),
+        (16, enc[3] + dec[0]),
+        (32, enc[4]),
+    ]
+    return sum(ch / (s * s) for s, ch in levels)
+
+
+def tile_pixel_bytes(config: TCPMattingConfig, itemsize: int) -> float:
+    """Estimated peak bytes per pixel of a tile in a batch."""
+    return PIXEL_BYTES + itemsize * (CHANNEL_BYTES + CHANNEL_SCALE * channel_load(config))
+
+
+def estimate_peak_bytes(
+    config: TCPMattingConfig, height: int, width: int, tile: int, overlap: int, batch: int, itemsize: int, stride: int
+) -> int:
+    """Estimated peak growth of the process while one ``height`` x ``width`` frame is matted
+    with these tiles (``tile = 0``: the whole frame), over its memory before the call."""
+    tiles = plan_tiles(height, width, tile, overlap if tile else 0, stride)
+    t = tiles[0]
+    per_batch = min(batch, len(tiles)) * t.h * t.w * tile_pixel_bytes(config, itemsize)
+    frame = padded_size(height, stride) * padded_size(width, stride) * FRAME_PIXEL_BYTES
+    return int(CONSTANT + frame + per_batch)
+
+
+def process_rss_bytes() -> int:
+    """This process's resident set now (Linux ``VmRSS``); elsewhere its peak so far."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def _shrunk_overlap(tile: int, overlap: int, stride: int) -> int:
+    # The job's overlap while it leaves a core; else 3/8 of the tile (96 at 256 px), on the stride.
+    return overlap if overlap * 2 < tile else max(stride, (tile * 3 // 8) // stride * stride)
+
+
+def fit_tiling(
+    budget: int,
+    used: int,
+    config: TCPMattingConfig,
+    height: int,
+    width: int,
+    tile: int,
+    overlap: int,
+    batch: int,
+    itemsize: int,
+    stride: int,
+) -> tuple[int, int, int]:
+    """``(tile, overlap, batch)`` for a frame within ``budget`` bytes when the process holds
+    ``used`` bytes: the given ones where they fit, else batch 1, then smaller tiles.
+
+    Raises:
+        MemoryBudgetError: even :data:`MIN_TILE` tiles one at a time do not fit.
+    """
+    free = (budget - used) * HEADROOM
+
+    def fits(t: int, o: int, b: int) -> bool:
+        return estimate_peak_bytes(config, height, width, t, o, b, itemsize, stride) <= free
+
+    if fits(tile, overlap, batch):
+        return tile, overlap, batch
+    for b in range(batch - 1, 0, -1):
+        if fits(tile, overlap, b):
+            return tile, overlap, b
+    edge = max(padded_size(height, stride), padded_size(width, stride))
+    start = min(tile or edge, edge - stride) // stride * stride
+    for t in range(start, MIN_TILE - 1, -stride):
+        o = _shrunk_overlap(t, overlap, stride)
+        if fits(t, o, 1):
+            return t, o, 1
+    smallest = min(MIN_TILE, padded_size(max(height, width), stride))
+    need = estimate_peak_bytes(config, height, width, smallest, _shrunk_overlap(smallest, overlap, stride), 1,
+                               itemsize, stride) / HEADROOM
+    raise MemoryBudgetError(
+        f"model.memory_gb {budget / GIB:.2f}: a {width}x{height} frame needs about {(used + need) / GIB:.2f} GiB "
+        f"even with {smallest} px tiles one at a time (this process holds {used / GIB:.2f} GiB); raise the budget"
+    )
