@@ -27,7 +27,7 @@ from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
 from vfxmatte.errors import InputError
-from vfxmatte.memory import MIN_TILE, fit_tiling, process_rss_bytes
+from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes, process_rss_bytes
 from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
 from vfxmatte.tiling import (
@@ -194,6 +194,7 @@ class MattingSession:
         tta: TTA = "none",
         sparse: bool | None = None,
         memory_budget: int | None = None,
+        held_pixel_bytes: int = HELD_PIXEL_BYTES,
     ) -> None:
         _check_tta(tta)
         self.tta = tta
@@ -214,8 +215,13 @@ class MattingSession:
         #: Bytes the whole process may hold while matting (None: no limit): tiles and batch
         #: shrink per frame to fit (:meth:`tiling_for`).
         self.memory_budget = memory_budget
-        if memory_budget is not None:
-            self.tiling_for(MIN_TILE, MIN_TILE)  # the model and the smallest tile must fit at all
+        #: What the caller holds per frame pixel besides the engine (:func:`vfxmatte.memory.held_bytes`).
+        self.held_pixel_bytes = int(held_pixel_bytes)
+        # The caller's model and the folded copy that runs.
+        self._weight_bytes = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        if memory_budget is not None:  # the process as it is and the smallest tile must fit at all
+            held = max(process_rss_bytes(), held_bytes(self._weight_bytes, MIN_TILE, MIN_TILE, self.held_pixel_bytes))
+            self._fit(MIN_TILE, MIN_TILE, held)
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":
@@ -245,15 +251,19 @@ class MattingSession:
 
     def tiling_for(self, height: int, width: int) -> tuple[int, int, int]:
         """``(tile_size, overlap, batch_size)`` a frame of this size runs with: the session's
-        own, or under :attr:`memory_budget` the largest that fit what the process has left.
+        own, or under :attr:`memory_budget` the largest that fit (:func:`vfxmatte.memory.fit_tiling`;
+        the same for every frame of a size, whatever the process's memory at the time).
 
         Raises:
             MemoryBudgetError: the budget is too small even for the smallest tiles.
         """
         if self.memory_budget is None:
             return self.tile_size, self.overlap, self.batch_size
+        return self._fit(height, width, held_bytes(self._weight_bytes, height, width, self.held_pixel_bytes))
+
+    def _fit(self, height: int, width: int, held: int) -> tuple[int, int, int]:
         # An untiled session that must tile overlaps its tiles by the default.
-        return fit_tiling(self.memory_budget, process_rss_bytes(), self.model.config, height, width, self.tile_size,
+        return fit_tiling(self.memory_budget, held, self.model.config, height, width, self.tile_size,
                           self.overlap or DEFAULT_OVERLAP, self.batch_size, self.numeric.dtype.itemsize, self.stride)
 
     # -- core

@@ -12,7 +12,13 @@ the tiny and small (starter) networks, fp32 and bf16, dense (``benchmarks/bench_
 ``benchmarks/RESULTS.md``): dense inference is the estimate also for block-sparse sessions,
 which fall back to it where the band is dense. :func:`fit_tiling` shrinks the batch first (the
 alpha does not depend on it), then the tile edge in steps of the network stride down to
-:data:`MIN_TILE`, until the estimate fits the budget less what the process holds now.
+:data:`MIN_TILE`, until the estimate fits the budget less what the process holds
+(:func:`held_bytes`).
+
+The plan is a function of the budget, the frame size, the network and its dtype only, never of
+the process's memory at the time: every frame of a shot gets the same tiles, in whatever chunk
+or process it runs, so chunked and resumed runs stay byte-identical (memory freed by one frame
+stays in the process's heap and is reused by the next).
 
 On a GPU the activations live in device memory: the budget then bounds host memory only, with
 the same (host-side) frame buffers and a conservative tile term.
@@ -34,8 +40,11 @@ __all__ = [
     "MIN_TILE",
     "channel_load",
     "estimate_peak_bytes",
+    "HELD_PIXEL_BYTES",
     "fit_tiling",
+    "held_bytes",
     "process_rss_bytes",
+    "temporal_pixel_bytes",
     "tile_pixel_bytes",
 ]
 
@@ -55,6 +64,16 @@ PIXEL_BYTES = 140
 #: (fits 17.8 and 1.15).
 CHANNEL_BYTES = 18
 CHANNEL_SCALE = 1.16
+#: A vfxmatte process before its first frame: Python, torch, OpenImageIO, OpenColorIO, OpenCV,
+#: the CLI (measured 290-330 MiB on this CPU with torch 2.13).
+PROCESS_BYTES = 320 * 2**20
+#: What the caller holds per frame pixel while and just after a frame is matted (the pipeline:
+#: the plate as read, its working RGB, the trimap, the alpha being written; measured 62, and 14
+#: more after the matte).
+HELD_PIXEL_BYTES = 80
+#: What the temporal stage holds per frame pixel and neighbour (plates, raw mattes, trimaps and
+#: flow of its window; measured about 105 for radius 1 on a 3-frame shot).
+TEMPORAL_PIXEL_BYTES = 56
 #: Share of the free budget the estimate may use: room for the fit's residuals.
 HEADROOM = 0.85
 
@@ -90,6 +109,18 @@ def estimate_peak_bytes(
     per_batch = min(batch, len(tiles)) * t.h * t.w * tile_pixel_bytes(config, itemsize)
     frame = padded_size(height, stride) * padded_size(width, stride) * FRAME_PIXEL_BYTES
     return int(CONSTANT + frame + per_batch)
+
+
+def held_bytes(weights: int, height: int, width: int, pixel_bytes: int = HELD_PIXEL_BYTES) -> int:
+    """Estimated memory of a process matting a ``height`` x ``width`` frame outside the engine's
+    own buffers, with ``weights`` bytes of network weights loaded and ``pixel_bytes`` per frame
+    pixel held by the caller (:data:`HELD_PIXEL_BYTES`, plus :func:`temporal_pixel_bytes`)."""
+    return PROCESS_BYTES + weights + pixel_bytes * height * width
+
+
+def temporal_pixel_bytes(radius: int) -> int:
+    """What the temporal stage of ``radius`` neighbours a side holds per frame pixel."""
+    return 2 * radius * TEMPORAL_PIXEL_BYTES
 
 
 def process_rss_bytes() -> int:
@@ -149,5 +180,5 @@ def fit_tiling(
                                itemsize, stride) / HEADROOM
     raise MemoryBudgetError(
         f"model.memory_gb {budget / GIB:.2f}: a {width}x{height} frame needs about {(used + need) / GIB:.2f} GiB "
-        f"even with {smallest} px tiles one at a time (this process holds {used / GIB:.2f} GiB); raise the budget"
+        f"even with {smallest} px tiles one at a time (the process holds about {used / GIB:.2f} GiB); raise the budget"
     )
