@@ -27,7 +27,7 @@ from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
 from vfxmatte.errors import InputError
-from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes, process_rss_bytes
+from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes
 from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
 from vfxmatte.tiling import (
@@ -219,9 +219,8 @@ class MattingSession:
         self.held_pixel_bytes = int(held_pixel_bytes)
         # The caller's model and the folded copy that runs.
         self._weight_bytes = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
-        if memory_budget is not None:  # the process as it is and the smallest tile must fit at all
-            held = max(process_rss_bytes(), held_bytes(self._weight_bytes, MIN_TILE, MIN_TILE, self.held_pixel_bytes))
-            self._fit(MIN_TILE, MIN_TILE, held)
+        if memory_budget is not None:  # the smallest tile of the smallest frame must fit at all
+            self.tiling_for(MIN_TILE, MIN_TILE)
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":

@@ -26,8 +26,6 @@ the same (host-side) frame buffers and a conservative tile term.
 
 from __future__ import annotations
 
-import resource
-import sys
 from typing import TYPE_CHECKING
 
 from vfxmatte.errors import MemoryBudgetError
@@ -43,7 +41,6 @@ __all__ = [
     "HELD_PIXEL_BYTES",
     "fit_tiling",
     "held_bytes",
-    "process_rss_bytes",
     "temporal_pixel_bytes",
     "tile_pixel_bytes",
 ]
@@ -121,19 +118,6 @@ def held_bytes(weights: int, height: int, width: int, pixel_bytes: int = HELD_PI
 def temporal_pixel_bytes(radius: int) -> int:
     """What the temporal stage of ``radius`` neighbours a side holds per frame pixel."""
     return 2 * radius * TEMPORAL_PIXEL_BYTES
-
-
-def process_rss_bytes() -> int:
-    """This process's resident set now (Linux ``VmRSS``); elsewhere its peak so far."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 def _shrunk_overlap(tile: int, overlap: int, stride: int) -> int:
