@@ -160,3 +160,18 @@ def test_threads_reach_torch_opencv_and_oiio():
         torch.set_num_threads(before[0])
         cv2.setNumThreads(before[1])
         oiio.attribute("threads", before[2])
+
+
+_RECORD_ARGV = "import json, os, sys; open(os.environ['RECORD'], 'w').write(json.dumps(sys.argv[1:]))"
+
+
+def test_local_workers_get_the_budget(tmp_path, monkeypatch):
+    from vfxmatte.farm.local import run_local
+
+    shot = make_shot010(tmp_path / "shot", frames=[1001], width=48, height=32)
+    (tmp_path / "job.yaml").write_text(yaml.safe_dump(shot.job_dict(tmp_path / "out" / "a.####.exr")))
+    monkeypatch.setenv("RECORD", str(tmp_path / "argv"))
+    report = run_local(load_job(tmp_path / "job.yaml"), None, workers=1, memory_gb=1.5,
+                       executable=[sys.executable, "-c", _RECORD_ARGV])
+    argv = yaml.safe_load((tmp_path / "argv").read_text())
+    assert report.exit_code == 0 and argv[argv.index("--memory-gb") + 1] == "1.5"

@@ -2,7 +2,8 @@
 
 The engine's peak over what the process already holds is estimated as
 
-    CONSTANT + FRAME_PIXEL_BYTES * frame pixels + batch * tile pixels * tile_pixel_bytes(model)
+    CONSTANT + FRAME_PIXEL_BYTES * frame pixels
+             + (1 + BATCH_EXTRA * (batch - 1)) * tile pixels * tile_pixel_bytes(model)
 
 where ``tile_pixel_bytes = PIXEL_BYTES + itemsize * (CHANNEL_BYTES + CHANNEL_SCALE * load)``,
 ``itemsize`` is the bytes of the network's dtype (4 fp32, 2 bf16/fp16) and ``load`` is
@@ -11,7 +12,7 @@ resolution levels. The constants were fitted to the peak RSS of single mattes on
 the tiny and small (starter) networks, fp32 and bf16, dense (``benchmarks/bench_memory.py``,
 ``benchmarks/RESULTS.md``): dense inference is the estimate also for block-sparse sessions,
 which fall back to it where the band is dense. :func:`fit_tiling` shrinks the batch first (the
-alpha does not depend on it), then the tile edge in steps of the network stride down to
+alpha depends on it only to float rounding), then the tile edge in steps of the network stride down to
 :data:`MIN_TILE`, until the estimate fits the budget less what the process holds
 (:func:`held_bytes`).
 
@@ -61,6 +62,9 @@ PIXEL_BYTES = 140
 #: (fits 17.8 and 1.15).
 CHANNEL_BYTES = 18
 CHANNEL_SCALE = 1.16
+#: Each tile past the first in a batch costs this many single tiles (batch 2 of 448 px tiles
+#: measured 1.3x two single tiles' share).
+BATCH_EXTRA = 1.5
 #: A vfxmatte process before its first frame: Python, torch, OpenImageIO, OpenColorIO, OpenCV,
 #: the CLI (measured 290-330 MiB on this CPU with torch 2.13).
 PROCESS_BYTES = 320 * 2**20
@@ -103,7 +107,8 @@ def estimate_peak_bytes(
     with these tiles (``tile = 0``: the whole frame), over its memory before the call."""
     tiles = plan_tiles(height, width, tile, overlap if tile else 0, stride)
     t = tiles[0]
-    per_batch = min(batch, len(tiles)) * t.h * t.w * tile_pixel_bytes(config, itemsize)
+    n = min(batch, len(tiles))
+    per_batch = (1 + BATCH_EXTRA * (n - 1)) * t.h * t.w * tile_pixel_bytes(config, itemsize)
     frame = padded_size(height, stride) * padded_size(width, stride) * FRAME_PIXEL_BYTES
     return int(CONSTANT + frame + per_batch)
 
