@@ -26,8 +26,8 @@ import torch
 from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
-from vfxmatte.errors import InputError
-from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes
+from vfxmatte.errors import InputError, MemoryBudgetError
+from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes, least_bytes
 from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
 from vfxmatte.tiling import (
@@ -219,8 +219,14 @@ class MattingSession:
         self.held_pixel_bytes = int(held_pixel_bytes)
         # The caller's model and the folded copy that runs.
         self._weight_bytes = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
-        if memory_budget is not None:  # the smallest tile of the smallest frame must fit at all
-            self.tiling_for(MIN_TILE, MIN_TILE)
+        if memory_budget is not None:  # the process and one smallest tile must fit at all
+            try:
+                self.tiling_for(MIN_TILE, MIN_TILE)
+            except MemoryBudgetError:
+                need = least_bytes(self._weight_bytes, self.held_pixel_bytes, model.config, self.numeric.dtype.itemsize)
+                raise MemoryBudgetError(
+                    f"model.memory_gb {memory_budget / 2**30:.2f}: the process with this network and one {MIN_TILE} px "
+                    f"tile needs about {need / 2**30:.2f} GiB; raise the budget") from None
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":

@@ -36,12 +36,13 @@ if TYPE_CHECKING:
     from vfxmatte.model.config import TCPMattingConfig
 
 __all__ = [
+    "HELD_PIXEL_BYTES",
     "MIN_TILE",
     "channel_load",
     "estimate_peak_bytes",
-    "HELD_PIXEL_BYTES",
     "fit_tiling",
     "held_bytes",
+    "least_bytes",
     "temporal_pixel_bytes",
     "tile_pixel_bytes",
 ]
@@ -56,7 +57,7 @@ CONSTANT = 32 * 2**20
 #: image copy, the unknown mask, two float32 accumulators, the composited alpha (measured 25-28).
 FRAME_PIXEL_BYTES = 32
 #: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (fit 117,
-#: raised for batches of several tiles, which measured up to 10% over a single tile's rate).
+#: rounded up).
 PIXEL_BYTES = 140
 #: Per tile pixel and byte of dtype: a fixed part and one per unit of :func:`channel_load`
 #: (fits 17.8 and 1.15).
@@ -118,6 +119,12 @@ def held_bytes(weights: int, height: int, width: int, pixel_bytes: int = HELD_PI
     own buffers, with ``weights`` bytes of network weights loaded and ``pixel_bytes`` per frame
     pixel held by the caller (:data:`HELD_PIXEL_BYTES`, plus :func:`temporal_pixel_bytes`)."""
     return PROCESS_BYTES + weights + pixel_bytes * height * width
+
+
+def least_bytes(weights: int, pixel_bytes: int, config: "TCPMattingConfig", itemsize: int) -> int:
+    """The least budget a process can matte in at all: a :data:`MIN_TILE` frame in one tile."""
+    engine = estimate_peak_bytes(config, MIN_TILE, MIN_TILE, MIN_TILE, 0, 1, itemsize, config.stride)
+    return int(held_bytes(weights, MIN_TILE, MIN_TILE, pixel_bytes) + engine / HEADROOM)
 
 
 def temporal_pixel_bytes(radius: int) -> int:
