@@ -264,9 +264,7 @@ class MattingSession:
         """
         if self.memory_budget is None:
             return self.tile_size, self.overlap, self.batch_size
-        return self._fit(height, width, held_bytes(self._weight_bytes, height, width, self.held_pixel_bytes))
-
-    def _fit(self, height: int, width: int, held: int) -> tuple[int, int, int]:
+        held = held_bytes(self._weight_bytes, height, width, self.held_pixel_bytes)
         # An untiled session that must tile overlaps its tiles by the default.
         return fit_tiling(self.memory_budget, held, self.model.config, height, width, self.tile_size,
                           self.overlap or DEFAULT_OVERLAP, self.batch_size, self.numeric.dtype.itemsize, self.stride)
