@@ -4,14 +4,14 @@ Commands::
 
     vfxmatte validate JOB [--all-frames]
     vfxmatte run JOB [--frames RANGE] [--chunk N/M] [--device auto|cpu|cuda|cuda:N|mps] [--dry-run [--all-frames]]
-                 [--threads N] [--progress deadline|alf|none]
+                 [--threads N] [--memory-gb GB] [--progress deadline|alf|none]
     vfxmatte propagate JOB [--frames RANGE] [--chunk N/M] [--out PATTERN] [--threads N]
                  [--progress deadline|alf|none]
     vfxmatte submit JOB --farm opencue|deadline|local [--frames RANGE] [--chunk-size N] [--dry-run]
                  [--out DIR] [--executable PROGRAM] [--show SHOW] [--shot SHOT] [--service NAME]
                  [--cores N] [--memory 8g] [--tags T,T] [--priority N] [--cuebot HOST[:PORT]]
                  [--pool POOL] [--group GROUP] [--submit] [--workers N] [--threads N] [--gpus 0,1]
-                 [--progress deadline|alf|none]
+                 [--memory-gb GB] [--progress deadline|alf|none]
     vfxmatte example shot010 [--out DIR] [--frames RANGE] [--size WxH] [--keyframes [RANGE]]
     vfxmatte eval FOLDER [--model starter|PATH] [--trimap-dir trimap1] [--device DEVICE]
                   [--precision auto|fp32|bf16|fp16] [--tta none|flip] [--dense] [--json]
@@ -310,6 +310,24 @@ def _chunked_frames(args: argparse.Namespace, job) -> list[int] | None:  # noqa:
     return chunk_frames(frames, args.chunk) if frames else None
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _with_memory(job, args: argparse.Namespace):  # noqa: ANN001, ANN202 - Job
+    """The job with ``--memory-gb`` as its ``model.memory_gb`` (hashed like the job key)."""
+    gb = getattr(args, "memory_gb", None)
+    if gb is None:
+        return job
+    return job.model_copy(update={"model": job.model.model_copy(update={"memory_gb": gb})})
+
+
 def _setup_threads(args: argparse.Namespace) -> None:
     if getattr(args, "threads", None) is not None:
         from vfxmatte.devices import set_threads
@@ -328,7 +346,7 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import run_job
 
-    job = load_job(args.job)
+    job = _with_memory(load_job(args.job), args)
     frames = _chunked_frames(args, job)
     if frames == []:
         return _empty_chunk(out, args, job)
@@ -419,7 +437,7 @@ def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import job_frames
 
-    job = load_job(args.job)
+    job = _with_memory(load_job(args.job), args)
     farm = _farm_settings(job, args)
     frames = args.frames if args.frames is not None else job_frames(job)
     if not frames:
@@ -499,7 +517,8 @@ def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  #
             if item.code not in (EXIT_OK, EXIT_FRAMES_FAILED) and item.error and not out.json:
                 print(f"{PROG}: chunk {item.chunk} ({item.stage}): {item.error}", file=out.stderr, flush=True)
 
-        report = run_local(job, args.frames, workers, chunks=count, threads=args.threads, gpus=gpus, progress=progress)
+        report = run_local(job, args.frames, workers, chunks=count, threads=args.threads, gpus=gpus, progress=progress,
+                           memory_gb=args.memory_gb)
     _summary(out, report)
     return report.exit_code
 
@@ -601,6 +620,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
 
 # --------------------------------------------------------------------------- parser
 
+MEMORY_HELP = "memory budget of the process in GiB: tiles and batch shrink to fit it (overrides model.memory_gb)"
 ALL_FRAMES_HELP = "open every frame's plate and trimap header (default: 100 frames spread over the shot)"
 
 
@@ -655,6 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", type=_device_arg, metavar="DEVICE", help="auto, cpu, cuda, cuda:N or mps (overrides the job)")
     r.add_argument("--dry-run", action="store_true", help="show what would be done, as validate checks it; write nothing")
     r.add_argument("--all-frames", action="store_true", help=f"with --dry-run: {ALL_FRAMES_HELP}")
+    r.add_argument("--memory-gb", type=_positive_float, metavar="GB", help=MEMORY_HELP)
     _farm_task_options(r)
 
     pr = add("propagate", _cmd_propagate, "write the propagated trimaps of a keyframes job (8-bit PNG)")
@@ -690,6 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes at once (default: one per core)")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="threads per worker (default: cores / workers)")
     g.add_argument("--gpus", metavar="0,1", help="GPUs shared out to the workers round-robin (CUDA_VISIBLE_DEVICES)")
+    g.add_argument("--memory-gb", type=_positive_float, metavar="GB", help=f"per worker: {MEMORY_HELP}")
     g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
                    help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
 

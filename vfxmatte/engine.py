@@ -12,6 +12,7 @@ Two layers, each the one place for its concern:
   its predictor in batches, blends them, and copies the trimap's known pixels over the result.
   Cost follows the unknown region, not the frame. Peak memory is set by ``tile_size`` and
   ``batch_size``; the frame-sized buffers are the image, trimap and two float32 accumulators.
+  With a ``memory_budget`` both shrink per frame to fit it (:func:`vfxmatte.memory.fit_tiling`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import torch
 from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
-from vfxmatte.errors import InputError
+from vfxmatte.errors import InputError, MemoryBudgetError
+from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes, least_bytes
 from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
 from vfxmatte.tiling import (
@@ -191,6 +193,8 @@ class MattingSession:
         fold_norms: bool = True,
         tta: TTA = "none",
         sparse: bool | None = None,
+        memory_budget: int | None = None,
+        held_pixel_bytes: int = HELD_PIXEL_BYTES,
     ) -> None:
         _check_tta(tta)
         self.tta = tta
@@ -208,6 +212,21 @@ class MattingSession:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = checkpoint
         self.predictor = Predictor(model, self.device, self.numeric, tta, self.sparse, fold_norms)
+        #: Bytes the whole process may hold while matting (None: no limit): tiles and batch
+        #: shrink per frame to fit (:meth:`tiling_for`).
+        self.memory_budget = memory_budget
+        #: What the caller holds per frame pixel besides the engine (:func:`vfxmatte.memory.held_bytes`).
+        self.held_pixel_bytes = int(held_pixel_bytes)
+        # The caller's model and the folded copy that runs.
+        self._weight_bytes = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        if memory_budget is not None:  # the process and one smallest tile must fit at all
+            try:
+                self.tiling_for(MIN_TILE, MIN_TILE)
+            except MemoryBudgetError:
+                need = least_bytes(self._weight_bytes, self.held_pixel_bytes, model.config, self.numeric.dtype.itemsize)
+                raise MemoryBudgetError(
+                    f"model.memory_gb {memory_budget / 2**30:.2f}: the process with this network and one {MIN_TILE} px "
+                    f"tile needs about {need / 2**30:.2f} GiB; raise the budget") from None
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":
@@ -235,6 +254,21 @@ class MattingSession:
         """The numeric mode the network runs in (``fp32``, ``bf16``, ``fp16-autocast``, ...)."""
         return self.numeric.name
 
+    def tiling_for(self, height: int, width: int) -> tuple[int, int, int]:
+        """``(tile_size, overlap, batch_size)`` a frame of this size runs with: the session's
+        own, or under :attr:`memory_budget` the largest that fit (:func:`vfxmatte.memory.fit_tiling`;
+        the same for every frame of a size, whatever the process's memory at the time).
+
+        Raises:
+            MemoryBudgetError: the budget is too small even for the smallest tiles.
+        """
+        if self.memory_budget is None:
+            return self.tile_size, self.overlap, self.batch_size
+        held = held_bytes(self._weight_bytes, height, width, self.held_pixel_bytes)
+        # An untiled session that must tile overlaps its tiles by the default.
+        return fit_tiling(self.memory_budget, held, self.model.config, height, width, self.tile_size,
+                          self.overlap or DEFAULT_OVERLAP, self.batch_size, self.numeric.dtype.itemsize, self.stride)
+
     # -- core
     def _run_batch(self, image: np.ndarray, trimap: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:
         """Network prediction for tiles of equal size -> [N, h, w] float32."""
@@ -244,9 +278,10 @@ class MattingSession:
         alpha = self.predictor(x, torch.from_numpy(tris))  # [N,1,h,w]
         return alpha[:, 0].cpu().numpy()
 
-    def _batches(self, tiles: list[Tile]) -> Iterator[list[Tile]]:
-        for i in range(0, len(tiles), self.batch_size):
-            yield tiles[i : i + self.batch_size]
+    @staticmethod
+    def _batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
+        for i in range(0, len(tiles), size):
+            yield tiles[i : i + size]
 
     def predict(self, image: np.ndarray, trimap: np.ndarray, progress: Progress | None = None) -> np.ndarray:
         """Raw blended network prediction over the frame (0 where no tile ran).
@@ -256,19 +291,20 @@ class MattingSession:
         """
         h, w = trimap.shape
         hp, wp = padded_size(h, self.stride), padded_size(w, self.stride)
+        tile, overlap, batch_size = self.tiling_for(h, w)
         unknown = tm.unknown_mask(trimap)
-        tiles = plan_tiles(h, w, self.tile_size, self.overlap, self.stride)
-        tiles = tiles_needing_inference(tiles, unknown, self.overlap, self.stride)
+        tiles = plan_tiles(h, w, tile, overlap, self.stride)
+        tiles = tiles_needing_inference(tiles, unknown, overlap, self.stride)
         # Tiles of a row (column) share their y (x) weights: compute each 1-D profile once.
-        wy = {t.y: axis_weight(t.y, t.h, hp, self.overlap) for t in tiles}
-        wx = {t.x: axis_weight(t.x, t.w, wp, self.overlap) for t in tiles}
+        wy = {t.y: axis_weight(t.y, t.h, hp, overlap) for t in tiles}
+        wx = {t.x: axis_weight(t.x, t.w, wp, overlap) for t in tiles}
         # Accumulators cover the stride-padded frame; the padding is cropped off at the end.
         acc = np.zeros((hp, wp), dtype=np.float32)
         wsum = np.zeros((hp, wp), dtype=np.float32)
         done = 0
         if progress:
             progress(0, len(tiles))
-        for batch in self._batches(tiles):
+        for batch in self._batches(tiles, batch_size):
             preds = self._run_batch(image, trimap, batch)
             for t, p in zip(batch, preds):
                 wt = wy[t.y][:, None] * wx[t.x][None, :]  # == tile_weight(t, hp, wp, overlap)

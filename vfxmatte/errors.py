@@ -136,6 +136,10 @@ class UnknownVariantError(ArchitectureError):
         return type(self), (str(self), self.name, self.choices)
 
 
+class MemoryBudgetError(VfxMatteError):
+    """A memory budget (``model.memory_gb``, ``--memory-gb``) is too small for the smallest tiles."""
+
+
 class DeviceError(VfxMatteError):
     """A requested device or precision is unavailable on this machine."""
 

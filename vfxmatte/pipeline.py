@@ -420,8 +420,9 @@ class ShotPipeline:
             self._rgb_out = ColorConverter(self.job.color.config, self.job.plate.colorspace, out.rgb_colorspace)
         if self._session is None:
             from vfxmatte.engine import MattingSession
+            from vfxmatte.memory import HELD_PIXEL_BYTES, temporal_pixel_bytes
 
-            m = self.job.model
+            m, t = self.job.model, self.job.temporal
             self._session = MattingSession.from_checkpoint(
                 m.checkpoint,
                 device=self.device,
@@ -429,6 +430,8 @@ class ShotPipeline:
                 tile_size=m.tile_size,
                 overlap=m.overlap,
                 batch_size=m.batch_size,
+                memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
+                held_pixel_bytes=HELD_PIXEL_BYTES + (temporal_pixel_bytes(t.radius) if t.enabled else 0),
                 tta=m.tta,
                 sparse=m.sparse,
             )

@@ -97,11 +97,13 @@ def run_local(
     gpus: Sequence[str] = (),
     executable: Sequence[str] = (sys.executable, "-m", "vfxmatte"),
     progress: Progress | None = None,
+    memory_gb: float | None = None,
 ) -> LocalReport:
     """Run ``frames`` of ``job`` (default: the job's frames) as ``chunks`` chunks (default:
     one per worker) on ``workers`` processes at once.
 
-    ``progress`` receives a :class:`~vfxmatte.pipeline.FrameEvent` per frame event of every
+    ``memory_gb`` is each matting worker's ``--memory-gb``. ``progress`` receives a
+    :class:`~vfxmatte.pipeline.FrameEvent` per frame event of every
     worker (``index`` counts over both stages), and a :class:`WorkerExit` as each worker ends.
 
     Raises:
@@ -136,6 +138,8 @@ def run_local(
                     chunk = tasks.pop(0)
                     argv = [*executable, "--log-format", "json", stage, job_path(job), "--chunk", str(chunk),
                             "--threads", str(share)]
+                    if memory_gb is not None and stage == "run":
+                        argv += ["--memory-gb", repr(memory_gb)]
                     if frames is not None:
                         argv += ["--frames", format_frames(wanted) if sorted(set(wanted)) == wanted else ",".join(map(str, wanted))]
                     env = {**os.environ, **{v: str(share) for v in _THREAD_VARS}}

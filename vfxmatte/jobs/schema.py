@@ -408,6 +408,10 @@ class ModelSpec(_Section):
     overlap: int = Field(DEFAULT_OVERLAP, ge=0)
     #: Tiles per forward pass; null: 1 on CPU, 8 on GPU.
     batch_size: int | None = Field(None, ge=1)
+    #: Memory budget of the process in GiB (null: none): per frame, the batch and then the tile
+    #: edge shrink until the estimated peak fits (vfxmatte.memory). Hashed: a shrunk tiling
+    #: changes the alpha within the tiling tests' bounds, so not to the byte.
+    memory_gb: float | None = Field(None, gt=0)
     #: Test-time augmentation: "none", or "flip" (each tile also mirrored, the two alphas
     #: averaged: finer edges for about twice the time; benchmarks/RESULTS.md).
     tta: Literal["none", "flip"] = "none"
