@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,10 @@ class Expect:
     extra_folders: tuple[Path, ...] = field(default=())
     #: frames that fail, each printed once (``vfxmatte: frame F failed: ...``); None: one line
     failing: tuple[int, ...] | None = None
+    #: what ``validate --all-frames`` on the same job exits with (None: ``code``). It reads
+    #: headers, not plate pixels, and writes nothing: a plate damaged past its header and a
+    #: disk that cannot be written pass it.
+    validate: int | None = None
 
 
 def run(shot: Shot, *args: str, **sections) -> list[str]:
@@ -119,22 +124,22 @@ def dpx_plates(shot: Shot) -> Path:
     return folder / "shot010.####.dpx"
 
 
-def dpx_case(damage: Callable[[Path], Path]) -> Callable[[Shot], Expect]:
+def dpx_case(damage: Callable[[Path], Path], validate: int | None = None) -> Callable[[Shot], Expect]:
     def case(shot: Shot) -> Expect:
         pattern = dpx_plates(shot)
         bad = damage(pattern.parent / "shot010.1002.dpx")
         out = shot.root / "dpx_out" / "shot010.####.exr"
         return Expect(["run", str(shot.job(plate={"path": str(pattern), "colorspace": "cineon"},
                                            output={"path": str(out)}))],
-                      1, ("frame 1002", str(bad)), extra_folders=(pattern.parent,))
+                      1, ("frame 1002", str(bad)), extra_folders=(pattern.parent,), validate=validate)
 
     return case
 
 
-def plate_case(damage: Callable[[Path], Path], *words: str) -> Callable[[Shot], Expect]:
+def plate_case(damage: Callable[[Path], Path], *words: str, validate: int | None = None) -> Callable[[Shot], Expect]:
     def case(shot: Shot) -> Expect:
         bad = damage(shot.plate(1002))
-        return Expect(run(shot), 1, ("frame 1002 failed", str(bad), *words))
+        return Expect(run(shot), 1, ("frame 1002 failed", str(bad), *words), validate=validate)
 
     return case
 
@@ -246,7 +251,7 @@ def frames_past_the_plates(shot: Shot) -> Expect:
 def output_parent_is_a_file(shot: Shot) -> Expect:
     (shot.root / "blocker").write_text("not a folder")
     return Expect(run(shot, output={"path": str(shot.root / "blocker" / "m.####.exr")}), 1,
-                  ("frame 1001 failed", str(shot.root / "blocker")), failing=FRAMES)
+                  ("frame 1001 failed", str(shot.root / "blocker")), failing=FRAMES, validate=0)
 
 
 def read_only_output(shot: Shot, small_disk) -> Expect:
@@ -255,7 +260,7 @@ def read_only_output(shot: Shot, small_disk) -> Expect:
     (disk / "out").mkdir()
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     return Expect(run(shot, output={"path": str(disk / "out" / "m.####.exr")}), 1, ("frame 1001 failed", str(disk / "out"), "Read-only file system"),
-                  failing=FRAMES)
+                  failing=FRAMES, validate=0)
 
 
 def disk_full(leave: int) -> Callable[..., Expect]:
@@ -268,9 +273,39 @@ def disk_full(leave: int) -> Callable[..., Expect]:
         fill_disk(disk, leave=leave)
         return Expect(run(shot, output={"path": str(disk / "shot010.####.exr")}), 1,
                       ("frame 1001 failed", str(disk / "shot010.1001.exr"), "bytes free on its file system"),
-                      extra_folders=(disk,), may_change=(disk / "filler",), failing=FRAMES)
+                      extra_folders=(disk,), may_change=(disk / "filler",), failing=FRAMES, validate=0)
 
     return case
+
+
+def existing_output(damage: Callable[[Shot, Path], str]) -> Callable[[Shot], Expect]:
+    """``skip_existing`` keeps only a whole matte of this job: a damaged or foreign one at
+    frame 1002 is made again (one warning line naming it) into the good matte's bytes."""
+
+    def case(shot: Shot) -> Expect:
+        good = shot.matte(1002).read_bytes()
+        words = damage(shot, shot.matte(1002))
+
+        def remade():
+            assert shot.matte(1002).read_bytes() == good
+
+        return Expect(run(shot, output={"skip_existing": True}), 0, ("frame 1002", str(shot.matte(1002)), words,
+                                                                      "made again"),
+                      may_change=(shot.matte(1002),), check=remade)
+
+    return case
+
+
+def foreign_matte(shot: Shot, path: Path) -> str:
+    write_channels(path, ("A",))
+    return "no vfxmatte:job_hash"
+
+
+def output_is_a_directory(shot: Shot) -> Expect:
+    shot.matte(1002).unlink()
+    shot.matte(1002).mkdir()
+    return Expect(run(shot), 1, ("frame 1002 failed", str(shot.matte(1002))), validate=0,
+                  check=lambda: shot.matte(1002).is_dir() or pytest.fail("the directory was replaced"))
 
 
 #: every spelling of a pattern that names the plates' (or trimaps') own files
@@ -435,7 +470,7 @@ def arch_checkpoint(change: dict) -> Callable[[Shot], Path]:
 
 CASES: dict[str, Callable[..., Expect]] = {
     # plates
-    "exr_truncated": plate_case(truncate),
+    "exr_truncated": plate_case(truncate, validate=0),
     "exr_truncated_header": plate_case(lambda p: truncate(p, 0.05)),
     "exr_garbage": plate_case(garbage),
     "exr_zero_bytes": plate_case(zero_bytes),
@@ -444,7 +479,7 @@ CASES: dict[str, Callable[..., Expect]] = {
     "exr_luminance_chroma": plate_case(lambda p: (write_channels(p, ("Y", "RY", "BY")), p)[1], "luminance/chroma"),
     "exr_no_rgb_channels": plate_case(lambda p: (write_channels(p, ("X", "Z")), p)[1], "no channels R, G, B"),
     "exr_wrong_size": plate_case(wrong_size_plate, "40x32"),
-    "dpx_truncated": dpx_case(truncate),
+    "dpx_truncated": dpx_case(truncate, validate=0),
     "dpx_garbage": dpx_case(garbage),
     "dpx_zero_bytes": dpx_case(zero_bytes),
     "plate_nan_inf": nan_inf_plate,
@@ -467,6 +502,12 @@ CASES: dict[str, Callable[..., Expect]] = {
        for kind, what in (("loop", "a symlink loop"), ("fifo", "a FIFO"), ("directory", "a directory"))},
     # outputs
     "output_parent_is_a_file": output_parent_is_a_file,
+    "output_is_a_directory": output_is_a_directory,
+    "existing_output_truncated": existing_output(lambda s, p: (truncate(p), "incomplete or unreadable")[1]),
+    "existing_output_zero_bytes": existing_output(lambda s, p: (zero_bytes(p), "incomplete or unreadable")[1]),
+    "existing_output_of_another_job": existing_output(foreign_matte),
+    "existing_output_fifo": existing_output(lambda s, p: (not_a_file(p, "fifo"), "a FIFO")[1]),
+    "existing_output_symlink_loop": existing_output(lambda s, p: (not_a_file(p, "loop"), "a symlink loop")[1]),
     "output_read_only": read_only_output,
     "disk_full_0_bytes": disk_full(0),
     "disk_full_3_kib": disk_full(3072),
@@ -527,6 +568,16 @@ def test_a_bad_input_is_one_line_the_right_exit_code_and_nothing_lost(name, shot
         expect = make(shot)
     folders = (shot.plates, shot.trimaps, shot.out, *expect.extra_folders)
     before = checksums(*folders, shot.ckpt)
+    if expect.argv[0] == "run" and not name.startswith("cli_"):
+        want = expect.code if expect.validate is None else expect.validate
+        got = main(["validate", expect.argv[1], "--all-frames"])
+        checked = capsys.readouterr()
+        assert got == want and "Traceback" not in checked.err, (got, checked.err)
+        if want:  # it names what run names (a file by its frame's name, or its pattern's)
+            assert all(line.startswith("vfxmatte: ") for line in the_lines(checked.err)), checked.err
+            for word in expect.words:
+                if " failed" not in word and " skipped" not in word:
+                    assert word in checked.err or re.sub(r"\.\d{4}\.", ".####.", word) in checked.err, (word, checked.err)
     code = main(expect.argv)
     captured = capsys.readouterr()
     assert "Traceback" not in captured.err + captured.out
