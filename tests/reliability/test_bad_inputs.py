@@ -345,6 +345,33 @@ def onto_inputs(which: str, spelling: str) -> Callable[[Shot], Expect]:
     return case
 
 
+def output_onto_masks(shot: Shot) -> Expect:
+    masks = shot.root / "roto"
+    masks.mkdir()
+    for f in FRAMES:
+        write_channels(masks / f"roto.{f}.exr", ("A",), value=1.0)
+    argv = run(shot, trimap={"mode": "mask", "path": str(masks / "roto.####.exr")},
+               output={"path": str(masks / "roto.%04d.exr")})
+    return Expect(argv, 2, ("output.path", "trimap.path"), extra_folders=(masks,))
+
+
+def propagate_onto_keyframes(shot: Shot) -> Expect:
+    """``vfxmatte propagate --out`` naming the keyframes themselves (another spelling)."""
+    job = shot.job(trimap={"mode": "keyframes", "frames": "1001,1003"})
+    out = str(shot.trimaps / "shot010.$F4.png")
+    return Expect(["propagate", str(job), "--out", out], 2, (out, "would overwrite the keyframes"))
+
+
+def output_folder_not_writable(shot: Shot) -> Expect:
+    if os.geteuid() == 0:
+        pytest.skip("permissions do not stop root (output_read_only covers it)")
+    locked = shot.root / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    return Expect(run(shot, output={"path": str(locked / "m.####.exr")}), 1, ("frame 1001 failed", str(locked)),
+                  failing=FRAMES, validate=0)
+
+
 # --------------------------------------------------------------------------- job files
 
 
@@ -513,6 +540,9 @@ CASES: dict[str, Callable[..., Expect]] = {
     "disk_full_3_kib": disk_full(3072),
     **{f"output_onto_plates_{s}": onto_inputs("plate", s) for s in SPELLINGS},
     **{f"output_onto_trimaps_{s}": onto_inputs("trimap", s) for s in ("same", "printf", "symlink")},
+    "output_onto_masks": output_onto_masks,
+    "propagate_onto_keyframes": propagate_onto_keyframes,
+    "output_folder_not_writable": output_folder_not_writable,
     "output_not_exr": job_change(set_key("output.path", "out/m.####.png"), "output.path"),
     "output_without_frame_token": job_change(set_key("output.path", "out/m.exr"), "output.path"),
     # job files
