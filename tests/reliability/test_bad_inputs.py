@@ -191,6 +191,23 @@ def off_palette_trimap(path: Path) -> Path:
     return path
 
 
+def png_bomb(path: Path, side: int = 8000) -> Path:
+    """A valid 8-bit grey PNG of ``side`` x ``side`` zeros: tens of KB that decode to
+    ``side**2`` bytes (and four times that as float)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = bytes(side + 1)  # filter byte 0, then the row
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return path
+
+
 def wrong_size_plate(path: Path) -> Path:
     write_channels(path, ("R", "G", "B"), width=W + 8, height=H)
     return path
@@ -515,6 +532,7 @@ CASES: dict[str, Callable[..., Expect]] = {
     # trimaps
     "trimap_wrong_size": trimap_case(wrong_size_trimap, "12x10"),
     "trimap_off_palette": trimap_case(off_palette_trimap),
+    "trimap_size_bomb": trimap_case(png_bomb, "8000x8000"),
     "trimap_garbage": trimap_case(garbage),
     "trimap_zero_bytes": trimap_case(zero_bytes),
     "trimap_rgba_alpha_zero": rgba_trimap_alpha_zero,
@@ -637,6 +655,23 @@ def test_a_bad_input_is_one_line_the_right_exit_code_and_nothing_lost(name, shot
         assert not [p for p in Path(folder).rglob(".*") if ".tmp" in p.name], folder
     if expect.check is not None:
         expect.check()
+
+
+def test_a_trimap_that_claims_a_huge_image_is_refused_from_its_header(shot, capsys):
+    """The size check comes before the pixels: a small file decoding to gigabytes never does."""
+    import tracemalloc
+
+    png_bomb(shot.trimap(1002))
+    job = shot.job()
+    tracemalloc.start()
+    try:
+        assert main(["validate", str(job), "--all-frames"]) == 1
+        assert main(["run", str(job), "--frames", "1002"]) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert capsys.readouterr().err.count("is 8000x8000 but the plate's data window is 32x32") == 2
+    assert peak < 32 * 2**20, peak  # the pixels alone are 64 MB as bytes, 256 MB as float
 
 
 def test_the_corpus_is_large():
