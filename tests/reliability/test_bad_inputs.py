@@ -584,6 +584,7 @@ CASES: dict[str, Callable[..., Expect]] = {
     "value_tolerance": job_change(set_key("trimap.tolerance", 0.4), "trimap.tolerance"),
     "range_backwards_step": job_change(set_key("plate.frames", "1001-1003x0"), "plate.frames"),
     "range_words": job_change(set_key("plate.frames", "first-last"), "plate.frames"),
+    "path_with_nul": job_change(set_key("output.path", "out/m\0x.####.exr"), "output.path", "NUL"),
     "env_unset": job_change(set_key("plate.path", "$VFXMATTE_NO_SUCH_VAR/p.####.exr"), "VFXMATTE_NO_SUCH_VAR"),
     "cli_bad_frames": lambda s: Expect(run(s, "--frames", "10-x"), 2, ("--frames",)),
     "cli_bad_chunk": lambda s: Expect(run(s, "--chunk", "3/2"), 2, ("--chunk",)),
