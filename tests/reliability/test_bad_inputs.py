@@ -581,6 +581,10 @@ CASES: dict[str, Callable[..., Expect]] = {
     "type_shot_number": job_change(set_key("shot", 8), "shot"),
     "value_precision": job_change(set_key("model.precision", "fp8"), "model.precision"),
     "value_overlap": job_change(set_key("model.overlap", 4096), "overlap"),
+    # tiles of one stride cannot overlap: the tiling searched for a layout for ever on any
+    # plate larger than a tile (these plates are one tile: it would have run)
+    "value_overlap_on_a_stride_tile": job_change(lambda d: d["model"].update(tile_size=32, overlap=8), "model.overlap",
+                                                 "at most tile_size - 32"),
     "value_tolerance": job_change(set_key("trimap.tolerance", 0.4), "trimap.tolerance"),
     "range_backwards_step": job_change(set_key("plate.frames", "1001-1003x0"), "plate.frames"),
     "range_words": job_change(set_key("plate.frames", "first-last"), "plate.frames"),
@@ -682,3 +686,14 @@ def test_a_trimap_that_claims_a_huge_image_is_refused_from_its_header(shot, caps
 
 def test_the_corpus_is_large():
     assert len(CASES) >= 40
+
+
+def test_a_tile_of_one_stride_with_overlap_is_refused_not_searched_for_ever():
+    from vfxmatte.errors import InputError
+    from vfxmatte.tiling import plan_tiles
+
+    with pytest.raises(InputError, match="at most tile_size - 32"):
+        plan_tiles(32, 2000, 32, 8, 32)
+    tiles = plan_tiles(32, 2000, 64, 31, 32)  # the largest overlap a 64 tile allows
+    xs = sorted({t.x for t in tiles})
+    assert xs[0] == 0 and xs[-1] + 64 >= 2016 and all(b - a <= 64 - 31 for a, b in zip(xs, xs[1:]))
