@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,9 +117,3 @@ def checksums(*folders: Path) -> dict[str, str]:
                 if not p.is_symlink() and p.is_file():
                     sums[str(p)] = sha(p)
     return sums
-
-
-def run_module(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "vfxmatte", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, **kw)

@@ -11,18 +11,19 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import OpenImageIO as oiio
 import pytest
 import torch
 import yaml
 
 from tests.reliability.conftest import FRAMES, H, W, Shot, checksums
+from tests.test_validate import checkpoint_parts, make_not_a_file, write_channels, write_deep
 from vfxmatte.cli import main
 from vfxmatte.io.image import read_image, write_exr, write_image
 
@@ -54,29 +55,6 @@ def run(shot: Shot, *args: str, **sections) -> list[str]:
 # --------------------------------------------------------------------------- bad files on disk
 
 
-def write_channels(path: Path, names, width=W, height=H, value=0.25) -> None:
-    """A flat half EXR with these channel names, written by OIIO."""
-    spec = oiio.ImageSpec(width, height, len(names), oiio.HALF)
-    spec.channelnames = tuple(names)
-    out = oiio.ImageOutput.create(str(path))
-    assert out.open(str(path), spec)
-    assert out.write_image(np.full((height, width, len(names)), value, np.float32))
-    assert out.close()
-
-
-def write_deep(path: Path) -> None:
-    spec = oiio.ImageSpec(W, H, 4, oiio.FLOAT)
-    spec.channelnames = ("R", "G", "B", "A")
-    spec.deep = True
-    buf = oiio.ImageBuf(spec)
-    for y in range(H):
-        for x in range(W):
-            buf.set_deep_samples(x, y, 0, 1)
-            for c in range(4):
-                buf.set_deep_value(x, y, 0, c, 0, 0.5)
-    assert buf.write(str(path)), buf.geterror()
-
-
 def truncate(path: Path, keep: float = 0.5) -> Path:
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
@@ -105,13 +83,7 @@ def non_utf8_damage(path: Path) -> Path:
 
 def not_a_file(path: Path, kind: str) -> Path:
     path.unlink()
-    if kind == "loop":
-        path.symlink_to(path.name)
-    elif kind == "fifo":
-        os.mkfifo(path)
-    else:
-        path.mkdir()
-    return path
+    return make_not_a_file(path, kind)
 
 
 def dpx_plates(shot: Shot) -> Path:
@@ -350,7 +322,7 @@ def onto_inputs(which: str, spelling: str) -> Callable[[Shot], Expect]:
             shot_trimaps = shot.root / "trimaps_exr"
             shot_trimaps.mkdir()
             for f in FRAMES:
-                write_channels(shot_trimaps / f"t.{f}.exr", ("Y",), value=0.5)
+                write_channels(shot_trimaps / f"t.{f}.exr", ("Y",))
             path = path.replace(str(folder), str(shot_trimaps)).replace("shot010.", "t.").replace(".png", ".exr")
             if spelling == "symlink":
                 (shot.root / "alias").unlink()
@@ -366,7 +338,7 @@ def output_onto_masks(shot: Shot) -> Expect:
     masks = shot.root / "roto"
     masks.mkdir()
     for f in FRAMES:
-        write_channels(masks / f"roto.{f}.exr", ("A",), value=1.0)
+        write_channels(masks / f"roto.{f}.exr", ("A",))
     argv = run(shot, trimap={"mode": "mask", "path": str(masks / "roto.####.exr")},
                output={"path": str(masks / "roto.%04d.exr")})
     return Expect(argv, 2, ("output.path", "trimap.path"), extra_folders=(masks,))
@@ -489,18 +461,16 @@ def corrupt_checkpoint(shot: Shot) -> Path:
 
 
 def truncated_checkpoint(shot: Shot) -> Path:
-    return truncate(Path(__import__("shutil").copy(shot.ckpt, shot.root / "short.safetensors")), 0.6)
+    return truncate(Path(shutil.copy(shot.ckpt, shot.root / "short.safetensors")), 0.6)
 
 
 def arch_checkpoint(change: dict) -> Callable[[Shot], Path]:
     def make(shot: Shot) -> Path:
         import json
 
-        from safetensors import safe_open
         from safetensors.torch import save_file
 
-        with safe_open(str(shot.ckpt), "pt") as f:
-            meta, state = dict(f.metadata()), {k: f.get_tensor(k) for k in f.keys()}
+        meta, state = checkpoint_parts(shot.ckpt)
         meta["vfxmatte.arch"] = json.dumps({**json.loads(meta["vfxmatte.arch"]), **change})
         path = shot.root / "arch.safetensors"
         save_file(state, str(path), metadata=meta)
