@@ -602,6 +602,8 @@ class ShotPipeline:
             mask = read_first_header(item.trimap)
             self._check_trimap_size(item, mask.width, mask.height, info)
         else:  # a trimap is small: read whole, as run reads it (palette, grey, size)
+            header = read_first_header(item.trimap)  # its size first, as run checks it
+            self._check_trimap_size(item, header.width, header.height, info)
             trimap = read_trimap(Path(str(item.trimap)), tolerance=spec.tolerance)
             self._check_trimap_size(item, trimap.shape[1], trimap.shape[0], info)
 
@@ -741,6 +743,10 @@ class ShotPipeline:
             canvas = self.propagation.trimap(item.source_frame, shape, written=item.trimap)
             return to_data_window(canvas, info)
         spec, path = self.job.trimap, Path(str(item.trimap))
+        # The size from the header first: a small file can claim a huge image (a 400 KB PNG
+        # of 20000x20000 decodes to gigabytes) that the size check would refuse anyway.
+        header = read_first_header(path)
+        self._check_trimap_size(item, header.width, header.height, info)
         if isinstance(spec, MaskTrimap):
             return tm.from_mask(read_mask(path), spec.band_px, spec.threshold)
         return read_trimap(path, tolerance=spec.tolerance)

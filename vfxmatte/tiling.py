@@ -127,6 +127,11 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, stride: int) ->
         raise InputError(f"tile_size must be a multiple of {stride} (the network stride), got {tile}")
     if overlap < 0 or overlap >= tile // 2:
         raise InputError(f"overlap must be in [0, tile_size/2), got {overlap} for tile_size {tile}")
+    if tile - overlap < stride:
+        # Starts are multiples of the stride, so neighbours are at least a stride apart: no
+        # layout keeps that overlap (axis_layout would search for ever).
+        raise InputError(f"overlap {overlap} leaves tiles of {tile} no step of {stride} (the network stride) "
+                         f"between them; overlap must be at most tile_size - {stride}")
     th, ys = axis_layout(hp, tile, overlap, stride)
     tw, xs = axis_layout(wp, tile, overlap, stride)
     return [Tile(y, x, th, tw) for y in ys for x in xs]

@@ -18,6 +18,7 @@ Conventions:
 from __future__ import annotations
 
 import contextlib
+import os
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,11 +154,15 @@ class ImageInfo:
 
 def _error_text(geterror) -> str:  # noqa: ANN001 - an OIIO geterror method
     """OIIO's error message; a damaged file can make it bytes that are not UTF-8 (pybind11
-    then raises UnicodeDecodeError), which is reported as such rather than raised."""
+    then raises UnicodeDecodeError), which is reported as such rather than raised. OIIO
+    joins the errors of one call with newlines; they are returned as one line (errors are one
+    line naming the file), repeats dropped."""
     try:
-        return geterror()
+        text = geterror()
     except UnicodeDecodeError:
         return "damaged file: OpenImageIO's error message is not UTF-8 text"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines))
 
 
 def _open(path: Path, unassociated: bool = False) -> oiio.ImageInput:
@@ -661,7 +666,7 @@ def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np
     try:
         info = verify_image(filename)
     except ImageReadError as exc:
-        raise ImageWriteError(f"{target}: the written file does not read back ({exc})") from None
+        raise ImageWriteError(f"{target}: the written file does not read back ({exc}){_low_space(filename)}") from None
     # Only EXR keeps channel names (and OIIO reorders them on read): elsewhere their count.
     names = sorted(info.channels) if info.file_format == "openexr" else len(info.channels)
     wanted = sorted(spec.channelnames) if info.file_format == "openexr" else spec.nchannels
@@ -670,6 +675,21 @@ def _write_pixels(filename: Path, target: Path, spec: oiio.ImageSpec, pixels: np
             f"{target}: the written file reads back as {info.width}x{info.height} with channels "
             f"{', '.join(info.channels)}, not {spec.width}x{spec.height} with {', '.join(spec.channelnames)}"
         )
+
+
+#: Free space below which a failed write names it: OIIO's EXR writer can report success on a
+#: full disk and leave a short file, so the read-back error alone would not say why.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def _low_space(path: Path) -> str:
+    """``"; only N bytes free on its file system"`` when that is under LOW_SPACE_BYTES, else ""."""
+    try:
+        st = os.statvfs(path.parent)
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
+        return ""
+    free = st.f_bavail * st.f_frsize
+    return f"; only {free} bytes free on its file system" if free < LOW_SPACE_BYTES else ""
 
 
 def verify_image(path: str | Path) -> ImageInfo:

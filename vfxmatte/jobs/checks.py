@@ -42,6 +42,13 @@ def check_job(job: Job) -> None:
             f"{at(('model', 'tile_size'))}: {job.model.tile_size} is not a multiple of {arch.stride}, "
             f"the stride of {job.model.checkpoint} ({arch.name})"
         )
+    if job.model.tile_size and job.model.tile_size - job.model.overlap < arch.stride:
+        # tiles start on the stride, so neighbours lie at least one stride apart (tiling.plan_tiles)
+        raise JobError(
+            f"{at(('model', 'overlap'))}: {job.model.overlap} leaves tiles of {job.model.tile_size} no step of "
+            f"{arch.stride} (the stride of {job.model.checkpoint}) between them; overlap must be at most "
+            f"tile_size - {arch.stride}"
+        )
     try:
         config = color.load_config(job.color.config)
     except ColorError as exc:

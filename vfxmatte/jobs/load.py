@@ -102,7 +102,12 @@ def parse_job(text: str, base_dir: str | os.PathLike[str], source: str = "<job>"
         raise JobError(f"{source}: job file is {len(text)} characters; at most {MAX_JOB_CHARS} are read")
     # yaml.safe_load's own steps (SafeLoader: compose, then construct), with the composed node
     # tree measured in between: aliases are expanded by everything that walks the data later.
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:  # the reader refuses control characters (NUL ...) at once
+        char = f"U+{exc.character:04X}" if isinstance(exc.character, int) else repr(exc.character)
+        line = text.count("\n", 0, exc.position) + 1
+        raise JobError(f"{source}:{line}: invalid YAML: character {char} is not allowed") from None
     try:
         root = loader.get_single_node()
         if root is not None:

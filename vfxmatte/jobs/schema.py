@@ -72,7 +72,10 @@ def has_frame_token(path: str | os.PathLike[str]) -> bool:
 
 
 def _resolve_path(value: str, info: ValidationInfo) -> str:
-    """``~`` expanded, then made absolute against the job file's folder (from the context)."""
+    """``~`` expanded, then made absolute against the job file's folder (from the context).
+    A NUL character is refused here, naming the key: no file system takes one."""
+    if "\0" in value:
+        raise ValueError(f"a path cannot hold a NUL character, got {value!r}")
     p = Path(os.path.expanduser(value))
     base = (info.context or {}).get("base_dir")
     if not p.is_absolute() and base is not None:
