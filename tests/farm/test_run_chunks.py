@@ -52,3 +52,16 @@ def test_no_plate_of_the_shot_on_disk_is_still_a_whole_run_error(tmp_path, tiny_
     job.write_text(job.read_text().replace("shot010.####.exr", "nothing.####.exr", 1))
     assert main(["run", str(job), "--chunk", "1/2"]) == 2
     assert "exist on disk" in capsys.readouterr().err
+
+
+def test_fp32_mattes_do_not_depend_on_the_thread_count(tmp_path, tiny_shot):
+    """Mixed farm nodes (jobs/README.md): with precision fp32 a node with 1 thread and one with
+    2 write the same bytes (on this CPU type; pin --threads where node types differ)."""
+    job = write_job(tmp_path, tiny_shot)
+    runs = []
+    for threads in ("1", "2"):
+        proc = run_module("run", str(job), "--threads", threads)
+        assert proc.returncode == 0, proc.stderr
+        runs.append(outputs(job))
+        shutil.rmtree(job.parent / "out")
+    assert len(runs[0]) == 6 and runs[0] == runs[1]
