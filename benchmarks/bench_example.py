@@ -33,11 +33,11 @@ from vfxmatte.color import to_working  # noqa: E402
 from vfxmatte.engine import MattingSession  # noqa: E402
 from vfxmatte import metrics  # noqa: E402
 from vfxmatte.evaluate import EvalSample, evaluate_predictor  # noqa: E402
-from vfxmatte.flow import FlowCache, flow_image  # noqa: E402
+from vfxmatte.flow import flow_image  # noqa: E402
 from vfxmatte.examples import make_shot010  # noqa: E402
 from vfxmatte.io.image import read_image, read_mask, read_trimap  # noqa: E402
 from vfxmatte.io.sequence import FrameSequence, format_frames, parse_frame_range  # noqa: E402
-from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha  # noqa: E402
+from vfxmatte.temporal import TemporalSettings, smooth_clip  # noqa: E402
 
 
 def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
@@ -53,12 +53,7 @@ def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
 
 def temporal(samples: list[EvalSample], raw: list, settings: TemporalSettings) -> list:
     """The shot's raw mattes through the temporal stage: frame i with frames i - r .. i + r."""
-    images = [flow_image(s.image) for s in samples]
-    cache, out = FlowCache(None), []
-    for i, s in enumerate(samples):
-        window = range(max(0, i - settings.radius), min(len(samples), i + settings.radius + 1))
-        out.append(smooth_alpha(raw[i], s.trimap, images[i], [Neighbour(raw[j], images[j]) for j in window if j != i], settings, cache))
-    return out
+    return smooth_clip(raw, [s.trimap for s in samples], [flow_image(s.image) for s in samples], settings)
 
 
 def scores(samples: list[EvalSample], alphas: list) -> dict:

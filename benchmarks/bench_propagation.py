@@ -91,7 +91,7 @@ from vfxmatte.procedural import (  # noqa: E402
     value_noise,
 )
 from vfxmatte.propagate import PropagationSettings, propagate_trimap  # noqa: E402
-from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha  # noqa: E402
+from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha, smooth_clip  # noqa: E402
 
 # Transition pixels and confident labels as the issue's targets define them (§6).
 TRANSITION = (0.02, 0.98)
@@ -541,14 +541,8 @@ def temporal_alphas(clip: Clip, trimaps: Sequence[np.ndarray], raw: Sequence[np.
                     cache: FlowCache) -> list[np.ndarray]:
     """The clip's raw mattes through the temporal stage, as `vfxmatte run` applies it: frame f
     blended with the frames f - radius .. f + radius that exist in the clip
-    (`vfxmatte.temporal.smooth_alpha`)."""
-    plates = [flow_image(im) for im in clip.images]
-    out = []
-    for f in range(len(clip)):
-        window = range(max(0, f - settings.radius), min(len(clip), f + settings.radius + 1))
-        neighbours = [Neighbour(raw[g], plates[g]) for g in window if g != f]
-        out.append(smooth_alpha(raw[f], trimaps[f], plates[f], neighbours, settings, cache))
-    return out
+    (`vfxmatte.temporal.smooth_clip`)."""
+    return smooth_clip(raw, trimaps, [flow_image(im) for im in clip.images], settings, cache)
 
 
 def alpha_scores(clip: Clip, preds: Sequence[np.ndarray]) -> dict:
@@ -616,6 +610,11 @@ def _x(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
 
 
+def _verdict(summary: dict) -> str:
+    """``pass / FAIL / pass``: the worst frame against each target, coverage, wrong, area."""
+    return " / ".join("pass" if summary["pass"][k] else "FAIL" for k in ("coverage", "wrong", "area"))
+
+
 def markdown(doc: dict) -> str:
     """The results as Markdown tables: one summary table, then scores by distance."""
     lines = [
@@ -631,7 +630,7 @@ def markdown(doc: dict) -> str:
             s = r["summary"]
             if not s["frames"]:
                 continue
-            ok = " / ".join("pass" if s["pass"][k] else "FAIL" for k in ("coverage", "wrong", "area"))
+            ok = _verdict(s)
             lines.append(
                 f"| {clip_name} | {r['setup']} ({','.join(map(str, r['keyframes']))}) | {r['method']} | {s['frames']} | "
                 f"{_pct(s['coverage_min'], 1)} / {_pct(s['coverage_mean'], 1)} | {_pct(s['wrong_max'])} / {_pct(s['wrong_mean'])} | "
@@ -674,7 +673,7 @@ def markdown(doc: dict) -> str:
         ]
         for name, by_method in checks.items():
             for m, sm in by_method.items():
-                ok = " / ".join("pass" if sm["pass"][k] else "FAIL" for k in ("coverage", "wrong", "area"))
+                ok = _verdict(sm)
                 lines.append(f"| {name} | {m} | {_pct(sm['coverage_min'], 1)} | {_pct(sm['wrong_max'])} | {_x(sm['area_max'])} | {ok} |")
         for m in next(iter(checks.values())):
             passed = sum(all(by[m]["pass"].values()) for by in checks.values())

@@ -37,7 +37,7 @@ from vfxmatte.io.atomic import atomic_write
 
 __all__ = [
     "DIS_STRIPES", "FLOW_PRESETS", "PHOTOMETRIC_TOLERANCE", "FlowCache", "FlowSettings", "compute_flow", "flow_image",
-    "reliable_warp",
+    "pixel_grid", "reliable_warp",
 ]
 
 FLOW_PRESETS = ("ultrafast", "fast", "medium")
@@ -239,6 +239,13 @@ class FlowCache:
         return flow
 
 
+def pixel_grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The float32 pixel-centre coordinates ``(x, y)`` of an [H, W] image, for ``cv2.remap``."""
+    h, w = shape
+    return (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
+            np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
+
+
 def reliable_warp(
     here: np.ndarray,
     there: np.ndarray,
@@ -268,10 +275,7 @@ def reliable_warp(
     """
     cache = cache if cache is not None else FlowCache(None)
     h, w = here.shape
-    if grid is None:
-        grid = (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
-                np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
-    gx, gy = grid
+    gx, gy = grid if grid is not None else pixel_grid((h, w))
     fwd = cache.flow(here, there, settings)  # here(x) ~ there(x + fwd(x))
     bwd = cache.flow(there, here, settings)  # there(y) ~ here(y + bwd(y))
     map_x = gx + fwd[..., 0]

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 from vfxmatte.errors import InputError, PropagationError, TrimapError
-from vfxmatte.flow import PHOTOMETRIC_TOLERANCE, FlowCache, FlowSettings, reliable_warp
+from vfxmatte.flow import PHOTOMETRIC_TOLERANCE, FlowCache, FlowSettings, pixel_grid, reliable_warp
 from vfxmatte import trimap as tm
 from vfxmatte.trimap import BG, FG, UNKNOWN
 
@@ -181,12 +181,6 @@ class _Plates:
         return self._images[f]
 
 
-def _grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    h, w = shape
-    return (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
-            np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
-
-
 class _ChainMemo:
     """Chain states (positions, void) already computed in this process, keyed by content.
 
@@ -283,7 +277,7 @@ def _chain(key: int, frame: int, codes: np.ndarray, plates: _Plates, settings: P
         if state is not None:
             start = i
             break
-    grid = _grid(codes.shape)
+    grid = pixel_grid(codes.shape)
     if state is None:
         state = (grid[0].copy(), grid[1].copy(), np.zeros(codes.shape, np.uint8))
     for i in range(start, len(frames) - 1):

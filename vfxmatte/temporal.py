@@ -37,10 +37,10 @@ import cv2
 import numpy as np
 
 from vfxmatte.errors import InputError
-from vfxmatte.flow import FlowCache, FlowSettings, reliable_warp
+from vfxmatte.flow import FlowCache, FlowSettings, pixel_grid, reliable_warp
 from vfxmatte.trimap import UNKNOWN
 
-__all__ = ["Neighbour", "TemporalSettings", "smooth_alpha"]
+__all__ = ["Neighbour", "TemporalSettings", "smooth_alpha", "smooth_clip"]
 
 
 @dataclass(frozen=True)
@@ -128,9 +128,7 @@ def smooth_alpha(
         return a.copy()
     num = a.copy()
     den = np.ones_like(a)
-    h, w = a.shape
-    grid = (np.ascontiguousarray(np.broadcast_to(np.arange(w, dtype=np.float32), (h, w))),
-            np.ascontiguousarray(np.broadcast_to(np.arange(h, dtype=np.float32)[:, None], (h, w))))
+    grid = pixel_grid(a.shape)
     tol = np.float32(settings.alpha_tolerance)
     for n in neighbours:
         if n.alpha.shape != a.shape or n.image.shape != a.shape:
@@ -146,3 +144,21 @@ def smooth_alpha(
         den += weight
     out = np.where(band, num / den, a)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def smooth_clip(
+    alphas: Sequence[np.ndarray],
+    trimaps: Sequence[np.ndarray],
+    images: Sequence[np.ndarray],
+    settings: TemporalSettings,
+    cache: FlowCache | None = None,
+) -> list[np.ndarray]:
+    """A whole clip's raw mattes through the stage, as `vfxmatte run` gives them when every frame
+    of the clip is on disk: frame ``i`` blended with frames ``i - radius .. i + radius`` of the
+    clip (fewer at its ends). For benchmarks and tools holding a clip in memory."""
+    out = []
+    for i in range(len(alphas)):
+        window = range(max(0, i - settings.radius), min(len(alphas), i + settings.radius + 1))
+        neighbours = [Neighbour(alphas[j], images[j]) for j in window if j != i]
+        out.append(smooth_alpha(alphas[i], trimaps[i], images[i], neighbours, settings, cache))
+    return out
