@@ -129,7 +129,7 @@ def job_colorspace(name, state, raw=False):
     exact equivalent.
     """
     if raw:
-        return "Raw", STOCK_CONFIG if state.config_file() is None else state.config_file()
+        return "Raw", STOCK_CONFIG  # data: every config converts it as identity
     name = strip_default(name)
     if not name:
         raise GizmoError("the plate Read has no colourspace: set the gizmo's colourspace knob")
