@@ -16,7 +16,7 @@ _state = {}
 def reset():
     _state.clear()
     _state.update(nodes=[], executed=[], messages=[], main_thread_calls=[], progress=[], this=None,
-                  cancel=threading.Event(), on_execute=None, root=Node("Root", "Root"))
+                  cancel=threading.Event(), on_execute=None, root=RootNode("Root", "Root"))
     _state["root"].add("name", "Root")
     for name, value in (("colorManagement", "Nuke"), ("OCIO_config", "nuke-default"), ("customOCIOConfigPath", "")):
         _state["root"].add(name, value)
@@ -113,6 +113,13 @@ class Node(object):
 
     def bbox(self):
         return list(self._bbox)
+
+
+class RootNode(Node):
+    """``nuke.root()``: its ``name()`` is the script's path (``Root`` while unsaved)."""
+
+    def name(self):
+        return self["name"].value()
 
 
 # Knobs a freshly made node of Nuke's own classes has (the ones the package touches).

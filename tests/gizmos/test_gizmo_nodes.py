@@ -1,0 +1,73 @@
+"""The Nuke layer with the stand-in ``nuke``: knob callbacks, errors shown as one message, and
+the nodes a run leaves found again by their tag."""
+
+import pytest
+
+from conftest import GIZMO_FILE
+from vfxmatte_nuke.errors import GizmoError
+from vfxmatte_nuke.job import JobPlan
+
+
+@pytest.fixture
+def gizmo(fake_nuke, tmp_path):
+    nuke = fake_nuke
+    nuke.root()["name"].setValue(str(tmp_path / "comp.nk"))
+    read = nuke.nodes.Read(file=str(tmp_path / "plates" / "sh010.####.exr"), first=1001, last=1010, colorspace="linear")
+    node = nuke.create_gizmo(str(GIZMO_FILE))
+    node.setInput(0, read)
+    return node
+
+
+def test_the_trimap_knobs_follow_the_mode(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    for mode, keyframes, edge in (("sequence", False, False), ("keyframes", True, False), ("mask", True, True)):
+        gizmo["trimap_mode"].setValue(mode)
+        fake_nuke.state().update(this=gizmo, this_knob=gizmo["trimap_mode"])
+        v.knob_changed()
+        assert (gizmo["keyframes"].visible, gizmo["edge_width"].visible) == (keyframes, edge), mode
+
+
+def test_no_executable_is_one_message_and_no_run(fake_nuke, gizmo, monkeypatch):
+    import vfxmatte_nuke.nodes as v
+
+    monkeypatch.delenv("VFXMATTE_EXECUTABLE", raising=False)
+    monkeypatch.setenv("PATH", "")
+    gizmo["trimap_file"].setValue("/t/sh010.####.png")
+    assert v.run_background(gizmo) is None
+    (message,) = fake_nuke.state()["messages"]
+    assert message.startswith("vfxmatte: vfxmatte executable not found: set the gizmo's executable knob")
+    assert gizmo["status"].value() == message[len("vfxmatte: "):]
+
+
+def test_a_gizmo_without_a_plate_read_says_so(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    gizmo.setInput(0, fake_nuke.nodes.Dot())
+    assert v.write_job(gizmo) is None
+    assert "connect its plate input to a Read node" in fake_nuke.state()["messages"][0]
+
+
+def test_rendering_needs_a_trimap_input(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    gizmo["trimap_mode"].setValue("keyframes")
+    gizmo["keyframes"].setValue("1001")
+    with pytest.raises(GizmoError, match="connect the trimap input"):
+        v.render_trimaps(gizmo)
+
+
+def test_result_nodes_are_found_by_their_tag_after_a_rename(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    plan = JobPlan({"plate": {"frames": "1001-1010"}, "output": {"path": "/o/sh010.matte.####.exr", "channel": "matte.A"}},
+                   "/o/j.yaml", 5, [], "png")
+    read, copy = v.update_result_nodes(gizmo, plan)
+    assert read.name() == "VfxMatte1_matte" and copy["from0"].value() == "matte.alpha"
+    assert (read["first"].value(), read["last"].value(), read["frame"].value()) == (1001, 1010, "5")
+    read.setName("my_matte")
+    plan.job["output"]["path"] = "/o/v2/sh010.matte.####.exr"
+    again = v.update_result_nodes(gizmo, plan)
+    assert again == (read, copy) and read["file"].value() == "/o/v2/sh010.matte.####.exr"
+    other = fake_nuke.create_gizmo(str(GIZMO_FILE), name="VfxMatte2")
+    assert v.update_result_nodes(other, plan)[0] is not read  # another gizmo has its own nodes
