@@ -17,17 +17,18 @@ VFXMATTE = str(Path(sys.executable).with_name("vfxmatte"))
 
 
 @pytest.fixture
-def comp(fake_nuke, tmp_path, example_shot, tiny_model):
-    """A saved script with Read -> Dot -> VfxMatte over the example plates (ACEScg, shown from
-    timeline frame 1), the Root on Nuke's ACES 1.2 config."""
+def comp(fake_nuke, tmp_path, example_shot, overscan_shot, tiny_model):
+    """A saved script with Read -> Dot -> VfxMatte over the example plates with overscan
+    (ACEScg, shown from timeline frame 1), the Root on Nuke's ACES 1.2 config."""
     shot, _ = example_shot
+    plates, trimaps = overscan_shot
     nuke = fake_nuke
     nuke.root()["name"].setValue(str(tmp_path / "comp" / "sh010_comp_v001.nk"))
     nuke.root()["colorManagement"].setValue("OCIO")
     nuke.root()["OCIO_config"].setValue("aces_1.2")
-    read = nuke.nodes.Read(file=shot.plates, first=1001, last=1003, origfirst=1001, origlast=1003,
+    read = nuke.nodes.Read(file=plates, first=1001, last=1003, origfirst=1001, origlast=1003,
                            frame_mode="start at", frame="1", colorspace="ACES - ACEScg")
-    spec = oiio.ImageInput.open(shot.plates.replace("####", "1001")).spec()
+    spec = oiio.ImageInput.open(plates.replace("####", "1001")).spec()
     read._format = nuke.Format(spec.full_width, spec.full_height)
     read._bbox = [spec.x, spec.full_height - (spec.y + spec.height), spec.width, spec.height]  # x, y, w, h (y up)
     dot = nuke.nodes.Dot()
@@ -35,7 +36,7 @@ def comp(fake_nuke, tmp_path, example_shot, tiny_model):
     gizmo = nuke.create_gizmo(str(GIZMO_FILE))
     gizmo.setInput(0, dot)
     for name, value in (("executable", VFXMATTE), ("model", str(tiny_model)), ("device", "cpu"), ("precision", "fp32"),
-                        ("tile_size", 0), ("trimap_file", shot.trimaps)):
+                        ("tile_size", 0), ("trimap_file", trimaps)):
         gizmo[name].setValue(value)
     return nuke, gizmo, read, shot
 
@@ -85,7 +86,7 @@ def test_run_in_background_leaves_a_read_and_copy_that_match_the_written_mattes(
         spec = oiio.ImageInput.open(str(path)).spec()
         channel = copy["from0"].value()
         assert channel == "rgba.alpha" and list(spec.channelnames) == ["A"]  # Nuke reads A as rgba.alpha
-        assert (spec.x, spec.y, spec.x + spec.width - 1, spec.y + spec.height - 1) == plate_window
+        assert (spec.x, spec.y, spec.x + spec.width - 1, spec.y + spec.height - 1) == plate_window == (-8, -4, 199, 111)
         assert (spec.full_width, spec.full_height) == (plate.format().width(), plate.format().height())
         assert spec.format == oiio.HALF
     assert copy.input(0) is gizmo and copy.input(1) is read and copy["to0"].value() == "rgba.alpha"
@@ -129,3 +130,15 @@ def test_a_bad_setting_is_the_tools_one_line_message(comp):
     (message,) = nuke.state()["messages"]
     assert message.startswith("vfxmatte: ") and "plate.colorspace" in message and "NotAColourspace" in message
     assert "\n" not in message and "Traceback" not in message
+
+
+def test_submit_to_farm_writes_the_opencue_job_through_vfxmatte_submit(comp):
+    nuke, gizmo, _, _ = comp
+    import vfxmatte_nuke.nodes as v
+
+    gizmo["chunk_size"].setValue(2)
+    v.submit_farm(gizmo).join(300)  # "send to farm" off: the job spec only, no Cuebot
+    assert nuke.state()["messages"] == [], nuke.state()["messages"]
+    spec = Path(nuke.root()["name"].value()).parent / "vfxmatte" / "out" / "farm" / "shot010.opencue.xml"
+    assert gizmo["status"].value() == "opencue job written: %s" % spec
+    assert spec.is_file() and "--frames" in spec.read_text()

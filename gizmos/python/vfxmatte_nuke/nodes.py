@@ -153,21 +153,19 @@ def _background(gizmo, title, argv, finish):
 
     def work():
         task = nuke.ProgressTask(title)
-        try:
-            def update(log):
-                task.setProgress(log.progress)
-                task.setMessage(log.message())
 
+        def update(log):
+            task.setProgress(log.progress)
+            task.setMessage(log.message())
+
+        try:
             log = command.run_command(argv, on_update=update, is_cancelled=task.isCancelled)
-        except GizmoError as exc:
-            log = None
-            message = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a thread's error must reach the user, not vanish
+            nuke.executeInMainThread(_report, args=(name, str(exc) or type(exc).__name__, True))
+            return
         finally:
             del task  # closes the progress window
-        if log is None:
-            nuke.executeInMainThread(_report, args=(name, message, True))
-        else:
-            nuke.executeInMainThread(_finish, args=(name, log, finish))
+        nuke.executeInMainThread(_finish, args=(name, log, finish))
 
     thread = threading.Thread(target=work, name="vfxmatte")
     thread.daemon = True
