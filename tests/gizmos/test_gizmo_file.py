@@ -90,11 +90,11 @@ def test_every_knob_the_nuke_layer_touches_exists(spec):
 
 def test_the_settings_applied_to_nukes_nodes_use_their_documented_knobs():
     plan = job.JobPlan({"plate": {"frames": "1001-1003"}, "output": {"path": "/o/s.####.exr", "channel": "A"}},
-                       "/o/j.yaml", 0, [], "png")
+                       "/o/j.yaml", 0, [], "trimap")
     assert set(result.matte_read_settings(plan)) <= set(result.READ_KNOBS)
     assert set(result.copy_settings("matte.A")) <= set(result.COPY_KNOBS)
-    assert set(result.write_settings("png", "/t.png")) <= set(result.WRITE_KNOBS)
-    assert set(result.write_settings("exr", "/t.exr")) <= set(result.WRITE_KNOBS)
+    assert set(result.write_settings("trimap", "/t.png")) <= set(result.WRITE_KNOBS)
+    assert set(result.write_settings("mask", "/t.png")) <= set(result.WRITE_KNOBS)
 
 
 def _scripts(spec):

@@ -54,8 +54,8 @@ def test_timeline_knobs_become_file_frames_through_the_read_s_offset():
 
 def test_a_roto_becomes_a_mask_job_with_the_edge_width():
     plan = build({"trimap_mode": "mask", "edge_width": 20})
-    assert plan.job["trimap"] == {"mode": "mask", "path": "/shots/sh010/comp/vfxmatte/roto/sh010_plate.####.exr", "band_px": 20}
-    assert plan.render_kind == "exr" and len(plan.render) == 100
+    assert plan.job["trimap"] == {"mode": "mask", "path": "/shots/sh010/comp/vfxmatte/roto/sh010_plate.####.png", "band_px": 20}
+    assert plan.render_kind == "mask" and len(plan.render) == 100
     keyed = build({"trimap_mode": "mask", "keyframes": "1001,1100"})
     assert keyed.job["trimap"]["missing"] == "propagate" and [f for f, _ in keyed.render] == [1001, 1100]
     assert parsed(keyed).trimap.propagated
@@ -127,3 +127,20 @@ def test_a_dollar_in_a_path_arrives_unexpanded_in_vfxmatte():
     plan = build({"trimap_file": "/t/$HOME/t.####.png"}, file="/shots/$HOME/p.####.exr")
     job = parsed(plan)
     assert job.plate.path == "/shots/$HOME/p.####.exr" and job.trimap.path == "/t/$HOME/t.####.png"
+
+
+def test_a_roto_rendered_as_the_gizmo_writes_it_is_read_by_vfxmatte_as_its_alpha(tmp_path):
+    import numpy as np
+    import OpenImageIO as oiio
+
+    from vfxmatte.io.image import read_mask
+    from vfxmatte_nuke.result import write_settings
+
+    settings = write_settings("mask", str(tmp_path / "roto.1001.png"))
+    assert (settings["file_type"], settings["channels"], settings["raw"]) == ("png", "rgba", True)
+    rgba = np.zeros((8, 8, 4), np.uint8)  # a Roto: black RGB, the shape in alpha
+    rgba[2:6, 2:6, 3] = 255
+    buf = oiio.ImageBuf(oiio.ImageSpec(8, 8, 4, oiio.UINT8))
+    buf.set_pixels(oiio.ROI(0, 8, 0, 8), rgba)
+    assert buf.write(settings["file"])
+    assert np.array_equal(read_mask(settings["file"]) > 0.5, rgba[..., 3] > 0)

@@ -61,7 +61,7 @@ def test_result_nodes_are_found_by_their_tag_after_a_rename(fake_nuke, gizmo):
     import vfxmatte_nuke.nodes as v
 
     plan = JobPlan({"plate": {"frames": "1001-1010"}, "output": {"path": "/o/sh010.matte.####.exr", "channel": "matte.A"}},
-                   "/o/j.yaml", 5, [], "png")
+                   "/o/j.yaml", 5, [], "trimap")
     read, copy = v.update_result_nodes(gizmo, plan)
     assert read.name() == "VfxMatte1_matte" and copy["from0"].value() == "matte.alpha"
     assert (read["first"].value(), read["last"].value(), read["frame"].value()) == (1001, 1010, "5")

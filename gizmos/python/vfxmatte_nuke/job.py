@@ -103,7 +103,8 @@ class JobPlan(object):
         offset: timeline frame minus file frame (apply it to the mattes' Read too).
         render: ``[(timeline frame, file path), ...]`` the trimap input must be rendered to
             before the job runs (empty when the job names existing files).
-        render_kind: ``png`` (trimaps, 0 / 0.5 / 1 in RGB) or ``exr`` (roto masks, alpha).
+        render_kind: ``trimap`` (0 / 0.5 / 1 in RGB) or ``mask`` (a roto's alpha); both are
+            8-bit PNGs of the format (the display window), as Nuke writes PNG.
     """
 
     def __init__(self, job, path, offset, render, render_kind):
@@ -239,18 +240,18 @@ def _trimap(settings, shot, job_dir, script_dir, frames, offset, view):
     eye = ".%V" if view else ""
     if mode == "sequence":
         path = _absolute(given, script_dir) if given else _join(job_dir, "trimaps", shot + eye + ".####.png")
-        spec, wanted, kind = {"mode": "sequence", "path": path}, frames, "png"
+        spec, wanted, kind = {"mode": "sequence", "path": path}, frames, "trimap"
     elif mode == "keyframes":
         path = _absolute(given, script_dir) if given else _join(job_dir, "keyframes", shot + eye + ".####.png")
         if not given and keys is None:
             raise GizmoError("keyframe trimaps: set the gizmo's keyframes knob (e.g. 1001,1040) to render them")
-        spec, wanted, kind = {"mode": "keyframes", "path": path}, keys, "png"
+        spec, wanted, kind = {"mode": "keyframes", "path": path}, keys, "trimap"
         if keys is not None:
             spec["frames"] = keys
     else:
-        path = _absolute(given, script_dir) if given else _join(job_dir, "roto", shot + eye + ".####.exr")
+        path = _absolute(given, script_dir) if given else _join(job_dir, "roto", shot + eye + ".####.png")
         spec = {"mode": "mask", "path": path, "band_px": int(_value(settings, "edge_width"))}
-        wanted, kind = frames, "exr"
+        wanted, kind = frames, "mask"
         if keys is not None:  # roto on a few frames: their trimaps are propagated to the rest
             spec.update(missing="propagate", frames=keys)
             wanted = keys

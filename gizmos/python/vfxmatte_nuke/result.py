@@ -70,8 +70,8 @@ def copy_settings(channel):
 
 
 def write_settings(kind, path):
-    """Knob values of the temporary Write node that renders the trimap input on one frame:
-    8-bit PNG of RGB for trimaps, EXR of the alpha for roto masks; raw, so 0.5 stays 0.5."""
-    if kind == "png":
-        return {"file": path, "file_type": "png", "channels": "rgb", "raw": True}
-    return {"file": path, "file_type": "exr", "channels": "alpha", "raw": True}
+    """Knob values of the temporary Write node that renders the trimap input on one frame: an
+    8-bit PNG of RGB for a trimap (``kind`` ``trimap``) or of RGBA for a roto (``mask``: vfxmatte
+    reads its alpha); raw, so a painted 0.5 is stored as 128, not sRGB-encoded."""
+    channels = {"trimap": "rgb", "mask": "rgba"}[kind]
+    return {"file": path, "file_type": "png", "channels": channels, "raw": True}
