@@ -144,3 +144,15 @@ def test_a_roto_rendered_as_the_gizmo_writes_it_is_read_by_vfxmatte_as_its_alpha
     buf.set_pixels(oiio.ROI(0, 8, 0, 8), rgba)
     assert buf.write(settings["file"])
     assert np.array_equal(read_mask(settings["file"]) > 0.5, rgba[..., 3] > 0)
+
+
+def test_with_overscan_only_keyframes_are_rendered_from_nuke():
+    overscan = dict(bbox=(-64, -32, 2112, 1184))  # 64 px left and right, 32 top and bottom
+    assert jb.ReadState(PLATE, 1001, 1100, format=(2048, 1152), **overscan).data_window == (-64, -32, 2111, 1183)
+    with pytest.raises(GizmoError, match="overscan"):
+        build({}, **overscan)
+    with pytest.raises(GizmoError, match="overscan"):
+        build({"trimap_mode": "mask"}, **overscan)
+    assert build({"trimap_mode": "keyframes", "keyframes": "1001"}, **overscan).render
+    assert build({"trimap_mode": "mask", "keyframes": "1001"}, **overscan).render
+    assert build({"trimap_file": "/t/sh010.####.exr"}, **overscan).render == []

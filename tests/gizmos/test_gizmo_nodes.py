@@ -4,7 +4,6 @@ the nodes a run leaves found again by their tag."""
 import pytest
 
 from conftest import GIZMO_FILE
-from vfxmatte_nuke.errors import GizmoError
 from vfxmatte_nuke.job import JobPlan
 
 
@@ -53,8 +52,11 @@ def test_rendering_needs_a_trimap_input(fake_nuke, gizmo):
 
     gizmo["trimap_mode"].setValue("keyframes")
     gizmo["keyframes"].setValue("1001")
-    with pytest.raises(GizmoError, match="connect the trimap input"):
-        v.render_trimaps(gizmo)
+    assert v.render_trimaps(gizmo) is None
+    (message,) = fake_nuke.state()["messages"]
+    assert "connect the trimap input" in message and gizmo["status"].value() in message
+    gizmo["trimap_file"].setValue("/t/sh010.####.png")
+    assert v.render_trimaps(gizmo) == 0 and gizmo["status"].value().startswith("nothing to render")
 
 
 def test_result_nodes_are_found_by_their_tag_after_a_rename(fake_nuke, gizmo):

@@ -196,6 +196,7 @@ def build_job(settings, read, color, script_dir="", output_write_file=""):
         raise GizmoError("the plate %s holds %%V: set the gizmo's view knob (left, right ...)" % plate)
 
     trimap, render, kind = _trimap(settings, shot, job_dir, script_dir, frames, offset, view)
+    _check_render_size(trimap, render, read)
 
     tile = int(_value(settings, "tile_size"))
     model = {
@@ -227,6 +228,21 @@ def build_job(settings, read, color, script_dir="", output_write_file=""):
         farm["executable"] = _value(settings, "farm_executable")
     job["farm"] = farm
     return JobPlan(job, job_file, offset, render, kind)
+
+
+def _check_render_size(trimap, render, read):
+    """Nuke renders PNGs at the format's size (the display window); per-frame trimaps and masks
+    must be the plate's data window's size, so with overscan only keyframes can be rendered."""
+    window = read.data_window
+    if not render or window is None or trimap["mode"] == "keyframes" or trimap.get("missing") == "propagate":
+        return
+    full = (0, 0, read.format[0] - 1, read.format[1] - 1)
+    if window != full:
+        raise GizmoError(
+            "the plate %s has a data window %s other than its format %dx%d (overscan): per-frame "
+            "trimaps rendered from Nuke would be the format's size. Use keyframe trimaps (or roto "
+            "keyframes), or set trimap files of the data window's size" % (read.name, window, read.format[0], read.format[1])
+        )
 
 
 def _trimap(settings, shot, job_dir, script_dir, frames, offset, view):

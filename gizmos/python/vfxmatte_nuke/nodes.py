@@ -104,9 +104,8 @@ def _status(gizmo, text):
     gizmo["status"].setValue(text)
 
 
-def render_trimaps(gizmo, job_plan=None):
+def _render(gizmo, job_plan):
     """Render the trimap input on the frames the job needs (nothing when it names files)."""
-    job_plan = job_plan or plan(gizmo)
     if not job_plan.render:
         return 0
     source = gizmo.input(1)
@@ -141,7 +140,7 @@ def _save(job_plan):
 
 def _prepare(gizmo):
     job_plan = plan(gizmo)
-    render_trimaps(gizmo, job_plan)
+    _render(gizmo, job_plan)
     _save(job_plan)
     return job_plan, command.find_executable(gizmo["executable"].value())
 
@@ -199,6 +198,14 @@ def _guarded(action):
     button.__name__ = action.__name__
     button.__doc__ = action.__doc__
     return button
+
+
+@_guarded
+def render_trimaps(gizmo):
+    """*Render trimaps*: render the trimap input to the files the job reads."""
+    count = _render(gizmo, plan(gizmo))
+    _status(gizmo, "rendered %d trimap frame(s)" % count if count else "nothing to render: the job names trimap files")
+    return count
 
 
 @_guarded
