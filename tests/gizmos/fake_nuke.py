@@ -7,7 +7,7 @@ The gizmo's knobs come from the real .gizmo file (:func:`create_gizmo`), so a kn
 uses but the gizmo lacks fails here as it would in Nuke.
 """
 
-import os
+import re
 import threading
 
 _state = {}
@@ -183,7 +183,8 @@ def delete(node):
 
 
 def filename(node):
-    return node["file"].value()
+    """As Nuke's: TCL evaluated (nothing to evaluate here), ``####`` given as ``%04d``."""
+    return re.sub(r"#+", lambda m: "%%0%dd" % len(m.group(0)), node["file"].value())
 
 
 def execute(node, first, last, incr=1):

@@ -142,3 +142,13 @@ def test_submit_to_farm_writes_the_opencue_job_through_vfxmatte_submit(comp):
     spec = Path(nuke.root()["name"].value()).parent / "vfxmatte" / "out" / "farm" / "shot010.opencue.xml"
     assert gizmo["status"].value() == "opencue job written: %s" % spec
     assert spec.is_file() and "--frames" in spec.read_text()
+
+
+def test_the_progress_task_s_cancel_stops_the_run(comp):
+    nuke, gizmo, _, _ = comp
+    import vfxmatte_nuke.nodes as v
+
+    nuke.state()["cancel"].set()  # the user presses cancel on the progress task
+    v.run_background(gizmo).join(300)
+    assert gizmo["status"].value().startswith("cancelled")
+    assert nuke.state()["messages"] == [] and _tagged(nuke, "matte") == []

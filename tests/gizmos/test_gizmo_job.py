@@ -156,3 +156,14 @@ def test_with_overscan_only_keyframes_are_rendered_from_nuke():
     assert build({"trimap_mode": "keyframes", "keyframes": "1001"}, **overscan).render
     assert build({"trimap_mode": "mask", "keyframes": "1001"}, **overscan).render
     assert build({"trimap_file": "/t/sh010.####.exr"}, **overscan).render == []
+
+
+@pytest.mark.parametrize("plate, script, expected_out", [
+    ("C:/shots/sh010/plates/sh010.%04d.exr", "C:/shots/sh010/comp", "C:/shots/sh010/comp/vfxmatte/out/sh010.matte.####.exr"),
+    ("\\\\server\\shots\\sh010.####.exr", "//server/comp", "//server/comp/vfxmatte/out/sh010.matte.####.exr"),
+])
+def test_windows_paths_stay_absolute_with_nukes_forward_slashes(plate, script, expected_out):
+    plan = jb.build_job({"trimap_file": "trimaps/t.####.png"}, read(file=plate), ColorState(), script_dir=script)
+    assert plan.job["output"]["path"] == expected_out
+    assert plan.job["trimap"]["path"] == script + "/trimaps/t.####.png"
+    assert "\\" not in plan.job["plate"]["path"]

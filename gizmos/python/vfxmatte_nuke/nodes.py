@@ -184,7 +184,7 @@ def _finish(name, log, finish):
     gizmo = nuke.toNode(name)
     if gizmo is not None and finish is not None and log.exit_code in (0, 1) and not log.cancelled:
         finish(gizmo, log)
-    _report(name, log.message(), not log.ok)
+    _report(name, log.message(), not log.ok and not log.cancelled)  # a cancel needs no popup
 
 
 def _guarded(action):
