@@ -15,7 +15,7 @@ _state = {}
 
 def reset():
     _state.clear()
-    _state.update(nodes=[], executed=[], messages=[], main_thread_calls=[], progress=[], this=None,
+    _state.update(nodes=[], executed=[], plugin_paths=[], menus={}, messages=[], main_thread_calls=[], progress=[], this=None,
                   cancel=threading.Event(), on_execute=None, root=RootNode("Root", "Root"))
     _state["root"].add("name", "Root")
     for name, value in (("colorManagement", "Nuke"), ("OCIO_config", "nuke-default"), ("customOCIOConfigPath", "")):
@@ -223,6 +223,25 @@ class ProgressTask(object):
 
     def isCancelled(self):
         return _state["cancel"].is_set()
+
+
+def pluginAddPath(path, addToSysPath=True):
+    _state["plugin_paths"].append((path, addToSysPath))
+
+
+class Menu(object):
+    def __init__(self, path):
+        self.path = path
+
+    def addMenu(self, name):
+        return Menu(self.path + "/" + name)
+
+    def addCommand(self, name, command):
+        _state["menus"][self.path + "/" + name] = command
+
+
+def menu(name):
+    return Menu(name)
 
 
 def state():

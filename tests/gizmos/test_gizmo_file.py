@@ -115,3 +115,14 @@ def test_buttons_and_callbacks_call_functions_of_the_nuke_layer(spec):
         called = {c.func.attr for c in calls if isinstance(c.func, ast.Attribute) and getattr(c.func.value, "id", "") == "v"}
         assert called and called <= exported, (name, called)
         assert "import vfxmatte_nuke.nodes as v" in script
+
+
+def test_init_registers_the_python_folder_and_menu_makes_the_gizmo(fake_nuke, spec):
+    for script in ("init.py", "menu.py"):
+        exec(compile((GIZMOS / script).read_text(), script, "exec"), {"__name__": "__main__"})
+    (path, to_sys_path), = fake_nuke.state()["plugin_paths"]
+    assert (GIZMOS / path).resolve() == (GIZMOS / "python").resolve() and to_sys_path
+    assert (GIZMOS / "python" / "vfxmatte_nuke" / "nodes.py").is_file()
+    create = "nuke.createNode('%s')" % spec.class_name
+    assert fake_nuke.state()["menus"] == {"Nuke/vfxmatte/VfxMatte": create, "Nodes/vfxmatte/VfxMatte": create}
+    assert GIZMO_FILE.stem == spec.class_name  # Nuke finds a gizmo by its file's name
