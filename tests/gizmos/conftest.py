@@ -7,16 +7,15 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-GIZMOS = ROOT / "gizmos"
-GIZMO_FILE = GIZMOS / "VfxMatte.gizmo"
 HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))  # gizmo_files, gizmo_tcl, fake_nuke
+
+from gizmo_files import GIZMOS  # noqa: E402
 
 # what gizmos/init.py's nuke.pluginAddPath("./python") does for Nuke
 if str(GIZMOS / "python") not in sys.path:
     sys.path.insert(0, str(GIZMOS / "python"))
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))  # gizmo_tcl, fake_nuke
 
 
 @pytest.fixture

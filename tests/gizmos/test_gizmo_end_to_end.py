@@ -10,7 +10,7 @@ from pathlib import Path
 import OpenImageIO as oiio
 import pytest
 
-from conftest import GIZMO_FILE
+from gizmo_files import GIZMO_FILE
 from vfxmatte_nuke import frames as fr
 
 VFXMATTE = str(Path(sys.executable).with_name("vfxmatte"))

@@ -6,7 +6,7 @@ import ast
 import pytest
 
 import gizmo_tcl
-from conftest import GIZMO_FILE, GIZMOS
+from gizmo_files import GIZMO_FILE, GIZMOS
 from vfxmatte_nuke import job, result
 
 NODES = GIZMOS / "python" / "vfxmatte_nuke" / "nodes.py"

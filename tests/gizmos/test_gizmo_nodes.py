@@ -3,7 +3,7 @@ the nodes a run leaves found again by their tag."""
 
 import pytest
 
-from conftest import GIZMO_FILE
+from gizmo_files import GIZMO_FILE
 from vfxmatte_nuke.job import JobPlan
 
 
@@ -73,3 +73,15 @@ def test_result_nodes_are_found_by_their_tag_after_a_rename(fake_nuke, gizmo):
     assert again == (read, copy) and read["file"].value() == "/o/v2/sh010.matte.####.exr"
     other = fake_nuke.create_gizmo(str(GIZMO_FILE), name="VfxMatte2")
     assert v.update_result_nodes(other, plan)[0] is not read  # another gizmo has its own nodes
+
+
+def test_a_write_node_named_on_the_gizmo_sets_the_output(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    fake_nuke.nodes.Write(name="MatteOut", file="/renders/sh010/sh010.matte.####.exr")
+    gizmo["trimap_file"].setValue("/t/sh010.####.png")
+    gizmo["output_write"].setValue("MatteOut")
+    assert v.plan(gizmo).output == "/renders/sh010/sh010.matte.%04d.exr"
+    gizmo["output_write"].setValue("Nope")
+    assert v.write_job(gizmo) is None
+    assert "output from Write names 'Nope', which is not a Write node" in fake_nuke.state()["messages"][0]

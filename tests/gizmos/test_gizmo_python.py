@@ -8,7 +8,7 @@ import tokenize
 
 import pytest
 
-from conftest import GIZMOS
+from gizmo_files import GIZMOS
 
 SOURCES = sorted(GIZMOS.rglob("*.py"))
 PACKAGE = GIZMOS / "python" / "vfxmatte_nuke"
