@@ -2,13 +2,17 @@
 libraries, and keeps ``nuke`` to one module."""
 
 import ast
+import glob
 import io
+import os
 import re
+import shutil
+import subprocess
 import tokenize
 
 import pytest
 
-from gizmo_files import GIZMOS
+from gizmo_files import GIZMO_FILE, GIZMOS
 
 SOURCES = sorted(GIZMOS.rglob("*.py"))
 PACKAGE = GIZMOS / "python" / "vfxmatte_nuke"
@@ -117,3 +121,56 @@ def test_never_imports_vfxmatte_or_its_libraries(path):
 def test_only_the_nuke_layer_and_the_startup_files_import_nuke():
     importing = {str(p.relative_to(GIZMOS)) for p in SOURCES if "nuke" in _imports(p)}
     assert importing == {"init.py", "menu.py", "python/vfxmatte_nuke/nodes.py"}
+
+
+def _python37():
+    """A Python 3.7 interpreter (Nuke 13's), if this machine has one: $NUKE_PYTHON, pyenv's, or
+    python3.7 on the PATH."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [os.environ.get("NUKE_PYTHON", "")] + sorted(glob.glob(os.path.join(root, "versions", "3.7*", "bin", "python3")))
+    candidates.append(shutil.which("python3.7") or "")
+    for exe in filter(None, candidates):
+        try:
+            out = subprocess.run([exe, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if out.returncode == 0 and out.stdout.strip() == "(3, 7)":
+            return exe
+    return None
+
+
+_SMOKE = """
+import sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import fake_nuke
+sys.modules["nuke"] = fake_nuke
+from vfxmatte_nuke import colorspace, command, job, result
+import vfxmatte_nuke.nodes as nodes
+
+read = job.ReadState("/s/p.%04d.exr", 1001, 1003, frame_mode="start at", frame="1", colorspace="ACES - ACEScg",
+                     format=(192, 108), bbox=(0, 0, 192, 108))
+plan = job.build_job({"trimap_mode": "keyframes", "keyframes": "1,3"}, read, colorspace.ColorState("OCIO", "aces_1.2"), "/s/c")
+assert "frames: \\"1001,1003\\"" in job.job_yaml(plan.job)
+assert result.matte_read_settings(plan)["frame"] == "-1000"
+event = "import json; print(json.dumps({'event': 'done', 'frame': 1, 'index': 1, 'total': 1}))"
+log = command.run_command([sys.executable, "-c", event])
+assert log.exit_code == 0 and log.progress == 100, log.message()
+gizmo = fake_nuke.create_gizmo(sys.argv[3])
+gizmo["trimap_mode"].setValue("mask")
+fake_nuke.state().update(this=gizmo, this_knob=gizmo["trimap_mode"])
+nodes.knob_changed()
+assert gizmo["edge_width"].visible
+print("ok")
+"""
+
+
+def test_the_package_runs_on_a_real_python_3_7(tmp_path):
+    exe = _python37()
+    if exe is None:
+        pytest.skip("no Python 3.7 interpreter here (set NUKE_PYTHON to one)")
+    script = tmp_path / "smoke37.py"
+    script.write_text(_SMOKE)
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([exe, str(script), str(GIZMOS / "python"), here, str(GIZMO_FILE)],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
