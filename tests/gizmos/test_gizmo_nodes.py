@@ -85,3 +85,16 @@ def test_a_write_node_named_on_the_gizmo_sets_the_output(fake_nuke, gizmo):
     gizmo["output_write"].setValue("Nope")
     assert v.write_job(gizmo) is None
     assert "output from Write names 'Nope', which is not a Write node" in fake_nuke.state()["messages"][0]
+
+
+def test_a_copy_pasted_gizmo_gets_its_own_nodes(fake_nuke, gizmo):
+    import vfxmatte_nuke.nodes as v
+
+    plan = JobPlan({"plate": {"frames": "1001-1010"}, "output": {"path": "/o/a.####.exr", "channel": "A"}},
+                   "/o/j.yaml", 0, [], "trimap")
+    read, _ = v.update_result_nodes(gizmo, plan)
+    pasted = fake_nuke.create_gizmo(str(GIZMO_FILE), name="VfxMatte2")
+    pasted["vfxmatte_id"].setValue(gizmo["vfxmatte_id"].value())  # what copy and paste does
+    assert v.update_result_nodes(gizmo, plan)[0] is read  # the original keeps its nodes, whichever runs first
+    assert v.update_result_nodes(pasted, plan)[0] is not read
+    assert v.update_result_nodes(gizmo, plan)[0] is read

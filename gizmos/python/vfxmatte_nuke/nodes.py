@@ -94,7 +94,16 @@ def plan(gizmo):
 
 
 def _gizmo_id(gizmo):
-    knob = gizmo["vfxmatte_id"]
+    """The gizmo's tag. A copy-pasted gizmo shares its original's id: the one whose Copy node
+    (B input) it is keeps the id, the other gets its own, so each updates its own nodes."""
+    knob, me = gizmo["vfxmatte_id"], gizmo.fullName()  # Nuke hands out new wrappers: compare names
+    if knob.value():
+        others = [n.fullName() for n in nuke.allNodes(gizmo.Class(), recurseGroups=True)
+                  if n.fullName() != me and n.knob("vfxmatte_id") is not None and n["vfxmatte_id"].value() == knob.value()]
+        copy = _find_tagged("%s/copy" % knob.value())
+        owner = copy.input(0).fullName() if copy is not None and copy.input(0) is not None else None
+        if others and owner != me and (owner is not None or me > min(others)):
+            knob.setValue("")
     if not knob.value():
         knob.setValue(uuid.uuid4().hex[:12])
     return knob.value()
