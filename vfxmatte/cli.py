@@ -351,9 +351,9 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     if frames == []:
         return _empty_chunk(out, args, job)
     if args.dry_run:  # what would run, as runs of frames (never a line per frame)
-        from vfxmatte.pipeline import ShotPipeline
+        from vfxmatte.pipeline import pipeline_for
 
-        check = ShotPipeline(job, device=args.device).check(frames, all_frames=args.all_frames)
+        check = pipeline_for(job, device=args.device).check(frames, all_frames=args.all_frames)
         out.event({"event": "summary", "dry_run": True, **check.to_dict(), "ts": round(time.time(), 3)})
         _report_check(out, check, dry_run=True)
         out.line(f"{job.shot}: {check.count('done') + check.count('held')} to matte, {check.count('skipped')} skipped, "
@@ -525,10 +525,10 @@ def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  #
 
 def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
-    from vfxmatte.pipeline import ShotPipeline
+    from vfxmatte.pipeline import pipeline_for
 
     job = load_job(args.job)
-    report = ShotPipeline(job).check(all_frames=args.all_frames)
+    report = pipeline_for(job).check(all_frames=args.all_frames)
     out.event({"event": "validate", "job": str(args.job), **report.to_dict()})
     _report_check(out, report, dry_run=False)
     failing = report.count("failed")

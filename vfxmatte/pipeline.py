@@ -79,7 +79,17 @@ from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, plate_
 from vfxmatte.propagate import keyframes_used
 from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha
 
-__all__ = ["CheckReport", "FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "job_frames", "propagate_job", "run_job"]
+__all__ = [
+    "CheckReport",
+    "FrameEvent",
+    "FramePlan",
+    "RunReport",
+    "ShotPipeline",
+    "job_frames",
+    "pipeline_for",
+    "propagate_job",
+    "run_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +117,9 @@ class FramePlan:
     #: set when ``skip_existing`` finds an output it cannot keep (incomplete, unreadable, or
     #: made by another job): why the frame is made again
     redo_reason: str | None = None
+    #: a job of several views (:mod:`vfxmatte.multiview`): each view's own plan, in the order
+    #: the file holds them (``plate``, ``trimap`` and ``held_from`` above are the first's)
+    views: tuple[tuple[str, "FramePlan"], ...] = ()
 
     @property
     def source_frame(self) -> int:
@@ -511,11 +524,10 @@ class ShotPipeline:
         src = f if hold is None else hold
         trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
         redo = None
-        if outputs and self.job.output.skip_existing and (out.exists() or out.is_symlink()):
-            redo = self._cannot_keep(out, job_hash)
-            if redo is None:
-                return FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}")
-            log.warning("frame %d: %s: it is made again", f, redo)
+        if outputs:
+            kept, redo = self._existing_output(f, out, job_hash)
+            if kept is not None:
+                return FramePlan(f, out, plate, trimap, hold, skip_reason=kept)
         if keyframes is not None:
             reason = self._too_far(src, keyframes)
             return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
@@ -525,6 +537,18 @@ class ShotPipeline:
             reason = f"{kind} missing: {trimap}" if what == "missing" else f"{kind} {trimap} is {what}, not a file"
             return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
         return FramePlan(f, out, plate, trimap, hold, redo_reason=redo)
+
+    def _existing_output(self, f: int, out: Path, job_hash: str) -> tuple[str | None, str | None]:
+        """``(skip reason, redo reason)`` of frame ``f``'s existing output ``out`` under
+        ``skip_existing``: kept (its skip reason), or made again (why), or neither (no output,
+        or ``skip_existing`` off)."""
+        if not self.job.output.skip_existing or not (out.exists() or out.is_symlink()):
+            return None, None
+        redo = self._cannot_keep(out, job_hash)
+        if redo is None:
+            return f"output exists: {out}", None
+        log.warning("frame %d: %s: it is made again", f, redo)
+        return None, redo
 
     @staticmethod
     def _cannot_keep(out: Path, job_hash: str) -> str | None:
@@ -785,9 +809,14 @@ class ShotPipeline:
         if item.plate is None or item.trimap is None:
             raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
         self.open()
+        matted, alpha = self._alpha(item)
+        channels, metadata = self._channels(matted.info, matted.rgb, alpha)
+        self._write(item, matted.info, channels, metadata)
+
+    def _alpha(self, item: FramePlan) -> "tuple[_Matted, np.ndarray]":
+        """``item``'s plate frame matted, and its final alpha (through the temporal stage when on)."""
         matted = self._matte(item)
-        alpha = matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
-        self._write(item, matted.info, matted.rgb, alpha)
+        return matted, matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
 
     def _process_retrying(self, item: FramePlan, retried: Callable[[str, BaseException], None]) -> None:
         """:meth:`process`, tried again after a transient failure (:func:`is_transient`) as
@@ -876,10 +905,12 @@ class ShotPipeline:
         smoothed = to_data_window(canvas, info, fill=np.nan)
         return np.where(np.isnan(smoothed), matted.alpha, smoothed).astype(np.float32)
 
-    def _write(self, item: FramePlan, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    def _channels(self, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The channels a frame's matte file holds (the alpha, and the RGB in ``rgba`` mode) and
+        the colour metadata that RGB needs."""
         out = self.job.output
         channels: dict[str, np.ndarray] = {}
-        metadata = self.provenance(item)
+        metadata: dict[str, Any] = {}
         if out.rgba:
             if self._rgb_out is not None:
                 # Converted to the job's output colourspace (NaN/Inf already made 0 by apply).
@@ -892,14 +923,22 @@ class ShotPipeline:
             for name, k in zip(out.rgb_channels, range(3)):
                 channels[name] = rgb[..., k]
         channels[out.channel] = alpha
+        return channels, metadata
+
+    def _write(
+        self, item: FramePlan, info: ImageInfo, channels: dict[str, np.ndarray], metadata: dict[str, Any],
+        views: list[str] | None = None,
+    ) -> None:
+        """Write a frame's matte file (atomically): its provenance, then ``metadata``."""
         self._sweep_temps(item.output)
         write_exr(
             item.output,
             channels,
             info_like=info,
-            compression=out.compression,
+            compression=self.job.output.compression,
             pixel_type="half",
-            metadata=metadata,
+            metadata={**self.provenance(item), **metadata},
+            views=views,
         )
 
     def _sweep_temps(self, target: Path) -> None:
@@ -981,6 +1020,22 @@ class ShotPipeline:
         return report
 
     # -- the run
+    def _prepare(self, first: FramePlan, dry_run: bool) -> None:
+        """What stops the whole run, checked on its first frame to matte: the view, then the
+        model and the keyframes (a dry run: the keyframes' headers).
+
+        Raises:
+            VfxMatteError: for the whole run.
+        """
+        self.check_view(first.plate)
+        if not dry_run:
+            self.open()
+            if self.propagated:
+                self.check_keyframes(first)
+        elif self.propagated:
+            info = read_header(first.plate, layer=self.job.plate.layer, view=self.job.plate.view)
+            self.propagation.check_headers((info.full_height, info.full_width))
+
     def run(
         self,
         frames: Iterable[int] | None = None,
@@ -1010,14 +1065,7 @@ class ShotPipeline:
 
         runnable = [p for p in plans if p.skip_reason is None and p.fail_reason is None]
         if runnable:
-            self.check_view(runnable[0].plate)
-        if not dry_run and runnable:
-            self.open()
-            if self.propagated:
-                self.check_keyframes(runnable[0])
-        elif runnable and self.propagated:
-            info = read_header(runnable[0].plate, layer=self.job.plate.layer, view=self.job.plate.view)
-            self.propagation.check_headers((info.full_height, info.full_width))
+            self._prepare(runnable[0], dry_run)
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:
                 report.skipped[item.frame] = item.skip_reason
@@ -1062,7 +1110,21 @@ class ShotPipeline:
 def job_frames(job: Job) -> list[int]:
     """The frames a run of ``job`` processes when none are given: ``plate.frames``, else the
     range in the plate pattern, else every plate frame on disk."""
-    return job.plate.frame_list if job.plate.frame_list is not None else FrameSequence(job.plate.path).frames
+    if job.plate.frame_list is not None:
+        return job.plate.frame_list
+    if isinstance(job.plate.view, list):
+        job = job.for_view(job.plate.view[0])  # the plate pattern may name the view (%V)
+    return FrameSequence(job.plate.path).frames
+
+
+def pipeline_for(job: Job, device: str | None = None, session: Matter | None = None) -> ShotPipeline:
+    """The pipeline that runs ``job``: a :class:`~vfxmatte.multiview.MultiViewPipeline` for a
+    job of several views, else a :class:`ShotPipeline`."""
+    if job.plate.multi_view:
+        from vfxmatte.multiview import MultiViewPipeline
+
+        return MultiViewPipeline(job, device=device, session=session)
+    return ShotPipeline(job, device=device, session=session)
 
 
 def propagate_job(
@@ -1073,7 +1135,7 @@ def propagate_job(
 ) -> RunReport:
     """Write the propagated trimaps of ``job`` (or of the given ``frames``); see
     :meth:`ShotPipeline.propagate`."""
-    with ShotPipeline(job) as pipe:
+    with pipeline_for(job) as pipe:
         return pipe.propagate(frames, out=out, progress=progress)
 
 
@@ -1099,5 +1161,5 @@ def run_job(
     Raises:
         VfxMatteError: a problem for the whole run (see :meth:`ShotPipeline.run`).
     """
-    with ShotPipeline(job, device=device) as pipe:
+    with pipeline_for(job, device=device) as pipe:
         return pipe.run(frames, dry_run=dry_run, progress=progress)
