@@ -30,13 +30,14 @@ Example:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Protocol
+from typing import Any, Callable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from vfxmatte.color import ColorConverter
 from vfxmatte.errors import (
     ImageReadError,
     InputError,
+    MemoryBudgetError,
     PropagationError,
     SequenceError,
     TrimapError,
@@ -425,7 +427,7 @@ class ShotPipeline:
         """Build the colour conversion and load the model (once; later calls do nothing).
 
         Raises:
-            ColorError, CheckpointError, DeviceError: for the whole run.
+            ColorError, CheckpointError, DeviceError, MemoryBudgetError: for the whole run.
         """
         self._open_colour()
         out = self.job.output
@@ -433,22 +435,34 @@ class ShotPipeline:
             self._rgb_out = ColorConverter(self.job.color.config, self.job.plate.colorspace, out.rgb_colorspace)
         if self._session is None:
             from vfxmatte.engine import MattingSession
-            from vfxmatte.memory import HELD_PIXEL_BYTES, temporal_pixel_bytes
+            from vfxmatte.memory import job_held_pixel_bytes
 
-            m, t = self.job.model, self.job.temporal
-            self._session = MattingSession.from_checkpoint(
-                m.checkpoint,
-                device=self.device,
-                precision=m.precision,
-                tile_size=m.tile_size,
-                overlap=m.overlap,
-                batch_size=m.batch_size,
-                memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
-                held_pixel_bytes=HELD_PIXEL_BYTES + (temporal_pixel_bytes(t.radius) if t.enabled else 0),
-                tta=m.tta,
-                sparse=m.sparse,
-            )
+            m = self.job.model
+            with self._budget_named():
+                self._session = MattingSession.from_checkpoint(
+                    m.checkpoint,
+                    device=self.device,
+                    precision=m.precision,
+                    tile_size=m.tile_size,
+                    overlap=m.overlap,
+                    batch_size=m.batch_size,
+                    memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
+                    held_pixel_bytes=job_held_pixel_bytes(self.job),
+                    tta=m.tta,
+                    sparse=m.sparse,
+                )
             log.debug("loaded %s on %s", m.checkpoint, self._session.device)
+
+    @contextlib.contextmanager
+    def _budget_named(self, plate: Path | None = None) -> Iterator[None]:
+        """A :class:`MemoryBudgetError` raised inside names where the budget was set (the job
+        file and line of ``model.memory_gb``) and the plate whose size did not fit."""
+        try:
+            yield
+        except MemoryBudgetError as exc:
+            line = self.job.lines.get(("model", "memory_gb"))
+            where = f"{self.job.source}:{line[1]}" if line else self.job.source
+            raise MemoryBudgetError(f"{where}: {exc}" + (f" ({plate})" if plate is not None else "")) from None
 
     def _open_colour(self) -> ColorConverter:
         if self._converter is None:
@@ -687,6 +701,7 @@ class ShotPipeline:
         report.headers_checked = len(sample)
         if files:
             self.check_view(seq.path(files[0]))
+            self.check_budget(seq.path(files[0]))
         if self.propagated and files:
             # As run's check_keyframes, from headers: a bad keyframe stops the whole run.
             try:
@@ -745,6 +760,32 @@ class ShotPipeline:
             line = self.job.lines.get(("plate", "view"))
             where = f"{self.job.source}:{line[1]}" if line else self.job.source
             raise InputError(f"{where}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
+
+    def check_budget(self, plate: Path | None) -> None:
+        """The memory budget (``model.memory_gb``) must fit a frame of ``plate``'s size: planned
+        as the session plans it (the open session's, else :func:`vfxmatte.memory.job_budget`
+        without loading weights), once for the run, on one plate file whose header reads (one
+        that does not is its frame's own failure).
+
+        Raises:
+            MemoryBudgetError: not even the smallest tiles fit, naming the key (and its line).
+        """
+        if self.job.model.memory_gb is None or plate is None:
+            return
+        try:
+            info = read_header(plate, layer=self.job.plate.layer, view=self.job.plate.view)
+        except VfxMatteError:
+            return
+        with self._budget_named(plate):
+            tiling_for = getattr(self._session, "tiling_for", None)
+            if tiling_for is not None:
+                tiling_for(info.height, info.width)
+            else:
+                from vfxmatte.memory import job_budget
+
+                budget, (tile, overlap, batch) = job_budget(self.job, self.device)  # type: ignore[misc]
+                budget.check_floor(tile, overlap, batch)
+                budget.tiling(info.height, info.width, tile, overlap, batch)
 
     def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
         """``(kind, reason)`` of a planned frame on disk: skipped, failed (the plan's reason,
@@ -1030,6 +1071,8 @@ class ShotPipeline:
         self.check_view(first.plate)
         if not dry_run:
             self.open()
+        self.check_budget(first.plate)
+        if not dry_run:
             if self.propagated:
                 self.check_keyframes(first)
         elif self.propagated:
