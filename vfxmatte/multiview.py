@@ -118,6 +118,11 @@ class MultiViewPipeline(ShotPipeline):
         for v, p in first.views:
             self.views[v]._prepare(p, dry_run)
 
+    def check_budget_of(self, frame: int) -> None:
+        """Each view's :meth:`ShotPipeline.check_budget_of`."""
+        for pipe in self.views.values():
+            pipe.check_budget_of(frame)
+
     def check_frame(self, item: FramePlan) -> None:
         """Each view's :meth:`ShotPipeline.check_frame`."""
         for v, p in item.views:

@@ -761,6 +761,10 @@ class ShotPipeline:
             where = f"{self.job.source}:{line[1]}" if line else self.job.source
             raise InputError(f"{where}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
 
+    def check_budget_of(self, frame: int) -> None:
+        """:meth:`check_budget` on plate ``frame``'s file."""
+        self.check_budget(self._plate.path(frame))
+
     def check_budget(self, plate: Path | None) -> None:
         """The memory budget (``model.memory_gb``) must fit a frame of ``plate``'s size: planned
         as the session plans it (the open session's, else :func:`vfxmatte.memory.job_budget`

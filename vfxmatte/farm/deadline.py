@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Sequence
 
 from vfxmatte.errors import FarmError
-from vfxmatte.farm.commands import DEADLINE_TOKENS, TaskPlan, plan_tasks, task_argv, windows_arguments
+from vfxmatte.farm.commands import (
+    DEADLINE_TOKENS,
+    TaskPlan,
+    memory_args,
+    plan_tasks,
+    task_argv,
+    threads_args,
+    windows_arguments,
+)
 from vfxmatte.io.atomic import atomic_write
 from vfxmatte.jobs import FarmSpec, Job
 
@@ -50,11 +58,11 @@ def _deadline_pattern(path: str) -> str:
     return a[:i] + "#" * pad + a[i + pad :]
 
 
-def build_job(job: Job, frames: Sequence[int], farm: FarmSpec) -> DeadlineJob:
-    """The job and plugin info of ``frames`` of ``job``."""
+def build_job(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float | None = None) -> DeadlineJob:
+    """The job and plugin info of ``frames`` of ``job``; ``memory_gb``: the tasks'
+    ``--memory-gb`` (:func:`~vfxmatte.farm.commands.task_memory_gb`)."""
     tasks = plan_tasks(frames, farm.chunk_size, DEADLINE_TOKENS)
-    extra = [] if farm.cores is None else ["--threads", str(max(1, int(farm.cores)))]
-    argv = task_argv(farm.argv, "run", job, tasks.task_frames, extra)
+    argv = task_argv(farm.argv, "run", job, tasks.task_frames, threads_args(farm) + memory_args(memory_gb))
     info = {
         "Plugin": "CommandLine",
         "Name": f"{job.shot} vfxmatte",

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from vfxmatte.errors import FarmError
 from vfxmatte.farm.chunks import Chunk, split_frames
-from vfxmatte.farm.commands import job_path
+from vfxmatte.farm.commands import job_path, memory_args
 from vfxmatte.io.sequence import format_frames
 from vfxmatte.jobs import Job
 from vfxmatte.pipeline import FrameEvent, RunReport
@@ -102,7 +102,8 @@ def run_local(
     """Run ``frames`` of ``job`` (default: the job's frames) as ``chunks`` chunks (default:
     one per worker) on ``workers`` processes at once.
 
-    ``memory_gb`` is each matting worker's ``--memory-gb``. ``progress`` receives a
+    ``memory_gb`` is each matting worker's ``--memory-gb``
+    (:func:`~vfxmatte.farm.commands.task_memory_gb`). ``progress`` receives a
     :class:`~vfxmatte.pipeline.FrameEvent` per frame event of every
     worker (``index`` counts over both stages), and a :class:`WorkerExit` as each worker ends.
 
@@ -138,8 +139,8 @@ def run_local(
                     chunk = tasks.pop(0)
                     argv = [*executable, "--log-format", "json", stage, job_path(job), "--chunk", str(chunk),
                             "--threads", str(share)]
-                    if memory_gb is not None and stage == "run":
-                        argv += ["--memory-gb", repr(memory_gb)]
+                    if stage == "run":
+                        argv += memory_args(memory_gb)
                     if frames is not None:
                         argv += ["--frames", format_frames(wanted) if sorted(set(wanted)) == wanted else ",".join(map(str, wanted))]
                     env = {**os.environ, **{v: str(share) for v in _THREAD_VARS}}
