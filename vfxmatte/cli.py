@@ -476,22 +476,29 @@ def _submit_deadline(args, out: Output, job, frames, farm, folder: Path, memory_
     from vfxmatte.farm import deadline
     from vfxmatte.farm.commands import posix_command
 
-    built = deadline.build_job(job, frames, farm, memory_gb)
-    job_info, plugin_info = deadline.write_job(built, folder, job.shot)
-    command = posix_command(deadline.submit_argv(job_info, plugin_info))
-    out.event({"event": "submit", "farm": "deadline", "job_info": str(job_info), "plugin_info": str(plugin_info),
-               "frames": built.tasks.frames, "chunk_size": built.tasks.chunk_size, "command": command})
-    out.line(f"{job.shot}: Deadline CommandLine job, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}")
-    out.line(f"job info: {job_info}")
-    out.line(f"plugin info: {plugin_info}")
+    jobs = deadline.build_jobs(job, frames, farm, memory_gb)
+    files = [deadline.write_job(built, folder, deadline.file_stem(built, job.shot)) for built in jobs]
+    commands = [posix_command(deadline.submit_argv(*pair)) for pair in files]
+    matte = jobs[-1]
+    out.event({"event": "submit", "farm": "deadline", "job_info": str(files[-1][0]), "plugin_info": str(files[-1][1]),
+               "frames": matte.tasks.frames, "chunk_size": matte.tasks.chunk_size, "command": commands[-1],
+               "jobs": [{"stage": b.stage, "job_info": str(ji), "plugin_info": str(pi), "command": c}
+                        for b, (ji, pi), c in zip(jobs, files, commands)]})
+    kind = "propagation and matte jobs" if len(jobs) > 1 else "job"
+    out.line(f"{job.shot}: Deadline CommandLine {kind}, frames {matte.tasks.frames}, chunk {matte.tasks.chunk_size}")
+    for built, (job_info, plugin_info) in zip(jobs, files):
+        what = "" if len(jobs) == 1 else f" ({built.stage})"
+        out.line(f"job info{what}: {job_info}")
+        out.line(f"plugin info{what}: {plugin_info}")
     if not args.submit or args.dry_run:
-        out.line(f"submit with: {command}")
+        for i, command in enumerate(commands):
+            out.line(f"submit with: {command}" if i == 0 else
+                     f"then: {command}, once JobDependencies=<the JobID the first printed> is added to {files[i][0]}")
         return EXIT_OK
-    result = deadline.submit(job_info, plugin_info)
-    out.event({"event": "submitted", "farm": "deadline", "output": result})
-    for line in result.splitlines():
-        if line.startswith("JobID="):
-            out.line(f"submitted to Deadline: {line}")
+    ids = deadline.submit_jobs(jobs, folder, job.shot)
+    out.event({"event": "submitted", "farm": "deadline", "jobs": ids})
+    for built, jid in zip(jobs, ids):
+        out.line(f"submitted to Deadline: JobID={jid}" + ("" if len(jobs) == 1 else f" ({built.stage})"))
     return EXIT_OK
 
 
