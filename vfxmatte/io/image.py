@@ -246,10 +246,24 @@ def _read_channels(
     lo, hi = min(index), max(index) + 1
     pixels = inp.read_image(subimage, 0, lo, hi, pixel_type)
     if pixels is None or inp.has_error:
-        raise ImageReadError(f"{path}: cannot read pixels ({_error_text(inp.geterror) or 'read failed'})", transient=True)
+        why = f"{path}: cannot read pixels ({_error_text(inp.geterror) or 'read failed'})"
+        # Transient only when the OS fails to hand over the file's bytes (is_transient judges
+        # that OSError): bytes that all read are a truncated or damaged file, the same on every try.
+        raise ImageReadError(why) from _read_back(path)
     dtype = np.uint8 if pixel_type == oiio.UINT8 else np.float32
     pixels = np.asarray(pixels, dtype=dtype).reshape(spec.height, spec.width, hi - lo)
     return np.ascontiguousarray(pixels[..., [i - lo for i in index]])
+
+
+def _read_back(path: Path) -> OSError | None:
+    """The OS error reading every byte of ``path``, or None when they all read."""
+    try:
+        with open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _check_flat(path: Path, spec: oiio.ImageSpec) -> None:
