@@ -62,27 +62,28 @@ MIN_TILE = 256
 #: Per-call allocations that do not scale with pixels (oneDNN scratch, allocator slack), bytes.
 CONSTANT = 32 * 2**20
 #: Frame-sized engine buffers per frame pixel beyond the caller's image and trimap: the clipped
-#: image copy, the unknown mask, two float32 accumulators, the composited alpha (measured 25-28).
+#: image copy, the unknown mask, two float32 accumulators, the composited alpha (at least their
+#: measured sum, benchmarks/RESULTS.md "Memory budget").
 FRAME_PIXEL_BYTES = 32
-#: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (fit 117,
-#: rounded up).
+#: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (the
+#: fit, rounded up).
 PIXEL_BYTES = 140
 #: Per tile pixel and byte of dtype: a fixed part and one per unit of :func:`channel_load`
-#: (fits 17.8 and 1.15).
+#: (the fit, rounded up).
 CHANNEL_BYTES = 18
 CHANNEL_SCALE = 1.16
-#: Each tile past the first in a batch costs this many single tiles (batch 2 of 448 px tiles
-#: measured 1.3x two single tiles' share).
+#: Each tile past the first in a batch costs this many single tiles: more than a batch was
+#: measured to add, so a batch is never planned larger than what fits.
 BATCH_EXTRA = 1.5
 #: A vfxmatte process before its first frame: Python, torch, OpenImageIO, OpenColorIO, OpenCV,
-#: the CLI (measured 290-330 MiB on this CPU with torch 2.13).
+#: the CLI (its measured size; a larger install needs a larger budget).
 PROCESS_BYTES = 320 * 2**20
 #: What the caller holds per frame pixel while and just after a frame is matted (the pipeline:
-#: the plate as read, its working RGB, the trimap, the alpha being written; measured 62, and 14
-#: more after the matte).
+#: the plate as read, its working RGB, the trimap, the alpha being written; at least the
+#: measured).
 HELD_PIXEL_BYTES = 80
 #: What the temporal stage holds per frame pixel and neighbour (plates, raw mattes, trimaps and
-#: flow of its window; measured about 105 for radius 1 on a 3-frame shot).
+#: flow of its window; at least the measured).
 TEMPORAL_PIXEL_BYTES = 56
 #: Share of the free budget the estimate may use: room for the fit's residuals.
 HEADROOM = 0.85

@@ -401,7 +401,7 @@ class ShotPipeline:
         tri_path = job.trimap.path
         self._trimap = FrameSequence(tri_path) if has_frame_token(tri_path) else None
         #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
-        self.propagated = bool(getattr(job.trimap, "propagated", False))
+        self.propagated = job.trimap.propagated
         self._propagation: ShotPropagation | None = None
         #: output folder -> its writers' leftover temporary files by target name (listed once)
         self._temps: dict[Path, dict[str, list[Path]]] = {}

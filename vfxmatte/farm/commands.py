@@ -27,6 +27,7 @@ __all__ = [
     "DEADLINE_TOKENS",
     "FarmTokens",
     "OPENCUE_TOKENS",
+    "Stage",
     "TaskPlan",
     "booking_gb",
     "memory_args",
@@ -37,6 +38,7 @@ __all__ = [
     "windows_arguments",
 ]
 
+#: What a farm task runs: ``vfxmatte propagate`` or ``vfxmatte run``.
 Stage = Literal["propagate", "run"]
 
 

@@ -28,6 +28,7 @@ from typing import Sequence
 from vfxmatte.errors import FarmError
 from vfxmatte.farm.commands import (
     DEADLINE_TOKENS,
+    Stage,
     TaskPlan,
     memory_args,
     plan_tasks,
@@ -44,7 +45,6 @@ __all__ = [
     "build_jobs",
     "depending_on",
     "file_stem",
-    "job_id",
     "submit",
     "submit_jobs",
     "write_job",
@@ -60,8 +60,8 @@ class DeadlineJob:
     job_info: dict[str, str]
     plugin_info: dict[str, str]
     tasks: TaskPlan
-    #: what the job's tasks run: ``propagate`` or ``run``
-    stage: str = "run"
+    #: what the job's tasks run
+    stage: Stage = "run"
 
 
 def _deadline_pattern(path: str) -> str:
@@ -76,10 +76,10 @@ def _deadline_pattern(path: str) -> str:
     return a[:i] + "#" * pad + a[i + pad :]
 
 
-def _command_job(job: Job, frames: Sequence[int], farm: FarmSpec, stage: str, name: str, output: str,
+def _command_job(job: Job, frames: Sequence[int], farm: FarmSpec, stage: Stage, name: str, output: str,
                  extra: list[str]) -> DeadlineJob:
     tasks = plan_tasks(frames, farm.chunk_size, DEADLINE_TOKENS)
-    argv = task_argv(farm.argv, stage, job, tasks.task_frames, extra)  # type: ignore[arg-type]
+    argv = task_argv(farm.argv, stage, job, tasks.task_frames, extra)
     info = {
         "Plugin": "CommandLine",
         "Name": name,
@@ -104,7 +104,7 @@ def build_job(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float 
     dependent on the propagation job (:func:`build_jobs`; ``JobDependencies`` is set at submit)."""
     built = _command_job(job, frames, farm, "run", f"{job.shot} vfxmatte", job.output.path,
                          threads_args(farm) + memory_args(memory_gb))
-    if getattr(job.trimap, "propagated", False) and not job.temporal.enabled:
+    if job.trimap.propagated and not job.temporal.enabled:
         built.job_info["IsFrameDependent"] = "True"
     return built
 
@@ -114,7 +114,7 @@ def build_jobs(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float
     are propagated, the propagation job (``vfxmatte propagate``, the same chunks; it loads no
     model, so gets no budget), then the matte job (:func:`build_job`) that depends on it."""
     jobs = []
-    if getattr(job.trimap, "propagated", False):
+    if job.trimap.propagated:
         jobs.append(_command_job(job, frames, farm, "propagate", f"{job.shot} vfxmatte propagate",
                                  job.propagated_trimaps, threads_args(farm)))
     return [*jobs, build_job(job, frames, farm, memory_gb)]
@@ -156,20 +156,16 @@ def submit_argv(job_info: Path, plugin_info: Path) -> list[str]:
     return [COMMAND, str(job_info), str(plugin_info)]
 
 
-def job_id(output: str) -> str:
-    """The ``JobID=...`` that ``deadlinecommand`` prints for a submitted job.
-
-    Raises:
-        FarmError: there is none.
-    """
+def _job_id(output: str) -> str | None:
+    """The ID in the ``JobID=...`` line ``deadlinecommand`` prints for a submitted job."""
     for line in output.splitlines():
         if line.strip().startswith("JobID="):
-            return line.strip().partition("=")[2].strip()
-    raise FarmError(f"Deadline: {COMMAND} printed no JobID")
+            return line.strip().partition("=")[2].strip() or None
+    return None
 
 
 def submit(job_info: Path, plugin_info: Path, timeout: float = 300.0) -> str:
-    """Run ``deadlinecommand JOB_INFO PLUGIN_INFO`` (no shell); returns its output.
+    """Run ``deadlinecommand JOB_INFO PLUGIN_INFO`` (no shell); returns the job's ID.
 
     Raises:
         FarmError: ``deadlinecommand`` is not on PATH, fails, or reports no job ID.
@@ -183,10 +179,11 @@ def submit(job_info: Path, plugin_info: Path, timeout: float = 300.0) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise FarmError(f"Deadline: {COMMAND} could not run: {exc}") from exc
     output = (proc.stdout + proc.stderr).strip()
-    if proc.returncode != 0 or "JobID=" not in proc.stdout:
+    found = _job_id(proc.stdout)
+    if proc.returncode != 0 or found is None:
         last = output.splitlines()[-1] if output else f"exit {proc.returncode}"
         raise FarmError(f"Deadline: {COMMAND} refused the job (exit {proc.returncode}): {last}")
-    return proc.stdout
+    return found
 
 
 def submit_jobs(jobs: Sequence[DeadlineJob], folder: str | os.PathLike[str], shot: str) -> list[str]:
@@ -201,5 +198,5 @@ def submit_jobs(jobs: Sequence[DeadlineJob], folder: str | os.PathLike[str], sho
         if ids:
             built = depending_on(built, ids[-1])
         job_info, plugin_info = write_job(built, folder, file_stem(built, shot))
-        ids.append(job_id(submit(job_info, plugin_info)))
+        ids.append(submit(job_info, plugin_info))
     return ids

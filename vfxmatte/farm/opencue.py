@@ -93,7 +93,7 @@ def _launcher(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float 
         layer_args["tags"] = list(farm.tags)
     commands: dict[str, str] = {}
     propagate = None
-    if getattr(job.trimap, "propagated", False):
+    if job.trimap.propagated:
         commands["propagate"] = posix_command(task_argv(farm.argv, "propagate", job, tasks.task_frames, threads_args(farm)))
         propagate = outline.modules.shell.Shell("propagate", command=commands["propagate"], **layer_args)
         ol.add_layer(propagate)

@@ -131,7 +131,7 @@ def _check_files(job: Job, at) -> None:  # noqa: ANN001 - at: key path -> "file:
     except SequenceError as exc:
         raise JobError(f"{at(('plate', 'path'))}: {exc}") from None
     tri = job.trimap
-    if getattr(tri, "propagated", False):
+    if tri.propagated:
         keys = FrameSequence(tri.path)
         listed = tri.keyframe_list
         if listed is None and not keys.discover():

@@ -219,6 +219,11 @@ class SequenceTrimap(_TrimapSource):
     #: Accept values within this distance of a palette entry (0.25 would make them ambiguous).
     tolerance: float = Field(0.1, ge=0.0, lt=0.25)
 
+    @property
+    def propagated(self) -> bool:
+        """False: every frame has its own trimap (see :attr:`KeyframesTrimap.propagated`)."""
+        return False
+
 
 def same_files(a: str, b: str) -> bool:
     """True if two paths, each a sequence pattern or one file, can name one same file: in any
@@ -761,7 +766,7 @@ class Job(_Section):
                 ("output", "path"), f"the mattes would overwrite {key} ({pattern}): choose another pattern", self.output.path
             )
         tri = self.trimap
-        if getattr(tri, "propagated", False):
+        if tri.propagated:
             out = self.propagated_trimaps
             for key, pattern in self.inputs_overwritten_by(out):
                 loc = ("trimap", "propagation", "out") if tri.propagation.out is not None else ("trimap", "path")
@@ -778,7 +783,7 @@ class Job(_Section):
         files on disk that are symlinks by the files they point to. The one check
         behind the job's ``output.path`` and ``propagation.out`` and ``propagate --out``."""
         inputs = [("trimap.path", self.trimap.path), ("plate.path", self.plate.path)]
-        if propagated and getattr(self.trimap, "propagated", False):
+        if propagated and self.trimap.propagated:
             inputs.append(("trimap.propagation.out", self.propagated_trimaps))
         return [(key, other) for key, other in inputs if same_files(pattern, other) or _links_into(pattern, other)]
 
