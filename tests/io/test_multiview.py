@@ -245,3 +245,16 @@ def test_views_with_other_data_windows_fail_that_frame(stereo, tmp_path):
     assert report.done == [1001, 1003]
     assert "other data or display windows" in report.failed[1002] and "shot.right.1002.exr" in report.failed[1002]
     assert not (root / "out" / "shot.1002.exr").exists()
+
+
+def test_chunks_on_local_workers_give_the_bytes_of_one_run(stereo, tmp_path):
+    root = tmp_path / "shot"
+    shutil.copytree(stereo, root, ignore=shutil.ignore_patterns("out", "*.yaml"))
+    one = job_file(root, "one", ["left", "right"], "out/one/shot.####.exr")
+    assert run_job(load_job(one)).exit_code == 0
+    farm = job_file(root, "farm", ["left", "right"], "out/farm/shot.####.exr")
+    assert main(["submit", str(farm), "--farm", "local", "--workers", "2", "--threads", "1", "--quiet"]) == 0
+    assert load_job(one).job_hash == load_job(farm).job_hash  # only where the files go differs
+    for f in FRAMES:
+        name = f"shot.{f}.exr"
+        assert (root / "out" / "one" / name).read_bytes() == (root / "out" / "farm" / name).read_bytes()
