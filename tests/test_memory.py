@@ -176,3 +176,48 @@ def test_local_workers_get_the_budget(tmp_path, monkeypatch):
                        executable=[sys.executable, "-c", _RECORD_ARGV])
     argv = yaml.safe_load((tmp_path / "argv").read_text())
     assert report.exit_code == 0 and argv[argv.index("--memory-gb") + 1] == "1.5"
+
+
+def _plain_shot(root: Path, width: int, height: int, memory_gb: float) -> Path:
+    """One flat plate and trimap of ``width`` x ``height`` (the tiny network's checkpoint) and
+    a job on them with a budget of ``memory_gb``."""
+    (root / "plates").mkdir(parents=True)
+    (root / "trimaps").mkdir()
+    plate = oiio.ImageBuf(oiio.ImageSpec(width, height, 3, oiio.HALF))
+    oiio.ImageBufAlgo.fill(plate, (0.2, 0.3, 0.4))
+    assert plate.write(str(root / "plates" / "shot.1001.exr"))
+    trimap = oiio.ImageBuf(oiio.ImageSpec(width, height, 1, oiio.UINT8))
+    oiio.ImageBufAlgo.fill(trimap, (0.5,))
+    assert trimap.write(str(root / "trimaps" / "shot.1001.png"))
+    save_checkpoint(root / "tiny.safetensors", build_model("tiny"))
+    job = {"version": 1, "shot": "shot", "plate": {"path": "plates/shot.####.exr", "colorspace": "lin_rec709"},
+           "trimap": {"path": "trimaps/shot.####.png"},
+           "model": {"checkpoint": "tiny.safetensors", "device": "cpu", "precision": "fp32", "memory_gb": memory_gb},
+           "output": {"path": "out/shot.####.exr"}}
+    (root / "job.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
+    return root / "job.yaml"
+
+
+@pytest.mark.parametrize("memory_gb, needs", [(0.3, "the process with this network and one 256 px tile"),
+                                              (0.45, "a 2048x1152 frame needs about")])
+def test_validate_plans_the_frame_under_the_budget_as_run_does(tmp_path, capsys, memory_gb, needs):
+    from vfxmatte.memory import job_budget
+
+    job = _plain_shot(tmp_path, 2048, 1152, memory_gb)
+    budget, own = job_budget(load_job(job))
+    # The floor check passes for the second budget: only the frame's size is what does not fit.
+    if memory_gb == 0.45:
+        budget.check_floor(*own)
+    line = job.read_text().splitlines().index(f"  memory_gb: {memory_gb}") + 1
+    for command in (["validate"], ["run", "--dry-run"], ["run"]):
+        assert main([command[0], str(job), *command[1:]]) == 2, command
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"model.memory_gb {memory_gb:.2f}: {needs}" in err[0], (command, err)
+        assert f"job.yaml:{line}: model.memory_gb" in err[0]
+    assert not (tmp_path / "out").exists()
+    # A budget that fits plans what the session plans, and validate says OK.
+    ok = _plain_shot(tmp_path / "ok", 2048, 1152, 1.5)
+    budget, own = job_budget(load_job(ok))
+    session = MattingSession(build_model("tiny"), device="cpu", precision="fp32", memory_budget=int(1.5 * GIB))
+    assert budget.tiling(1152, 2048, *own) == session.tiling_for(1152, 2048)
+    assert main(["validate", str(ok)]) == 0

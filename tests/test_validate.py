@@ -372,6 +372,27 @@ def test_without_retries_or_for_a_bad_trimap_the_frame_fails_at_once(shot, monke
     assert report.failed == {1001: "frame 1001: bad trimap"} and len(calls) == 1
 
 
+def test_a_truncated_plate_is_not_retried_but_a_read_the_os_fails_is(shot, monkeypatch):
+    from vfxmatte.io import image
+
+    plates, _, job = shot
+    path = plate(plates, 1001)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    report, events = run_events(job(retries={"count": 3, "backoff_s": 0.0}, temporal={"enabled": False}))
+    # Every byte the truncated file holds reads: the same bytes fail the same way on every try.
+    assert "cannot read pixels" in report.failed[1001] and not [e for e in events if e.kind == "retried"]
+    with pytest.raises(ImageReadError) as err:
+        image.read_image(path)
+    assert not is_transient(err.value) and err.value.__cause__ is None
+    # The OS failing to hand over the bytes (a network filesystem's EIO) may pass: it is retried.
+    monkeypatch.setattr(image, "_read_back", lambda p: OSError(errno.EIO, "Input/output error", str(p)))
+    with pytest.raises(ImageReadError) as err:
+        image.read_image(path)
+    assert is_transient(err.value)
+    report, events = run_events(job(retries={"count": 1, "backoff_s": 0.0}, temporal={"enabled": False}))
+    assert [e.kind for e in events if e.kind in ("retried", "failed")] == ["retried", "failed"]
+
+
 def test_retries_are_not_in_the_job_hash(shot):
     job = shot[2]
     assert load_job(job()).job_hash == load_job(job(retries={"count": 4, "backoff_s": 1.5})).job_hash
@@ -380,7 +401,7 @@ def test_retries_are_not_in_the_job_hash(shot):
 def test_which_errors_are_transient():
     assert is_transient(OSError(errno.EIO, "io")) and is_transient(OSError(errno.ESTALE, "stale"))
     assert not is_transient(OSError(errno.ENOENT, "gone")) and not is_transient(OSError(errno.ENOSPC, "full"))
-    assert is_transient(ImageReadError("x: cannot read pixels", transient=True))
+    assert is_transient(ImageReadError("x: cannot read pixels", transient=True))  # marked by its raiser
     assert not is_transient(ImageReadError("x: no layer")) and not is_transient(TrimapError("t"))
     try:
         raise ImageReadError("wrapped") from OSError(errno.ETIMEDOUT, "timed out")

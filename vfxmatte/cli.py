@@ -320,9 +320,8 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def _with_memory(job, args: argparse.Namespace):  # noqa: ANN001, ANN202 - Job
-    """The job with ``--memory-gb`` as its ``model.memory_gb`` (hashed like the job key)."""
-    gb = getattr(args, "memory_gb", None)
+def _with_memory(job, gb: float | None):  # noqa: ANN001, ANN202 - Job
+    """The job with ``gb`` (``--memory-gb``) as its ``model.memory_gb`` (hashed like the job key)."""
     if gb is None:
         return job
     return job.model_copy(update={"model": job.model.model_copy(update={"memory_gb": gb})})
@@ -346,14 +345,14 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
     from vfxmatte.pipeline import run_job
 
-    job = _with_memory(load_job(args.job), args)
+    job = _with_memory(load_job(args.job), args.memory_gb)
     frames = _chunked_frames(args, job)
     if frames == []:
         return _empty_chunk(out, args, job)
     if args.dry_run:  # what would run, as runs of frames (never a line per frame)
-        from vfxmatte.pipeline import ShotPipeline
+        from vfxmatte.pipeline import pipeline_for
 
-        check = ShotPipeline(job, device=args.device).check(frames, all_frames=args.all_frames)
+        check = pipeline_for(job, device=args.device).check(frames, all_frames=args.all_frames)
         out.event({"event": "summary", "dry_run": True, **check.to_dict(), "ts": round(time.time(), 3)})
         _report_check(out, check, dry_run=True)
         out.line(f"{job.shot}: {check.count('done') + check.count('held')} to matte, {check.count('skipped')} skipped, "
@@ -433,25 +432,30 @@ def _farm_settings(job, args: argparse.Namespace):  # noqa: ANN001, ANN202 - Job
 
 def _cmd_submit(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.errors import SequenceError
-    from vfxmatte.farm.commands import spec_dir
+    from vfxmatte.farm.commands import spec_dir, task_memory_gb
     from vfxmatte.jobs import load_job
-    from vfxmatte.pipeline import job_frames
+    from vfxmatte.pipeline import job_frames, pipeline_for
 
-    job = _with_memory(load_job(args.job), args)
-    farm = _farm_settings(job, args)
+    loaded = load_job(args.job)
+    farm = _farm_settings(loaded, args)
+    # The matting tasks' --memory-gb: the command line's, else the booking less its margin.
+    memory_gb = task_memory_gb(loaded, farm, args.memory_gb)
+    job = _with_memory(loaded, memory_gb)
     frames = args.frames if args.frames is not None else job_frames(job)
     if not frames:
         raise SequenceError(f"{job.source}: no frames to submit: none of {job.plate.path} exists on disk")
+    if memory_gb is not None:  # a budget the nodes cannot matte in is refused here, not on every node
+        pipeline_for(job).check_budget_of(frames[0])
     submit = {"opencue": _submit_opencue, "deadline": _submit_deadline, "local": _submit_local}[args.farm]
-    return submit(args, out, job, frames, farm, spec_dir(job, args.out))
+    return submit(args, out, job, frames, farm, spec_dir(job, args.out), memory_gb)
 
 
-def _submit_opencue(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+def _submit_opencue(args, out: Output, job, frames, farm, folder: Path, memory_gb: float | None) -> int:  # noqa: ANN001
     from vfxmatte.errors import FarmError
     from vfxmatte.farm import opencue
     from vfxmatte.io.atomic import atomic_write
 
-    built = opencue.build_job(job, frames, farm)
+    built = opencue.build_job(job, frames, farm, memory_gb)
     path = folder / f"{job.shot}.opencue.xml"
     with atomic_write(path, error=FarmError, what="OpenCue job spec") as tmp:
         tmp.write_text(built.spec, encoding="utf-8")
@@ -468,30 +472,37 @@ def _submit_opencue(args, out: Output, job, frames, farm, folder: Path) -> int: 
     return EXIT_OK
 
 
-def _submit_deadline(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+def _submit_deadline(args, out: Output, job, frames, farm, folder: Path, memory_gb: float | None) -> int:  # noqa: ANN001
     from vfxmatte.farm import deadline
     from vfxmatte.farm.commands import posix_command
 
-    built = deadline.build_job(job, frames, farm)
-    job_info, plugin_info = deadline.write_job(built, folder, job.shot)
-    command = posix_command(deadline.submit_argv(job_info, plugin_info))
-    out.event({"event": "submit", "farm": "deadline", "job_info": str(job_info), "plugin_info": str(plugin_info),
-               "frames": built.tasks.frames, "chunk_size": built.tasks.chunk_size, "command": command})
-    out.line(f"{job.shot}: Deadline CommandLine job, frames {built.tasks.frames}, chunk {built.tasks.chunk_size}")
-    out.line(f"job info: {job_info}")
-    out.line(f"plugin info: {plugin_info}")
+    jobs = deadline.build_jobs(job, frames, farm, memory_gb)
+    files = [deadline.write_job(built, folder, deadline.file_stem(built, job.shot)) for built in jobs]
+    commands = [posix_command(deadline.submit_argv(*pair)) for pair in files]
+    matte = jobs[-1]
+    out.event({"event": "submit", "farm": "deadline", "job_info": str(files[-1][0]), "plugin_info": str(files[-1][1]),
+               "frames": matte.tasks.frames, "chunk_size": matte.tasks.chunk_size, "command": commands[-1],
+               "jobs": [{"stage": b.stage, "job_info": str(ji), "plugin_info": str(pi), "command": c}
+                        for b, (ji, pi), c in zip(jobs, files, commands)]})
+    kind = "propagation and matte jobs" if len(jobs) > 1 else "job"
+    out.line(f"{job.shot}: Deadline CommandLine {kind}, frames {matte.tasks.frames}, chunk {matte.tasks.chunk_size}")
+    for built, (job_info, plugin_info) in zip(jobs, files):
+        what = "" if len(jobs) == 1 else f" ({built.stage})"
+        out.line(f"job info{what}: {job_info}")
+        out.line(f"plugin info{what}: {plugin_info}")
     if not args.submit or args.dry_run:
-        out.line(f"submit with: {command}")
+        for i, command in enumerate(commands):
+            out.line(f"submit with: {command}" if i == 0 else
+                     f"then: {command}, once JobDependencies=<the JobID the first printed> is added to {files[i][0]}")
         return EXIT_OK
-    result = deadline.submit(job_info, plugin_info)
-    out.event({"event": "submitted", "farm": "deadline", "output": result})
-    for line in result.splitlines():
-        if line.startswith("JobID="):
-            out.line(f"submitted to Deadline: {line}")
+    ids = deadline.submit_jobs(jobs, folder, job.shot)
+    out.event({"event": "submitted", "farm": "deadline", "jobs": ids})
+    for built, jid in zip(jobs, ids):
+        out.line(f"submitted to Deadline: JobID={jid}" + ("" if len(jobs) == 1 else f" ({built.stage})"))
     return EXIT_OK
 
 
-def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  # noqa: ANN001
+def _submit_local(args, out: Output, job, frames, farm, folder: Path, memory_gb: float | None) -> int:  # noqa: ANN001
     from vfxmatte.farm.chunks import split_frames
     from vfxmatte.farm.local import WorkerExit, default_workers, run_local
     from vfxmatte.io.sequence import format_frames
@@ -518,17 +529,17 @@ def _submit_local(args, out: Output, job, frames, farm, folder: Path) -> int:  #
                 print(f"{PROG}: chunk {item.chunk} ({item.stage}): {item.error}", file=out.stderr, flush=True)
 
         report = run_local(job, args.frames, workers, chunks=count, threads=args.threads, gpus=gpus, progress=progress,
-                           memory_gb=args.memory_gb)
+                           memory_gb=memory_gb)
     _summary(out, report)
     return report.exit_code
 
 
 def _cmd_validate(args: argparse.Namespace, out: Output) -> int:
     from vfxmatte.jobs import load_job
-    from vfxmatte.pipeline import ShotPipeline
+    from vfxmatte.pipeline import pipeline_for
 
     job = load_job(args.job)
-    report = ShotPipeline(job).check(all_frames=args.all_frames)
+    report = pipeline_for(job).check(all_frames=args.all_frames)
     out.event({"event": "validate", "job": str(args.job), **report.to_dict()})
     _report_check(out, report, dry_run=False)
     failing = report.count("failed")
@@ -694,6 +705,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="opencue: write the job spec XML, contact no Cuebot; deadline: write the files only; local: list the chunks")
     sb.add_argument("--out", type=Path, metavar="DIR", help="where the job spec / info files go (default: <output dir>/farm)")
     sb.add_argument("--executable", metavar="PROGRAM", help="the vfxmatte a farm node runs (default: farm.executable, vfxmatte)")
+    sb.add_argument("--memory-gb", type=_positive_float, metavar="GB",
+                    help=f"each matting task's {MEMORY_HELP}; default: none beyond model.memory_gb, or for a job "
+                         "without one the task's --memory booking less 10%% (at least 0.25 GiB)")
     g = sb.add_argument_group("OpenCue")
     g.add_argument("--show", help="show (default: farm.show, else pyoutline's default show)")
     g.add_argument("--shot", help="shot (default: farm.shot, else the job's shot)")
@@ -711,7 +725,6 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes at once (default: one per core)")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="threads per worker (default: cores / workers)")
     g.add_argument("--gpus", metavar="0,1", help="GPUs shared out to the workers round-robin (CUDA_VISIBLE_DEVICES)")
-    g.add_argument("--memory-gb", type=_positive_float, metavar="GB", help=f"per worker: {MEMORY_HELP}")
     g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
                    help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
 

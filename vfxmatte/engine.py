@@ -26,8 +26,8 @@ import torch
 from vfxmatte import trimap as tm
 from vfxmatte.checkpoint import Checkpoint, load_model
 from vfxmatte.devices import FP32, DeviceName, NumericMode, Precision, autocast, resolve_precision, select_device
-from vfxmatte.errors import InputError, MemoryBudgetError
-from vfxmatte.memory import HELD_PIXEL_BYTES, MIN_TILE, fit_tiling, held_bytes, least_bytes
+from vfxmatte.errors import InputError
+from vfxmatte.memory import HELD_PIXEL_BYTES, Budget, weight_bytes
 from vfxmatte.model import PathOutputs, TCPMatting
 from vfxmatte.model.fuse import fold_batchnorm
 from vfxmatte.tiling import (
@@ -41,13 +41,18 @@ from vfxmatte.tiling import (
     tiles_needing_inference,
 )
 
-__all__ = ["TTA", "TTA_MODES", "MattingSession", "Predictor", "check_frame"]
+__all__ = ["TTA", "TTA_MODES", "MattingSession", "Predictor", "check_frame", "default_batch_size"]
 
 Progress = Callable[[int, int], None]
 #: Test-time augmentation: "none", or "flip" (also run each input mirrored left-right and
 #: average the two alphas: twice the network time; its scores are in benchmarks/RESULTS.md).
 TTA = Literal["none", "flip"]
 TTA_MODES: tuple[str, ...] = get_args(TTA)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Tiles per forward pass when a session is given none: 1 on the CPU, 8 on GPUs."""
+    return 1 if device.type == "cpu" else 8
 
 
 def _check_tta(tta: str) -> None:
@@ -207,7 +212,7 @@ class MattingSession:
         self.overlap = int(overlap) if tile_size else 0
         self.stride = model.stride
         plan_tiles(max(tile_size, 1), max(tile_size, 1), tile_size, self.overlap, self.stride)  # checks
-        self.batch_size = batch_size or (1 if self.device.type == "cpu" else 8)
+        self.batch_size = batch_size or default_batch_size(self.device)
         if self.batch_size < 1:
             raise InputError(f"batch_size must be >= 1, got {batch_size}")
         self.checkpoint = checkpoint
@@ -217,16 +222,11 @@ class MattingSession:
         self.memory_budget = memory_budget
         #: What the caller holds per frame pixel besides the engine (:func:`vfxmatte.memory.held_bytes`).
         self.held_pixel_bytes = int(held_pixel_bytes)
-        # The caller's model and the folded copy that runs.
-        self._weight_bytes = 2 * sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self._budget: Budget | None = None
         if memory_budget is not None:  # the process and one smallest tile must fit at all
-            try:
-                self.tiling_for(MIN_TILE, MIN_TILE)
-            except MemoryBudgetError:
-                need = least_bytes(self._weight_bytes, self.held_pixel_bytes, model.config, self.numeric.dtype.itemsize)
-                raise MemoryBudgetError(
-                    f"model.memory_gb {memory_budget / 2**30:.2f}: the process with this network and one {MIN_TILE} px "
-                    f"tile needs about {need / 2**30:.2f} GiB; raise the budget") from None
+            self._budget = Budget(memory_budget, weight_bytes(self.model), self.held_pixel_bytes, self.model.config,
+                                  self.numeric.dtype.itemsize)
+            self._budget.check_floor(self.tile_size, self.overlap, self.batch_size)
 
     @classmethod
     def from_checkpoint(cls, name_or_path: str | os.PathLike[str] = "starter", **kwargs) -> "MattingSession":
@@ -262,12 +262,9 @@ class MattingSession:
         Raises:
             MemoryBudgetError: the budget is too small even for the smallest tiles.
         """
-        if self.memory_budget is None:
+        if self._budget is None:
             return self.tile_size, self.overlap, self.batch_size
-        held = held_bytes(self._weight_bytes, height, width, self.held_pixel_bytes)
-        # An untiled session that must tile overlaps its tiles by the default.
-        return fit_tiling(self.memory_budget, held, self.model.config, height, width, self.tile_size,
-                          self.overlap or DEFAULT_OVERLAP, self.batch_size, self.numeric.dtype.itemsize, self.stride)
+        return self._budget.tiling(height, width, self.tile_size, self.overlap, self.batch_size)
 
     # -- core
     def _run_batch(self, image: np.ndarray, trimap: np.ndarray, tiles: Sequence[Tile]) -> np.ndarray:

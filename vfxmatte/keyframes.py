@@ -139,7 +139,7 @@ class ShotPropagation:
 
     def __init__(self, job: Job, converter: ColorConverter) -> None:
         spec = job.trimap
-        if not getattr(spec, "propagated", False):
+        if not spec.propagated:
             raise InputError(f"trimap mode {spec.mode!r} of {job.source} is not propagated from keyframes")
         self.job, self.spec = job, spec
         self.settings: PropagationSettings = spec.propagation.settings()

@@ -27,24 +27,32 @@ the same (host-side) frame buffers and a conservative tile term.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from vfxmatte.errors import MemoryBudgetError
-from vfxmatte.tiling import padded_size, plan_tiles
+from vfxmatte.tiling import DEFAULT_OVERLAP, padded_size, plan_tiles
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from vfxmatte.jobs import Job
     from vfxmatte.model.config import TCPMattingConfig
 
 __all__ = [
+    "Budget",
     "HELD_PIXEL_BYTES",
     "MIN_TILE",
     "channel_load",
     "estimate_peak_bytes",
     "fit_tiling",
     "held_bytes",
+    "job_budget",
+    "job_held_pixel_bytes",
     "least_bytes",
     "temporal_pixel_bytes",
     "tile_pixel_bytes",
+    "weight_bytes",
 ]
 
 GIB = 2**30
@@ -54,27 +62,28 @@ MIN_TILE = 256
 #: Per-call allocations that do not scale with pixels (oneDNN scratch, allocator slack), bytes.
 CONSTANT = 32 * 2**20
 #: Frame-sized engine buffers per frame pixel beyond the caller's image and trimap: the clipped
-#: image copy, the unknown mask, two float32 accumulators, the composited alpha (measured 25-28).
+#: image copy, the unknown mask, two float32 accumulators, the composited alpha (at least their
+#: measured sum, benchmarks/RESULTS.md "Memory budget").
 FRAME_PIXEL_BYTES = 32
-#: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (fit 117,
-#: rounded up).
+#: Per tile pixel, whatever the dtype: crops, one-hot trimap, float32 inputs and alpha (the
+#: fit, rounded up).
 PIXEL_BYTES = 140
 #: Per tile pixel and byte of dtype: a fixed part and one per unit of :func:`channel_load`
-#: (fits 17.8 and 1.15).
+#: (the fit, rounded up).
 CHANNEL_BYTES = 18
 CHANNEL_SCALE = 1.16
-#: Each tile past the first in a batch costs this many single tiles (batch 2 of 448 px tiles
-#: measured 1.3x two single tiles' share).
+#: Each tile past the first in a batch costs this many single tiles: more than a batch was
+#: measured to add, so a batch is never planned larger than what fits.
 BATCH_EXTRA = 1.5
 #: A vfxmatte process before its first frame: Python, torch, OpenImageIO, OpenColorIO, OpenCV,
-#: the CLI (measured 290-330 MiB on this CPU with torch 2.13).
+#: the CLI (its measured size; a larger install needs a larger budget).
 PROCESS_BYTES = 320 * 2**20
 #: What the caller holds per frame pixel while and just after a frame is matted (the pipeline:
-#: the plate as read, its working RGB, the trimap, the alpha being written; measured 62, and 14
-#: more after the matte).
+#: the plate as read, its working RGB, the trimap, the alpha being written; at least the
+#: measured).
 HELD_PIXEL_BYTES = 80
 #: What the temporal stage holds per frame pixel and neighbour (plates, raw mattes, trimaps and
-#: flow of its window; measured about 105 for radius 1 on a 3-frame shot).
+#: flow of its window; at least the measured).
 TEMPORAL_PIXEL_BYTES = 56
 #: Share of the free budget the estimate may use: room for the fit's residuals.
 HEADROOM = 0.85
@@ -178,3 +187,91 @@ def fit_tiling(
         f"model.memory_gb {budget / GIB:.2f}: a {width}x{height} frame needs about {(used + need) / GIB:.2f} GiB "
         f"even with {smallest} px tiles one at a time (the process holds about {used / GIB:.2f} GiB); raise the budget"
     )
+
+
+def weight_bytes(model: "nn.Module") -> int:
+    """Network weights a matting process holds for ``model``, the network as it runs (folded,
+    in its dtype): the caller's network and the copy that runs, about twice its parameters."""
+    return 2 * sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def job_held_pixel_bytes(job: "Job") -> int:
+    """What a pipeline running ``job`` holds per frame pixel beside the engine: the frame
+    (:data:`HELD_PIXEL_BYTES`) and, with the temporal stage, its window."""
+    t = job.temporal
+    return HELD_PIXEL_BYTES + (temporal_pixel_bytes(t.radius) if t.enabled else 0)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A process's memory budget for one network as it runs: what planning its tiles needs.
+
+    One object for the session (:class:`vfxmatte.engine.MattingSession`) and for checks that
+    load no weights (:func:`job_budget`), so both plan, and refuse, alike.
+    """
+
+    #: bytes the whole process may hold
+    total: int
+    #: network weights held (:func:`weight_bytes`)
+    weights: int
+    #: what the caller holds per frame pixel (:func:`job_held_pixel_bytes`)
+    held_pixel_bytes: int
+    config: "TCPMattingConfig"
+    #: bytes of the dtype the network runs in
+    itemsize: int
+
+    def tiling(self, height: int, width: int, tile: int, overlap: int, batch: int) -> tuple[int, int, int]:
+        """``(tile, overlap, batch)`` of a ``height`` x ``width`` frame (:func:`fit_tiling`; an
+        untiled session that must tile overlaps its tiles by the default).
+
+        Raises:
+            MemoryBudgetError: even :data:`MIN_TILE` tiles one at a time do not fit.
+        """
+        held = held_bytes(self.weights, height, width, self.held_pixel_bytes)
+        return fit_tiling(self.total, held, self.config, height, width, tile, overlap or DEFAULT_OVERLAP, batch,
+                          self.itemsize, self.config.stride)
+
+    def check_floor(self, tile: int, overlap: int, batch: int) -> None:
+        """The process and one :data:`MIN_TILE` tile must fit at all.
+
+        Raises:
+            MemoryBudgetError: naming the key and the least budget.
+        """
+        try:
+            self.tiling(MIN_TILE, MIN_TILE, tile, overlap, batch)
+        except MemoryBudgetError:
+            need = least_bytes(self.weights, self.held_pixel_bytes, self.config, self.itemsize)
+            raise MemoryBudgetError(
+                f"model.memory_gb {self.total / GIB:.2f}: the process with this network and one {MIN_TILE} px "
+                f"tile needs about {need / GIB:.2f} GiB; raise the budget") from None
+
+
+def job_budget(job: "Job", device: str | None = None) -> "tuple[Budget, tuple[int, int, int]] | None":
+    """The budget of ``job``'s matting process (``model.memory_gb``) and the session's own
+    ``(tile, overlap, batch)``, as :class:`~vfxmatte.engine.MattingSession` would have them on
+    ``device`` (default the job's), from the checkpoint's header and the network built on
+    PyTorch's meta device: no weights are read. None when the job sets no budget.
+
+    Raises:
+        CheckpointError, DeviceError: as loading the session would.
+    """
+    if job.model.memory_gb is None:
+        return None
+    import torch
+
+    from vfxmatte.checkpoint import check_checkpoint
+    from vfxmatte.devices import resolve_precision, select_device
+    from vfxmatte.engine import default_batch_size
+    from vfxmatte.model import build_model
+    from vfxmatte.model.fuse import fold_batchnorm
+
+    m = job.model
+    config = check_checkpoint(m.checkpoint)
+    dev = select_device(device or m.device)
+    numeric = resolve_precision(dev, m.precision)
+    with torch.device("meta"):
+        net: Any = fold_batchnorm(build_model(config)).to(dtype=numeric.dtype)
+    budget = Budget(int(m.memory_gb * GIB), weight_bytes(net), job_held_pixel_bytes(job), config,
+                    numeric.dtype.itemsize)
+    own = (m.tile_size, m.overlap if m.tile_size else 0, m.batch_size or default_batch_size(dev))
+    return budget, own

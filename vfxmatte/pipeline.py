@@ -30,13 +30,14 @@ Example:
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Protocol
+from typing import Any, Callable, Iterable, Iterator, Literal, Protocol
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from vfxmatte.color import ColorConverter
 from vfxmatte.errors import (
     ImageReadError,
     InputError,
+    MemoryBudgetError,
     PropagationError,
     SequenceError,
     TrimapError,
@@ -79,7 +81,17 @@ from vfxmatte.keyframes import ShotPropagation, check_propagated_pattern, plate_
 from vfxmatte.propagate import keyframes_used
 from vfxmatte.temporal import Neighbour, TemporalSettings, smooth_alpha
 
-__all__ = ["CheckReport", "FrameEvent", "FramePlan", "RunReport", "ShotPipeline", "job_frames", "propagate_job", "run_job"]
+__all__ = [
+    "CheckReport",
+    "FrameEvent",
+    "FramePlan",
+    "RunReport",
+    "ShotPipeline",
+    "job_frames",
+    "pipeline_for",
+    "propagate_job",
+    "run_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +119,9 @@ class FramePlan:
     #: set when ``skip_existing`` finds an output it cannot keep (incomplete, unreadable, or
     #: made by another job): why the frame is made again
     redo_reason: str | None = None
+    #: a job of several views (:mod:`vfxmatte.multiview`): each view's own plan, in the order
+    #: the file holds them (``plate``, ``trimap`` and ``held_from`` above are the first's)
+    views: tuple[tuple[str, "FramePlan"], ...] = ()
 
     @property
     def source_frame(self) -> int:
@@ -386,7 +401,7 @@ class ShotPipeline:
         tri_path = job.trimap.path
         self._trimap = FrameSequence(tri_path) if has_frame_token(tri_path) else None
         #: trimaps propagated from keyframes (built on first use: it needs the colour conversion)
-        self.propagated = bool(getattr(job.trimap, "propagated", False))
+        self.propagated = job.trimap.propagated
         self._propagation: ShotPropagation | None = None
         #: output folder -> its writers' leftover temporary files by target name (listed once)
         self._temps: dict[Path, dict[str, list[Path]]] = {}
@@ -412,7 +427,7 @@ class ShotPipeline:
         """Build the colour conversion and load the model (once; later calls do nothing).
 
         Raises:
-            ColorError, CheckpointError, DeviceError: for the whole run.
+            ColorError, CheckpointError, DeviceError, MemoryBudgetError: for the whole run.
         """
         self._open_colour()
         out = self.job.output
@@ -420,22 +435,34 @@ class ShotPipeline:
             self._rgb_out = ColorConverter(self.job.color.config, self.job.plate.colorspace, out.rgb_colorspace)
         if self._session is None:
             from vfxmatte.engine import MattingSession
-            from vfxmatte.memory import HELD_PIXEL_BYTES, temporal_pixel_bytes
+            from vfxmatte.memory import job_held_pixel_bytes
 
-            m, t = self.job.model, self.job.temporal
-            self._session = MattingSession.from_checkpoint(
-                m.checkpoint,
-                device=self.device,
-                precision=m.precision,
-                tile_size=m.tile_size,
-                overlap=m.overlap,
-                batch_size=m.batch_size,
-                memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
-                held_pixel_bytes=HELD_PIXEL_BYTES + (temporal_pixel_bytes(t.radius) if t.enabled else 0),
-                tta=m.tta,
-                sparse=m.sparse,
-            )
+            m = self.job.model
+            with self._budget_named():
+                self._session = MattingSession.from_checkpoint(
+                    m.checkpoint,
+                    device=self.device,
+                    precision=m.precision,
+                    tile_size=m.tile_size,
+                    overlap=m.overlap,
+                    batch_size=m.batch_size,
+                    memory_budget=None if m.memory_gb is None else int(m.memory_gb * 2**30),
+                    held_pixel_bytes=job_held_pixel_bytes(self.job),
+                    tta=m.tta,
+                    sparse=m.sparse,
+                )
             log.debug("loaded %s on %s", m.checkpoint, self._session.device)
+
+    @contextlib.contextmanager
+    def _budget_named(self, plate: Path | None = None) -> Iterator[None]:
+        """A :class:`MemoryBudgetError` raised inside names where the budget was set (the job
+        file and line of ``model.memory_gb``) and the plate whose size did not fit."""
+        try:
+            yield
+        except MemoryBudgetError as exc:
+            line = self.job.lines.get(("model", "memory_gb"))
+            where = f"{self.job.source}:{line[1]}" if line else self.job.source
+            raise MemoryBudgetError(f"{where}: {exc}" + (f" ({plate})" if plate is not None else "")) from None
 
     def _open_colour(self) -> ColorConverter:
         if self._converter is None:
@@ -511,11 +538,10 @@ class ShotPipeline:
         src = f if hold is None else hold
         trimap = self._trimap.path(src) if self._trimap is not None else Path(self.job.trimap.path)
         redo = None
-        if outputs and self.job.output.skip_existing and (out.exists() or out.is_symlink()):
-            redo = self._cannot_keep(out, job_hash)
-            if redo is None:
-                return FramePlan(f, out, plate, trimap, hold, skip_reason=f"output exists: {out}")
-            log.warning("frame %d: %s: it is made again", f, redo)
+        if outputs:
+            kept, redo = self._existing_output(f, out, job_hash)
+            if kept is not None:
+                return FramePlan(f, out, plate, trimap, hold, skip_reason=kept)
         if keyframes is not None:
             reason = self._too_far(src, keyframes)
             return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
@@ -525,6 +551,18 @@ class ShotPipeline:
             reason = f"{kind} missing: {trimap}" if what == "missing" else f"{kind} {trimap} is {what}, not a file"
             return FramePlan(f, out, plate, trimap, hold, fail_reason=reason, redo_reason=redo)
         return FramePlan(f, out, plate, trimap, hold, redo_reason=redo)
+
+    def _existing_output(self, f: int, out: Path, job_hash: str) -> tuple[str | None, str | None]:
+        """``(skip reason, redo reason)`` of frame ``f``'s existing output ``out`` under
+        ``skip_existing``: kept (its skip reason), or made again (why), or neither (no output,
+        or ``skip_existing`` off)."""
+        if not self.job.output.skip_existing or not (out.exists() or out.is_symlink()):
+            return None, None
+        redo = self._cannot_keep(out, job_hash)
+        if redo is None:
+            return f"output exists: {out}", None
+        log.warning("frame %d: %s: it is made again", f, redo)
+        return None, redo
 
     @staticmethod
     def _cannot_keep(out: Path, job_hash: str) -> str | None:
@@ -663,6 +701,7 @@ class ShotPipeline:
         report.headers_checked = len(sample)
         if files:
             self.check_view(seq.path(files[0]))
+            self.check_budget(seq.path(files[0]))
         if self.propagated and files:
             # As run's check_keyframes, from headers: a bad keyframe stops the whole run.
             try:
@@ -721,6 +760,36 @@ class ShotPipeline:
             line = self.job.lines.get(("plate", "view"))
             where = f"{self.job.source}:{line[1]}" if line else self.job.source
             raise InputError(f"{where}: plate.view: no view {view!r} in {plate} (views: {', '.join(present)})")
+
+    def check_budget_of(self, frame: int) -> None:
+        """:meth:`check_budget` on plate ``frame``'s file."""
+        self.check_budget(self._plate.path(frame))
+
+    def check_budget(self, plate: Path | None) -> None:
+        """The memory budget (``model.memory_gb``) must fit a frame of ``plate``'s size: planned
+        as the session plans it (the open session's, else :func:`vfxmatte.memory.job_budget`
+        without loading weights), once for the run, on one plate file whose header reads (one
+        that does not is its frame's own failure).
+
+        Raises:
+            MemoryBudgetError: not even the smallest tiles fit, naming the key (and its line).
+        """
+        if self.job.model.memory_gb is None or plate is None:
+            return
+        try:
+            info = read_header(plate, layer=self.job.plate.layer, view=self.job.plate.view)
+        except VfxMatteError:
+            return
+        with self._budget_named(plate):
+            tiling_for = getattr(self._session, "tiling_for", None)
+            if tiling_for is not None:
+                tiling_for(info.height, info.width)
+            else:
+                from vfxmatte.memory import job_budget
+
+                budget, (tile, overlap, batch) = job_budget(self.job, self.device)  # type: ignore[misc]
+                budget.check_floor(tile, overlap, batch)
+                budget.tiling(info.height, info.width, tile, overlap, batch)
 
     def _outcome(self, item: FramePlan, headers: bool) -> tuple[str, str | None]:
         """``(kind, reason)`` of a planned frame on disk: skipped, failed (the plan's reason,
@@ -785,9 +854,14 @@ class ShotPipeline:
         if item.plate is None or item.trimap is None:
             raise SequenceError(f"frame {item.frame}: nothing to read ({item.fail_reason or item.skip_reason})")
         self.open()
+        matted, alpha = self._alpha(item)
+        channels, metadata = self._channels(matted.info, matted.rgb, alpha)
+        self._write(item, matted.info, channels, metadata)
+
+    def _alpha(self, item: FramePlan) -> "tuple[_Matted, np.ndarray]":
+        """``item``'s plate frame matted, and its final alpha (through the temporal stage when on)."""
         matted = self._matte(item)
-        alpha = matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
-        self._write(item, matted.info, matted.rgb, alpha)
+        return matted, matted.alpha if self._temporal is None else self._temporal_alpha(item, matted)
 
     def _process_retrying(self, item: FramePlan, retried: Callable[[str, BaseException], None]) -> None:
         """:meth:`process`, tried again after a transient failure (:func:`is_transient`) as
@@ -876,10 +950,12 @@ class ShotPipeline:
         smoothed = to_data_window(canvas, info, fill=np.nan)
         return np.where(np.isnan(smoothed), matted.alpha, smoothed).astype(np.float32)
 
-    def _write(self, item: FramePlan, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    def _channels(self, info: ImageInfo, rgb: np.ndarray, alpha: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """The channels a frame's matte file holds (the alpha, and the RGB in ``rgba`` mode) and
+        the colour metadata that RGB needs."""
         out = self.job.output
         channels: dict[str, np.ndarray] = {}
-        metadata = self.provenance(item)
+        metadata: dict[str, Any] = {}
         if out.rgba:
             if self._rgb_out is not None:
                 # Converted to the job's output colourspace (NaN/Inf already made 0 by apply).
@@ -892,14 +968,22 @@ class ShotPipeline:
             for name, k in zip(out.rgb_channels, range(3)):
                 channels[name] = rgb[..., k]
         channels[out.channel] = alpha
+        return channels, metadata
+
+    def _write(
+        self, item: FramePlan, info: ImageInfo, channels: dict[str, np.ndarray], metadata: dict[str, Any],
+        views: list[str] | None = None,
+    ) -> None:
+        """Write a frame's matte file (atomically): its provenance, then ``metadata``."""
         self._sweep_temps(item.output)
         write_exr(
             item.output,
             channels,
             info_like=info,
-            compression=out.compression,
+            compression=self.job.output.compression,
             pixel_type="half",
-            metadata=metadata,
+            metadata={**self.provenance(item), **metadata},
+            views=views,
         )
 
     def _sweep_temps(self, target: Path) -> None:
@@ -981,6 +1065,24 @@ class ShotPipeline:
         return report
 
     # -- the run
+    def _prepare(self, first: FramePlan, dry_run: bool) -> None:
+        """What stops the whole run, checked on its first frame to matte: the view, then the
+        model and the keyframes (a dry run: the keyframes' headers).
+
+        Raises:
+            VfxMatteError: for the whole run.
+        """
+        self.check_view(first.plate)
+        if not dry_run:
+            self.open()
+        self.check_budget(first.plate)
+        if not dry_run:
+            if self.propagated:
+                self.check_keyframes(first)
+        elif self.propagated:
+            info = read_header(first.plate, layer=self.job.plate.layer, view=self.job.plate.view)
+            self.propagation.check_headers((info.full_height, info.full_width))
+
     def run(
         self,
         frames: Iterable[int] | None = None,
@@ -1010,14 +1112,7 @@ class ShotPipeline:
 
         runnable = [p for p in plans if p.skip_reason is None and p.fail_reason is None]
         if runnable:
-            self.check_view(runnable[0].plate)
-        if not dry_run and runnable:
-            self.open()
-            if self.propagated:
-                self.check_keyframes(runnable[0])
-        elif runnable and self.propagated:
-            info = read_header(runnable[0].plate, layer=self.job.plate.layer, view=self.job.plate.view)
-            self.propagation.check_headers((info.full_height, info.full_width))
+            self._prepare(runnable[0], dry_run)
         for i, item in enumerate(plans, 1):
             if item.skip_reason is not None:
                 report.skipped[item.frame] = item.skip_reason
@@ -1062,7 +1157,21 @@ class ShotPipeline:
 def job_frames(job: Job) -> list[int]:
     """The frames a run of ``job`` processes when none are given: ``plate.frames``, else the
     range in the plate pattern, else every plate frame on disk."""
-    return job.plate.frame_list if job.plate.frame_list is not None else FrameSequence(job.plate.path).frames
+    if job.plate.frame_list is not None:
+        return job.plate.frame_list
+    if isinstance(job.plate.view, list):
+        job = job.for_view(job.plate.view[0])  # the plate pattern may name the view (%V)
+    return FrameSequence(job.plate.path).frames
+
+
+def pipeline_for(job: Job, device: str | None = None, session: Matter | None = None) -> ShotPipeline:
+    """The pipeline that runs ``job``: a :class:`~vfxmatte.multiview.MultiViewPipeline` for a
+    job of several views, else a :class:`ShotPipeline`."""
+    if job.plate.multi_view:
+        from vfxmatte.multiview import MultiViewPipeline
+
+        return MultiViewPipeline(job, device=device, session=session)
+    return ShotPipeline(job, device=device, session=session)
 
 
 def propagate_job(
@@ -1073,7 +1182,7 @@ def propagate_job(
 ) -> RunReport:
     """Write the propagated trimaps of ``job`` (or of the given ``frames``); see
     :meth:`ShotPipeline.propagate`."""
-    with ShotPipeline(job) as pipe:
+    with pipeline_for(job) as pipe:
         return pipe.propagate(frames, out=out, progress=progress)
 
 
@@ -1099,5 +1208,5 @@ def run_job(
     Raises:
         VfxMatteError: a problem for the whole run (see :meth:`ShotPipeline.run`).
     """
-    with ShotPipeline(job, device=device) as pipe:
+    with pipeline_for(job, device=device) as pipe:
         return pipe.run(frames, dry_run=dry_run, progress=progress)

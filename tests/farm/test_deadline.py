@@ -105,3 +105,89 @@ def test_submit_without_deadlinecommand_is_one_line_and_exit_2(tmp_path, tiny_sh
     assert main(["submit", str(job), "--farm", "deadline", "--submit"]) == 2
     assert capsys.readouterr().err == ("vfxmatte: error: Deadline: deadlinecommand is not on PATH "
                                        "(install the Deadline client, or submit the files by hand)\n")
+
+
+def _keyframes_job(tmp_path, tiny_shot, temporal: bool = False) -> Path:
+    import yaml
+
+    job = write_job(tmp_path, tiny_shot, farm={"cores": 2, "memory": "4g"})
+    doc = yaml.safe_load(job.read_text().replace("$$HOME", "$HOME"))
+    doc["trimap"] = {"mode": "keyframes", "path": doc["trimap"]["path"], "frames": "1001,1006"}
+    doc["temporal"] = {"enabled": temporal}
+    job.write_text(yaml.safe_dump(doc, sort_keys=False).replace("$HOME", "$$HOME"))
+    return job
+
+
+def _fake_deadlinecommand(tmp_path, monkeypatch, refuse: str | None = None) -> Path:
+    """A ``deadlinecommand`` on PATH that records each call (its argv, and the job info file as
+    it was when submitted) and answers as the real one does (``JobID=...``), or refuses the job
+    whose info names ``refuse``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "calls.jsonl"
+    fake = bin_dir / "deadlinecommand"
+    fake.write_text(
+        f"#!{sys.executable}\nimport json, sys, uuid\n"
+        "info = open(sys.argv[1]).read()\n"
+        f"open({str(calls)!r}, 'a').write(json.dumps({{'argv': sys.argv[1:], 'job_info': info}}) + '\\n')\n"
+        f"if {refuse!r} and {refuse!r} in info:\n"
+        "    print('Error: pool does not exist'); sys.exit(1)\n"
+        "print('Result=Success'); print('JobID=' + uuid.uuid4().hex[:24]); print('The job was submitted successfully.')\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    return calls
+
+
+def test_a_keyframes_job_is_a_propagation_job_and_a_matte_job_frame_dependent_on_it(tmp_path, tiny_shot, capsys):
+    job = _keyframes_job(tmp_path, tiny_shot)
+    assert main(["submit", str(job), "--farm", "deadline", "--dry-run"]) == 0
+    folder = folder_of(job)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        f"shot010{stage}.{kind}.job" for stage in ("", ".propagate") for kind in ("job_info", "plugin_info"))
+    prop, matte = read_info(folder / "shot010.propagate.job_info.job"), read_info(folder / "shot010.job_info.job")
+    assert prop["Name"] == "shot010 vfxmatte propagate" and prop["BatchName"] == matte["BatchName"] == "shot010"
+    assert (prop["Frames"], prop["ChunkSize"]) == (matte["Frames"], matte["ChunkSize"]) == ("1001-1006", "10")
+    assert prop["OutputFilename0"] == "shot010.propagated.####.png"
+    assert split_windows(read_info(folder / "shot010.propagate.plugin_info.job")["Arguments"]) == [
+        "propagate", str(job), "--frames", "<STARTFRAME>-<ENDFRAME>", "--threads", "2"]  # no model: no budget
+    assert split_windows(read_info(folder / "shot010.plugin_info.job")["Arguments"]) == [
+        "run", str(job), "--frames", "<STARTFRAME>-<ENDFRAME>", "--threads", "2", "--memory-gb", "3.6"]
+    # Each matte task waits for the propagation of its own frames; the job's ID is known at submit.
+    assert matte["IsFrameDependent"] == "True" and "JobDependencies" not in matte and "IsFrameDependent" not in prop
+    out = capsys.readouterr().out.splitlines()
+    submit = [line for line in out if line.startswith(("submit with: ", "then: "))]
+    assert shlex.split(submit[0].removeprefix("submit with: ")) == [
+        "deadlinecommand", str(folder / "shot010.propagate.job_info.job"), str(folder / "shot010.propagate.plugin_info.job")]
+    assert submit[1].startswith("then: deadlinecommand ") and "JobDependencies=" in submit[1]
+    # With the temporal stage a matte reads its neighbours' trimaps: it waits for the whole job.
+    job = _keyframes_job(tmp_path / "t", tiny_shot, temporal=True)
+    assert main(["submit", str(job), "--farm", "deadline", "--dry-run", "--quiet"]) == 0
+    assert "IsFrameDependent" not in read_info(folder_of(job) / "shot010.job_info.job")
+
+
+def test_submit_sends_the_propagation_job_first_and_the_matte_job_with_its_id(tmp_path, tiny_shot, capsys, monkeypatch):
+    calls = _fake_deadlinecommand(tmp_path, monkeypatch)
+    job = _keyframes_job(tmp_path, tiny_shot)
+    assert main(["submit", str(job), "--farm", "deadline", "--submit"]) == 0
+    first, second = [json.loads(line) for line in calls.read_text().splitlines()]
+    folder = folder_of(job)
+    assert first["argv"] == [str(folder / "shot010.propagate.job_info.job"), str(folder / "shot010.propagate.plugin_info.job")]
+    assert second["argv"] == [str(folder / "shot010.job_info.job"), str(folder / "shot010.plugin_info.job")]
+    out = capsys.readouterr().out
+    ids = {line.rpartition(" ")[2]: line.split("JobID=")[1].split()[0]
+           for line in out.splitlines() if line.startswith("submitted to Deadline: JobID=")}
+    assert list(ids) == ["(propagate)", "(run)"]
+    prop_id = ids["(propagate)"]
+    submitted = dict(line.split("=", 1) for line in second["job_info"].splitlines())
+    assert submitted["JobDependencies"] == prop_id and submitted["IsFrameDependent"] == "True"
+    assert "JobDependencies" not in first["job_info"]
+    assert read_info(folder / "shot010.job_info.job")["JobDependencies"] == prop_id  # the file as submitted
+
+
+def test_a_refused_propagation_job_stops_the_submission_with_exit_2(tmp_path, tiny_shot, capsys, monkeypatch):
+    calls = _fake_deadlinecommand(tmp_path, monkeypatch, refuse="vfxmatte propagate")
+    job = _keyframes_job(tmp_path, tiny_shot)
+    assert main(["submit", str(job), "--farm", "deadline", "--submit"]) == 2
+    assert len(calls.read_text().splitlines()) == 1  # the matte job was never sent
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["vfxmatte: error: Deadline: deadlinecommand refused the job (exit 1): Error: pool does not exist"]

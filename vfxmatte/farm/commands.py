@@ -17,11 +17,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Sequence
 
+from vfxmatte.errors import FarmError
 from vfxmatte.farm.chunks import farm_range
-from vfxmatte.jobs import Job
+from vfxmatte.jobs import FarmSpec, Job
 
-__all__ = ["FarmTokens", "OPENCUE_TOKENS", "DEADLINE_TOKENS", "TaskPlan", "plan_tasks", "posix_command", "windows_arguments"]
+__all__ = [
+    "BOOKING_MARGIN",
+    "BOOKING_MARGIN_MIN_GB",
+    "DEADLINE_TOKENS",
+    "FarmTokens",
+    "OPENCUE_TOKENS",
+    "Stage",
+    "TaskPlan",
+    "booking_gb",
+    "memory_args",
+    "plan_tasks",
+    "posix_command",
+    "task_memory_gb",
+    "threads_args",
+    "windows_arguments",
+]
 
+#: What a farm task runs: ``vfxmatte propagate`` or ``vfxmatte run``.
 Stage = Literal["propagate", "run"]
 
 
@@ -63,6 +80,51 @@ def plan_tasks(frames: Sequence[int], chunk_size: int, tokens: FarmTokens) -> Ta
     text, step = run
     task = f"{tokens.start}-{tokens.end}" + (f"x{step}" if step > 1 else "")
     return TaskPlan(text, chunk_size, task)
+
+
+#: Of the memory a farm task books (``farm.memory``), this share, and at least
+#: :data:`BOOKING_MARGIN_MIN_GB`, is kept back from the matting budget the task is given
+#: (``--memory-gb``, when the job sets none): the budget bounds :mod:`vfxmatte.memory`'s
+#: estimate, and the margin holds what the estimate leaves out (its fit's residuals, allocator
+#: slack, the frame being written), so the process stays within what it booked.
+BOOKING_MARGIN = 0.1
+BOOKING_MARGIN_MIN_GB = 0.25
+
+
+def booking_gb(memory: str) -> float:
+    """A farm memory booking (``8g``, ``512m``: OpenCue's units, 1024-based) in GiB."""
+    return int(memory[:-1]) / (1 if memory.endswith("g") else 1024)
+
+
+def task_memory_gb(job: Job, farm: FarmSpec, override: float | None = None) -> float | None:
+    """The ``--memory-gb`` a matting task's command carries: ``override`` (the submit command's
+    ``--memory-gb``); else, for a job that sets no ``model.memory_gb``, the booking
+    (``farm.memory``) less :data:`BOOKING_MARGIN`; else None (the job file's own budget, read
+    by every task, or none).
+
+    Raises:
+        FarmError: the booking leaves nothing once the margin is kept back.
+    """
+    if override is not None:
+        return override
+    if job.model.memory_gb is not None or farm.memory is None:
+        return None
+    booked = booking_gb(farm.memory)
+    budget = round(booked - max(booked * BOOKING_MARGIN, BOOKING_MARGIN_MIN_GB), 3)
+    if budget <= 0:
+        raise FarmError(f"farm.memory {farm.memory}: nothing is left to matte in once {BOOKING_MARGIN_MIN_GB} GiB "
+                        "is kept back for the process; book more memory")
+    return budget
+
+
+def memory_args(memory_gb: float | None) -> list[str]:
+    """``--memory-gb GB`` of a matting task (:func:`task_memory_gb`), or nothing."""
+    return [] if memory_gb is None else ["--memory-gb", repr(float(memory_gb))]
+
+
+def threads_args(farm: FarmSpec) -> list[str]:
+    """``--threads N`` of a task that books cores: it runs on them (torch, OpenCV and OIIO)."""
+    return [] if farm.cores is None else ["--threads", str(max(1, int(farm.cores)))]
 
 
 def job_path(job: Job) -> str:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from vfxmatte.errors import FarmError
 from vfxmatte.farm.chunks import Chunk, split_frames
-from vfxmatte.farm.commands import job_path
+from vfxmatte.farm.commands import job_path, memory_args
 from vfxmatte.io.sequence import format_frames
 from vfxmatte.jobs import Job
 from vfxmatte.pipeline import FrameEvent, RunReport
@@ -102,7 +102,8 @@ def run_local(
     """Run ``frames`` of ``job`` (default: the job's frames) as ``chunks`` chunks (default:
     one per worker) on ``workers`` processes at once.
 
-    ``memory_gb`` is each matting worker's ``--memory-gb``. ``progress`` receives a
+    ``memory_gb`` is each matting worker's ``--memory-gb``
+    (:func:`~vfxmatte.farm.commands.task_memory_gb`). ``progress`` receives a
     :class:`~vfxmatte.pipeline.FrameEvent` per frame event of every
     worker (``index`` counts over both stages), and a :class:`WorkerExit` as each worker ends.
 
@@ -119,7 +120,7 @@ def run_local(
     if count < 1:
         raise FarmError(f"local farm: at least 1 chunk, got {count}")
     share = threads if threads is not None else max(1, _cores() // min(workers, count))
-    stages = (["propagate"] if getattr(job.trimap, "propagated", False) else []) + ["run"]
+    stages = (["propagate"] if job.trimap.propagated else []) + ["run"]
     non_empty = [i + 1 for i, piece in enumerate(split_frames(wanted, count)) if piece]
     total = len(wanted) * len(stages)
     report = LocalReport(job.shot, job.job_hash, job.output.path)
@@ -132,14 +133,21 @@ def run_local(
         last_error: dict[tuple[str, int], str] = {}
         lines: "queue.Queue[tuple]" = queue.Queue()
         slot = 0
+
+        def ended(key: tuple[str, int], proc: subprocess.Popen) -> None:
+            """Record (and report) a worker that has exited."""
+            end = WorkerExit(key[0], Chunk(key[1], count), proc.pid, proc.returncode, last_error.get(key))
+            report.workers.append(end)
+            if progress is not None:
+                progress(end)
         try:
             while tasks or running:
                 while tasks and len(running) < workers:
                     chunk = tasks.pop(0)
                     argv = [*executable, "--log-format", "json", stage, job_path(job), "--chunk", str(chunk),
                             "--threads", str(share)]
-                    if memory_gb is not None and stage == "run":
-                        argv += ["--memory-gb", repr(memory_gb)]
+                    if stage == "run":
+                        argv += memory_args(memory_gb)
                     if frames is not None:
                         argv += ["--frames", format_frames(wanted) if sorted(set(wanted)) == wanted else ",".join(map(str, wanted))]
                     env = {**os.environ, **{v: str(share) for v in _THREAD_VARS}}
@@ -158,11 +166,8 @@ def run_local(
                     open_streams[key] -= 1
                     if open_streams[key] == 0:
                         proc = running.pop(key)
-                        code = proc.wait()
-                        end = WorkerExit(stage, Chunk(key[1], count), proc.pid, code, last_error.get(key))
-                        report.workers.append(end)
-                        if progress is not None:
-                            progress(end)
+                        proc.wait()
+                        ended(key, proc)
                     continue
                 if tag == "err":
                     if line.strip():
@@ -194,10 +199,7 @@ def run_local(
         except BaseException:
             _stop(running.values())
             for key, proc in running.items():
-                end = WorkerExit(stage, Chunk(key[1], count), proc.pid, proc.returncode, last_error.get(key))
-                report.workers.append(end)
-                if progress is not None:
-                    progress(end)
+                ended(key, proc)
             raise
         if any(w.code not in (0, 1) for w in report.workers):
             break  # a bad job or a crash: the next stage would fail the same way

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 from vfxmatte.errors import FarmError
-from vfxmatte.farm.commands import OPENCUE_TOKENS, TaskPlan, plan_tasks, posix_command, task_argv
+from vfxmatte.farm.commands import (
+    OPENCUE_TOKENS,
+    TaskPlan,
+    memory_args,
+    plan_tasks,
+    posix_command,
+    task_argv,
+    threads_args,
+)
 from vfxmatte.jobs import FarmSpec, Job
 
 __all__ = ["OpenCueJob", "build_job", "submit"]
@@ -65,12 +73,7 @@ def _session_dir() -> Iterator[None]:
             config.set("outline", "session_dir", before)
 
 
-def _threads(farm: FarmSpec) -> list[str]:
-    """A task runs on the cores it books (torch, OpenCV and OIIO threads)."""
-    return [] if farm.cores is None else ["--threads", str(max(1, int(farm.cores)))]
-
-
-def _launcher(job: Job, frames: Sequence[int], farm: FarmSpec) -> tuple[Any, dict[str, str], TaskPlan]:
+def _launcher(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float | None) -> tuple[Any, dict[str, str], TaskPlan]:
     outline = _outline()
     from outline.config import config
 
@@ -90,11 +93,12 @@ def _launcher(job: Job, frames: Sequence[int], farm: FarmSpec) -> tuple[Any, dic
         layer_args["tags"] = list(farm.tags)
     commands: dict[str, str] = {}
     propagate = None
-    if getattr(job.trimap, "propagated", False):
-        commands["propagate"] = posix_command(task_argv(farm.argv, "propagate", job, tasks.task_frames, _threads(farm)))
+    if job.trimap.propagated:
+        commands["propagate"] = posix_command(task_argv(farm.argv, "propagate", job, tasks.task_frames, threads_args(farm)))
         propagate = outline.modules.shell.Shell("propagate", command=commands["propagate"], **layer_args)
         ol.add_layer(propagate)
-    commands["matte"] = posix_command(task_argv(farm.argv, "run", job, tasks.task_frames, _threads(farm)))
+    extra = threads_args(farm) + memory_args(memory_gb)
+    commands["matte"] = posix_command(task_argv(farm.argv, "run", job, tasks.task_frames, extra))
     matte = outline.modules.shell.Shell("matte", command=commands["matte"], **layer_args)
     ol.add_layer(matte)
     if propagate is not None:
@@ -106,13 +110,14 @@ def _launcher(job: Job, frames: Sequence[int], farm: FarmSpec) -> tuple[Any, dic
     return outline.cuerun.OutlineLauncher(ol, **flags), commands, tasks
 
 
-def build_job(job: Job, frames: Sequence[int], farm: FarmSpec) -> OpenCueJob:
+def build_job(job: Job, frames: Sequence[int], farm: FarmSpec, memory_gb: float | None = None) -> OpenCueJob:
     """The OpenCue job of ``frames`` of ``job``: its spec XML (cjsl 1.15) without a Cuebot.
+    ``memory_gb``: the matte layer's ``--memory-gb`` (:func:`~vfxmatte.farm.commands.task_memory_gb`).
 
     Raises:
         FarmError: pyoutline is not installed, or refuses the job.
     """
-    launcher, commands, tasks = _launcher(job, frames, farm)
+    launcher, commands, tasks = _launcher(job, frames, farm, memory_gb)
     with _session_dir():
         try:
             spec = launcher.serialize(use_pycuerun=False)

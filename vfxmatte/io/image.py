@@ -42,6 +42,7 @@ __all__ = [
     "read_trimap",
     "channel_view",
     "verify_image",
+    "view_channel",
     "views",
     "write_exr",
     "write_image",
@@ -245,10 +246,24 @@ def _read_channels(
     lo, hi = min(index), max(index) + 1
     pixels = inp.read_image(subimage, 0, lo, hi, pixel_type)
     if pixels is None or inp.has_error:
-        raise ImageReadError(f"{path}: cannot read pixels ({_error_text(inp.geterror) or 'read failed'})", transient=True)
+        why = f"{path}: cannot read pixels ({_error_text(inp.geterror) or 'read failed'})"
+        # Transient only when the OS fails to hand over the file's bytes (is_transient judges
+        # that OSError): bytes that all read are a truncated or damaged file, the same on every try.
+        raise ImageReadError(why) from _read_back(path)
     dtype = np.uint8 if pixel_type == oiio.UINT8 else np.float32
     pixels = np.asarray(pixels, dtype=dtype).reshape(spec.height, spec.width, hi - lo)
     return np.ascontiguousarray(pixels[..., [i - lo for i in index]])
+
+
+def _read_back(path: Path) -> OSError | None:
+    """The OS error reading every byte of ``path``, or None when they all read."""
+    try:
+        with open(path, "rb") as fh:
+            while fh.read(1 << 20):
+                pass
+    except OSError as exc:
+        return exc
+    return None
 
 
 def _check_flat(path: Path, spec: oiio.ImageSpec) -> None:
@@ -712,12 +727,15 @@ def verify_image(path: str | Path) -> ImageInfo:
         return _info(path, inp, specs[0], 0)
 
 
-def _in_view(channel: str, view: str) -> str:
-    """``channel`` of a file holding only ``view`` (its default view), named so OpenEXR's
-    multi-view naming puts it in that view: ``A`` as it is, a layered ``matte.A`` as
-    ``matte.<view>.A`` (a prefix naming no view would put it in no view)."""
+def view_channel(channel: str, view: str, default: bool = True) -> str:
+    """``channel`` of ``view`` named by OpenEXR's multi-view naming (its ``insertViewName``):
+    the default view's unlayered channels as they are (``A``), any other with the view as its
+    last layer (``right.A``; a layered ``matte.A`` as ``matte.<view>.A``, since a prefix naming
+    no view would put it in no view)."""
     layer, dot, last = channel.rpartition(".")
-    if not dot or layer.rpartition(".")[2] == view:
+    if not dot:
+        return channel if default else f"{view}.{channel}"
+    if layer.rpartition(".")[2] == view:
         return channel
     return f"{layer}.{view}.{last}"
 
@@ -763,6 +781,7 @@ def _build_spec(
     compression: str | None,
     tile: tuple[int, int] | None,
     metadata: Mapping[str, Any] | None,
+    views: Sequence[str] | None = None,
 ) -> oiio.ImageSpec:
     height, width, nchannels = pixels.shape
     spec = oiio.ImageSpec(width, height, nchannels, _pixel_type(pixel_type, target))
@@ -794,7 +813,10 @@ def _build_spec(
         spec.tile_width, spec.tile_height = int(tile[0]), int(tile[1])
     for name, value in (metadata or {}).items():
         _set_attribute(spec, str(name), value, None, target)
-    if info_like is not None and info_like.view is not None and target.suffix.lower() == ".exr":
+    if views:
+        # Several views in one part: multiView lists them, the default view first.
+        spec.attribute("multiView", oiio.TypeDesc(f"string[{len(views)}]"), tuple(views))
+    elif info_like is not None and info_like.view is not None and target.suffix.lower() == ".exr":
         # A file holding one view of several: OpenEXR's "files with only one view" convention,
         # its unprefixed channels that view's (Nuke reads the matte of the left eye as left).
         spec.attribute("multiView", oiio.TypeDesc("string[1]"), (info_like.view,))
@@ -816,6 +838,7 @@ def write_image(
     compression: str | None = None,
     tile: tuple[int, int] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    views: Sequence[str] | None = None,
 ) -> None:
     """Write ``pixels`` ``[H, W, C]`` (or ``[H, W]``) to any format OIIO writes, atomically.
 
@@ -835,6 +858,9 @@ def write_image(
         compression: format-specific compression name passed to OIIO.
         tile: ``(w, h)`` to write a tiled file (EXR, TIFF).
         metadata: extra attributes (str, int or float values), written last.
+        views: an EXR holding these views, the default view first (its ``multiView``); the
+            channels are then named as given, each in its view (:func:`view_channel`), and
+            ``info_like.view`` is not applied.
 
     Raises:
         ImageWriteError: bad arguments or a failed write; the target is then untouched.
@@ -851,9 +877,11 @@ def write_image(
         )
     if len(set(channel_names)) != len(channel_names):
         raise ImageWriteError(f"{target}: duplicate channel names {list(channel_names)}")
-    view = info_like.view if info_like is not None and target.suffix.lower() == ".exr" else None
+    if views and target.suffix.lower() != ".exr":
+        raise ImageWriteError(f"{target}: only an OpenEXR file holds several views")
+    view = info_like.view if info_like is not None and target.suffix.lower() == ".exr" and not views else None
     if view is not None:
-        channel_names = [_in_view(c, view) for c in channel_names]
+        channel_names = [view_channel(c, view) for c in channel_names]
     codes = array.dtype in (np.uint8, np.uint16)
     if pixel_type is None:
         if target.suffix.lower() == ".exr":
@@ -861,7 +889,7 @@ def write_image(
         else:
             pixel_type = str(array.dtype) if codes else "uint16"
     spec = _build_spec(
-        target, array, channel_names, info_like, pixel_type, bits, compression, tile, metadata
+        target, array, channel_names, info_like, pixel_type, bits, compression, tile, metadata, views
     )
     # Code values go to OIIO in their own type (it rescales them to the file's); anything
     # else as float32.
@@ -879,6 +907,7 @@ def write_exr(
     metadata: Mapping[str, Any] | None = None,
     *,
     tile: tuple[int, int] | None = None,
+    views: Sequence[str] | None = None,
 ) -> None:
     """Write named ``[H, W]`` float channels to a single-part OpenEXR file, atomically.
 
@@ -893,6 +922,7 @@ def write_exr(
         pixel_type: ``"half"``, ``"float"`` or ``"uint"``.
         metadata: provenance attributes added last (e.g. ``{"vfxmatte:version": "0.1.0"}``).
         tile: ``(w, h)`` for a tiled file; scanline by default.
+        views: the views the channels belong to, the default view first (see :func:`write_image`).
 
     Raises:
         ImageWriteError: bad arguments or a failed write; the target is then untouched and no
@@ -924,4 +954,5 @@ def write_exr(
         compression=compression,
         tile=tile,
         metadata=metadata,
+        views=views,
     )

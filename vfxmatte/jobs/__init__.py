@@ -28,8 +28,8 @@ Example:
 from __future__ import annotations
 
 from vfxmatte.jobs import schema as _schema
-from vfxmatte.jobs.checks import check_job
+from vfxmatte.jobs.checks import check_job, job_views, view_jobs
 from vfxmatte.jobs.load import load_job, parse_job
 from vfxmatte.jobs.schema import *  # noqa: F403 - the schema's public names, listed once in schema.__all__
 
-__all__ = [*_schema.__all__, "check_job", "load_job", "parse_job"]
+__all__ = [*_schema.__all__, "check_job", "job_views", "load_job", "parse_job", "view_jobs"]

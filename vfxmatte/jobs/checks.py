@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from vfxmatte.errors import CheckpointError, ColorError, JobError, SequenceError
 from vfxmatte.io.sequence import FrameSequence
 from vfxmatte.jobs.lines import where
 from vfxmatte.jobs.schema import Job, MaskTrimap, SequenceTrimap, has_frame_token
 
-__all__ = ["check_job"]
+__all__ = ["check_job", "job_views", "view_jobs"]
 
 
 def check_job(job: Job) -> None:
@@ -64,13 +66,72 @@ def check_job(job: Job) -> None:
             color.ColorConverter(config, job.plate.colorspace, job.output.rgb_colorspace)
         except ColorError as exc:
             raise JobError(f"{at(('output', 'rgb_colorspace'))}: {exc}") from None
+    if job.plate.multi_view:
+        for one in view_jobs(job).values():  # each view's plates and trimaps, as its own job names them
+            _check_files(one, at)
+    else:
+        _check_files(job, at)
+
+
+def job_views(job: Job) -> list[str]:
+    """The views a job of several (``plate.view`` a list, or ``all``) mattes, in order: the
+    list, or the views of the first plate file on disk (default view first).
+
+    Raises:
+        JobError: ``all``, and no plate file on disk, or the first one names no views.
+    """
+    from vfxmatte.errors import ImageReadError
+    from vfxmatte.io.image import file_views
+
+    view = job.plate.view
+    if isinstance(view, list):
+        return list(view)
+    at = where(job.source, job.lines, ("plate", "view"))
+    try:
+        first = FrameSequence(job.plate.path).discover()[:1]
+    except SequenceError as exc:
+        raise JobError(f"{where(job.source, job.lines, ('plate', 'path'))}: {exc}") from None
+    if not first:
+        raise JobError(f"{at}: all: no frames of {job.plate.path} exist on disk to read the views from")
+    path = FrameSequence(job.plate.path).path(first[0])
+    try:
+        views = file_views(path)
+    except ImageReadError as exc:
+        raise JobError(f"{at}: all: cannot read the views of {path}: {exc}") from None
+    if not views:
+        raise JobError(f"{at}: all: {path} names no views (no multiView or part view attributes)")
+    return views
+
+
+def view_jobs(job: Job) -> dict[str, Job]:
+    """view -> that view's job (:meth:`Job.for_view`) for a job of several views, in order
+    (:func:`job_views`).
+
+    Raises:
+        JobError: as :func:`job_views`, or a view's paths are not a valid job (``all`` only:
+            listed views are checked at load), naming the key.
+    """
+    jobs = {}
+    for view in job_views(job):
+        try:
+            jobs[view] = job.for_view(view)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = tuple(str(k) for k in err["loc"])
+            raise JobError(f"{where(job.source, job.lines, key)}: view {view!r}: "
+                           f"{err['msg'].removeprefix('Value error, ')}") from None
+    return jobs
+
+
+def _check_files(job: Job, at) -> None:  # noqa: ANN001 - at: key path -> "file:line"
+    """The plate frames and the trimaps or keyframes of ``job`` (one view's) exist."""
     try:
         if not FrameSequence(job.plate.path).discover():
             raise JobError(f"{at(('plate', 'path'))}: no frames of {job.plate.path} exist on disk")
     except SequenceError as exc:
         raise JobError(f"{at(('plate', 'path'))}: {exc}") from None
     tri = job.trimap
-    if getattr(tri, "propagated", False):
+    if tri.propagated:
         keys = FrameSequence(tri.path)
         listed = tri.keyframe_list
         if listed is None and not keys.discover():

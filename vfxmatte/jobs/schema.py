@@ -50,7 +50,9 @@ __all__ = [
     "SequenceTrimap",
     "TemporalSpec",
     "TrimapSpec",
+    "ALL_VIEWS",
     "check_device_name",
+    "in_view",
     "has_frame_token",
     "job_hash_data",
     "same_files",
@@ -123,6 +125,20 @@ class _FrameList(_Section):
         return v.strip()
 
 
+_VIEW_NAME = r"^[A-Za-z0-9_-]+$"
+#: ``plate.view: all``: every view each plate file holds, in its order (default view first).
+ALL_VIEWS = "all"
+
+
+def in_view(text: str, view: str) -> str:
+    """``text`` with Nuke's view variables replaced: ``%V`` by ``view``, ``%v`` by its first letter."""
+    return text.replace("%V", view).replace("%v", view[0])
+
+
+def _names_view(text: str) -> bool:
+    return "%V" in text or "%v" in text
+
+
 class PlateSpec(_FrameList):
     """The plate: the image sequence to matte."""
 
@@ -140,15 +156,40 @@ class PlateSpec(_FrameList):
     missing: Literal["error", "skip", "hold"] = "error"
     #: The view of a multi-view (stereo) EXR plate to matte, by name (``left``, ``right``): a
     #: part with that ``view`` attribute, or a single-part file's ``view.R`` channels (the
-    #: default view's unprefixed ones). One job mattes one view; ``%V`` / ``%v`` in the job's
-    #: paths are replaced by the view's name / its first letter (jobs/README.md, "Stereo").
-    view: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] | None = None
+    #: default view's unprefixed ones); ``%V`` / ``%v`` in the job's paths are replaced by the
+    #: view's name / its first letter. A list of views (``[left, right]``), or ``all`` (every
+    #: view of each plate file), mattes each view and writes them all into one file per frame,
+    #: the first view its default (jobs/README.md, "Stereo").
+    view: Union[str, list[str]] | None = None
 
+    @field_validator("view", mode="before")
+    @classmethod
+    def _view_names(cls, v: Any) -> Any:
+        # One message for any wrong shape (a union's would be one per member).
+        names = v if isinstance(v, list) else [v]
+        if v is not None and not (names and all(isinstance(n, str) and re.match(_VIEW_NAME, n) for n in names)):
+            raise ValueError(f"a view is a name matching pattern {_VIEW_NAME!r} (left, right), a list of names "
+                             f"([left, right]) or {ALL_VIEWS}, got {v!r}")
+        return v
+
+    @field_validator("view")
+    @classmethod
+    def _views_once(cls, v: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(v, list) and len(set(v)) != len(v):
+            raise ValueError(f"each view is named once, got {v}")
+        if isinstance(v, list) and ALL_VIEWS in v:
+            raise ValueError(f"{ALL_VIEWS!r} stands for every view of the plate: give it alone, not in a list")
+        return v
 
     @field_validator("path")
     @classmethod
     def _path(cls, v: str, info: ValidationInfo) -> str:
         return _sequence_path(v, info)
+
+    @property
+    def multi_view(self) -> bool:
+        """True when the job mattes several views into one file (``view`` a list, or ``all``)."""
+        return isinstance(self.view, list) or self.view == ALL_VIEWS
 
     @property
     def frame_list(self) -> list[int] | None:
@@ -177,6 +218,11 @@ class SequenceTrimap(_TrimapSource):
     mode: Literal["sequence"] = "sequence"
     #: Accept values within this distance of a palette entry (0.25 would make them ambiguous).
     tolerance: float = Field(0.1, ge=0.0, lt=0.25)
+
+    @property
+    def propagated(self) -> bool:
+        """False: every frame has its own trimap (see :attr:`KeyframesTrimap.propagated`)."""
+        return False
 
 
 def same_files(a: str, b: str) -> bool:
@@ -620,14 +666,19 @@ class Job(_Section):
 
     @model_validator(mode="before")
     @classmethod
-    def _view_in_paths(cls, data: Any) -> Any:
+    def _view_in_paths(cls, data: Any, info: ValidationInfo) -> Any:
         """``%V`` / ``%v`` in the plate, trimap, output and temporal sections' strings become
-        ``plate.view`` / its first letter (Nuke's view variables), before any path is checked."""
+        ``plate.view`` / its first letter (Nuke's view variables), before any path is checked.
+        A job of several views keeps them: each view's own job (:meth:`for_view`) replaces them."""
         if not isinstance(data, dict):
             return data
         plate = data.get("plate")
         view = plate.get("view") if isinstance(plate, dict) else None
-        if view is not None and not (isinstance(view, str) and re.match(r"^[A-Za-z0-9_-]+$", view)):
+        out = data.get("output")
+        path = out.get("path") if isinstance(out, dict) else None
+        if isinstance(view, list) or view == ALL_VIEWS:
+            return cls._several_views(data, view, path)
+        if view is not None and not (isinstance(view, str) and re.match(_VIEW_NAME, view)):
             return data  # plate.view's own check reports it
 
         def sub(node: Any, loc: tuple[str, ...]) -> Any:
@@ -635,20 +686,39 @@ class Job(_Section):
                 return {k: sub(v, (*loc, str(k))) for k, v in node.items()}
             if isinstance(node, list):
                 return [sub(v, (*loc, str(i))) for i, v in enumerate(node)]
-            if isinstance(node, str) and ("%V" in node or "%v" in node):
+            if isinstance(node, str) and _names_view(node):
                 if view is None:
                     raise _value_error(loc, "%V / %v stand for the view: set plate.view (left, right ...)", node)
-                return node.replace("%V", view).replace("%v", view[0])
+                return in_view(node, view)
             return node
 
-        out = data.get("output")
-        path = out.get("path") if isinstance(out, dict) else None
-        if view is not None and isinstance(path, str) and not ("%V" in path or "%v" in path or view in path):
+        one_of_several = (info.context or {}).get("one_view_of_several", False)
+        if view is not None and not one_of_several and isinstance(path, str) and not (_names_view(path) or view in path):
             # Two eyes' jobs differing by plate.view alone would write one same file, in turn.
             raise _value_error(
                 ("output", "path"), f"name the view in the mattes' pattern (%V, or {view!r}) so each view's files are its own", path
             )
         return {k: sub(v, (k,)) if k in _VIEW_SECTIONS else v for k, v in data.items()}
+
+    @staticmethod
+    def _several_views(data: dict[str, Any], view: Any, path: Any) -> dict[str, Any]:
+        """The keys a job of several views must get right: one matte file holds every view,
+        so its pattern names none; each view writes its own propagated trimaps; ``all`` reads
+        the views from each plate file, so the plate pattern names none either."""
+        if isinstance(path, str) and _names_view(path):
+            raise _value_error(("output", "path"), "one matte file holds every view of plate.view: drop %V / %v from "
+                               "the pattern (or matte one view per job)", path)
+        plate_path = data["plate"].get("path")
+        if view == ALL_VIEWS and isinstance(plate_path, str) and _names_view(plate_path):
+            raise _value_error(("plate", "path"), "plate.view: all reads the views each plate file holds: the pattern "
+                               "cannot name one (%V); list the views instead ([left, right])", plate_path)
+        trimap = data.get("trimap")
+        prop = trimap.get("propagation") if isinstance(trimap, dict) else None
+        prop_out = prop.get("out") if isinstance(prop, dict) else None
+        if isinstance(prop_out, str) and not _names_view(prop_out):
+            raise _value_error(("trimap", "propagation", "out"), "each view's propagated trimaps are its own: name the "
+                               "view in the pattern (%V)", prop_out)
+        return data
 
     # Where the job came from, for messages from later checks: not part of the schema or hash.
     # Set by the loader once validation has passed.
@@ -664,6 +734,31 @@ class Job(_Section):
         return self
 
     @model_validator(mode="after")
+    def _each_view_is_a_job(self) -> "Job":
+        # Each listed view's job is checked now (its paths, what it writes onto what it reads);
+        # ``all``'s views are known from the plate files only (jobs.checks.job_views).
+        if isinstance(self.plate.view, list):
+            for view in self.plate.view:
+                self.for_view(view)
+        return self
+
+    def for_view(self, view: str) -> "Job":
+        """This job as one view of its several sees it: ``plate.view`` that view, ``%V`` / ``%v``
+        in its paths replaced. Its mattes are that view's channels of this job's files, so
+        ``skip_existing`` is off: only the job of every view keeps or redoes a file.
+
+        Raises:
+            pydantic.ValidationError: that view's paths are not a valid job (the loader reports
+                them as one line each).
+        """
+        data = self.model_dump(exclude_unset=True)
+        data["plate"]["view"] = view
+        data["output"]["skip_existing"] = False
+        job = Job.model_validate(data, context={"base_dir": self._base_dir, "one_view_of_several": True})
+        job._source, job._lines = self._source, self._lines
+        return job
+
+    @model_validator(mode="after")
     def _written_patterns_are_not_inputs(self) -> "Job":
         # What a job writes (mattes, propagated trimaps) must never land on what it reads.
         for key, pattern in self.inputs_overwritten_by(self.output.path, propagated=True):
@@ -671,7 +766,7 @@ class Job(_Section):
                 ("output", "path"), f"the mattes would overwrite {key} ({pattern}): choose another pattern", self.output.path
             )
         tri = self.trimap
-        if getattr(tri, "propagated", False):
+        if tri.propagated:
             out = self.propagated_trimaps
             for key, pattern in self.inputs_overwritten_by(out):
                 loc = ("trimap", "propagation", "out") if tri.propagation.out is not None else ("trimap", "path")
@@ -688,7 +783,7 @@ class Job(_Section):
         files on disk that are symlinks by the files they point to. The one check
         behind the job's ``output.path`` and ``propagation.out`` and ``propagate --out``."""
         inputs = [("trimap.path", self.trimap.path), ("plate.path", self.plate.path)]
-        if propagated and getattr(self.trimap, "propagated", False):
+        if propagated and self.trimap.propagated:
             inputs.append(("trimap.propagation.out", self.propagated_trimaps))
         return [(key, other) for key, other in inputs if same_files(pattern, other) or _links_into(pattern, other)]
 
@@ -701,8 +796,8 @@ class Job(_Section):
         out = getattr(getattr(tri, "propagation", None), "out", None)
         if out is not None:
             return out
-        # One view's trimaps are not the other's: the view is in the name.
-        view = f".{self.plate.view}" if self.plate.view is not None else ""
+        # One view's trimaps are not the other's: the view is in the name (%V for several).
+        view = "" if self.plate.view is None else ".%V" if self.plate.multi_view else f".{self.plate.view}"
         return str(Path(self.output.path).parent / "trimaps" / f"{self.shot}{view}.propagated.####.png")
 
     @property
