@@ -22,6 +22,10 @@ Clips (the plates go to the flow as working-encoded RGB through `vfxmatte.flow.f
   and its true alpha under a smooth camera move (rotation, zoom, translation; image and alpha
   warped by the same `cv2.warpAffine`), 30 frames.
 
+``--validation N``: the clips propagation settings are selected on (`make_validation_clips`):
+training-generator composites over real photos from ``--backgrounds`` under the photo clip's
+camera move, one recipe each (thin opaque edges to hair, fur, nets, glass), two keyframes.
+
 The true trimap of a frame is `vfxmatte.trimap.from_alpha` of its alpha (known where alpha is
 within half an 8-bit step of 0 or 1, as the example shot's), and keyframe trimaps are the true
 trimaps of the keyframes. Keyframe setups: ``one`` (first frame), ``two`` (first and last) and
@@ -45,7 +49,7 @@ same raw mattes, once per alpha tolerance given. ``--check-images`` is the final
 photo clips (two keyframes, trimaps only), run once with the settings frozen.
 
     python benchmarks/bench_propagation.py --real /work/shared/benchmarks/alphamatting-dev --real-image GT04 \\
-        --alpha starter --temporal-tolerance 0.1 0.3 0.5 \\
+        --alpha starter --temporal-tolerance 0.1 0.3 0.5 --validation 12 \\
         --out benchmarks/results/propagation.json --md benchmarks/results/propagation.md
 """
 
@@ -451,14 +455,11 @@ def make_generated_clip(
 # --------------------------------------------------------------------------------------------
 
 
-def make_photo_clip(root: Path, name: str = "GT04", frames: int = 30) -> Clip:
-    """A photo and its true alpha under a smooth camera move: turn 0->6 deg, zoom 1.08->1.2, drift.
+def camera_move(image: np.ndarray, alpha: np.ndarray, frames: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """An image and its alpha under a smooth camera move: turn 0->6 deg, zoom 1.08->1.2, drift.
 
     Image and alpha are warped by the same `cv2.warpAffine` (bilinear, reflected border).
     """
-    image_path, alpha_path = root / "image" / f"{name}.png", root / "alpha" / f"{name}.png"
-    image = read_photo(image_path).astype(np.float32) / np.float32(255.0)
-    alpha = np.clip(read_mask(alpha_path), 0.0, 1.0).astype(np.float32)
     h, w = alpha.shape
     images, alphas = [], []
     for i in range(frames):
@@ -470,6 +471,16 @@ def make_photo_clip(root: Path, name: str = "GT04", frames: int = 30) -> Clip:
         warp = dict(dsize=(w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         images.append(cv2.warpAffine(image, m, **warp))
         alphas.append(np.clip(cv2.warpAffine(alpha, m, **warp), 0.0, 1.0))
+    return images, alphas
+
+
+def make_photo_clip(root: Path, name: str = "GT04", frames: int = 30) -> Clip:
+    """A photo and its true alpha under :func:`camera_move`."""
+    image_path, alpha_path = root / "image" / f"{name}.png", root / "alpha" / f"{name}.png"
+    image = read_photo(image_path).astype(np.float32) / np.float32(255.0)
+    alpha = np.clip(read_mask(alpha_path), 0.0, 1.0).astype(np.float32)
+    h, w = alpha.shape
+    images, alphas = camera_move(image, alpha, frames)
     return Clip(
         name="photo",
         description=f"alphamatting-dev {name} ({w}x{h}), {frames} frames: turn 0-6 deg, zoom 1.08-1.2, drift",
@@ -482,6 +493,40 @@ def make_photo_clip(root: Path, name: str = "GT04", frames: int = 30) -> Clip:
 # --------------------------------------------------------------------------------------------
 # Running
 # --------------------------------------------------------------------------------------------
+
+
+#: The validation clips' recipes, one clip each (`training.synthetic` recipe names): the mix of
+#: real-photo matting subjects, thin opaque edges (``textured``) as often as soft ones.
+VALIDATION_RECIPES = ("textured", "solid_blur", "hair", "textured", "plant", "mesh", "fur", "textured", "net",
+                      "yarn", "shrub", "transparent")
+
+
+def make_validation_clips(n: int, seed: int, backgrounds: Path, size: tuple[int, int] = (800, 560),
+                          frames: int = 30) -> list[Clip]:
+    """Photo-like validation clips to select propagation settings on (never alphamatting-dev).
+
+    Clip ``i`` is a training-generator composite (`training.synthetic.SyntheticGenerator`, seed
+    ``seed``, recipe ``VALIDATION_RECIPES[i % 12]``, sample ``i``) over a crop of a real photo
+    from ``backgrounds``, under :func:`camera_move`: the photo protocol's clip, with generated
+    foregrounds whose true bands range from sub-pixel-soft to a 1 px opaque edge.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # training/ runs from the checkout
+    from training.synthetic import PhotoLibrary, SyntheticGenerator
+
+    w, h = size
+    photos = PhotoLibrary(backgrounds)
+    clips = []
+    for i in range(n):
+        recipe = VALIDATION_RECIPES[i % len(VALIDATION_RECIPES)]
+        gen = SyntheticGenerator(backgrounds, seed=seed, size=(h, w), recipes={recipe: 1.0}, photos=photos)
+        fg, alpha = gen.sample(i)
+        bg = photos.crop(np.random.default_rng([seed, i, 1]), h, w)
+        image = fg * alpha[..., None] + bg * (1.0 - alpha[..., None])
+        images, alphas = camera_move(image.astype(np.float32), alpha.astype(np.float32), frames)
+        clips.append(Clip(name=f"val{i:02d}_{recipe}", description=f"validation {recipe} ({w}x{h}), seed {seed} sample {i}, "
+                          f"{frames} frames: turn 0-6 deg, zoom 1.08-1.2, drift", images=images, alphas=alphas,
+                          source={"recipe": recipe, "seed": seed, "sample": i}))
+    return clips
 
 
 def keyframe_setups(n: int) -> dict[str, list[int]]:
@@ -615,6 +660,19 @@ def _verdict(summary: dict) -> str:
     return " / ".join("pass" if summary["pass"][k] else "FAIL" for k in ("coverage", "wrong", "area"))
 
 
+def _check_table(title: str, checks: Mapping[str, Mapping[str, dict]], what: str, whats: str) -> list[str]:
+    """Markdown lines: one row per clip and method (worst frame), then each method's pass count."""
+    lines = ["", title, "", f"| {what} | method | coverage worst | wrong worst | area worst | pass cov / wrong / area |",
+             "|---|---|---:|---:|---:|---|"]
+    for name, by_method in checks.items():
+        for m, sm in by_method.items():
+            lines.append(f"| {name} | {m} | {_pct(sm['coverage_min'], 1)} | {_pct(sm['wrong_max'])} | {_x(sm['area_max'])} | {_verdict(sm)} |")
+    for m in next(iter(checks.values())):
+        passed = sum(all(by[m]["pass"].values()) for by in checks.values())
+        lines.append(f"\n{m}: all three targets met on {passed} of {len(checks)} {whats}.")
+    return lines
+
+
 def markdown(doc: dict) -> str:
     """The results as Markdown tables: one summary table, then scores by distance."""
     lines = [
@@ -661,23 +719,21 @@ def markdown(doc: dict) -> str:
         for clip_name, clip in doc["clips"].items():
             for name, r in clip.get("alpha", {}).items():
                 lines.append(f"| {clip_name} | {name} | {r['sad']:.2f} | {r['grad']:.2f} | {r['dtssd']:.4f} | {r['messddt']:.5f} |")
+    if doc.get("validation"):
+        v = doc["validation"]
+        lines += _check_table(
+            f"Validation (settings are selected on these; never alphamatting-dev): {len(v['clips'])} photo-like clips "
+            f"(`make_validation_clips`, seed {v['seed']}: training-generator composites over real photos under the photo "
+            "clip's camera move), keyframes on the first and last frame, worst propagated frame:",
+            v["clips"], "clip", "clips",
+        )
     if doc.get("final_check"):
         checks = doc["final_check"]
-        lines += [
-            "",
+        lines += _check_table(
             f"Final check (settings frozen before it ran, never tuned on it): the photo clip of each of {len(checks)} "
             "alphamatting-dev images, keyframes on the first and last frame, worst propagated frame:",
-            "",
-            "| image | method | coverage worst | wrong worst | area worst | pass cov / wrong / area |",
-            "|---|---|---:|---:|---:|---|",
-        ]
-        for name, by_method in checks.items():
-            for m, sm in by_method.items():
-                ok = _verdict(sm)
-                lines.append(f"| {name} | {m} | {_pct(sm['coverage_min'], 1)} | {_pct(sm['wrong_max'])} | {_x(sm['area_max'])} | {ok} |")
-        for m in next(iter(checks.values())):
-            passed = sum(all(by[m]["pass"].values()) for by in checks.values())
-            lines.append(f"\n{m}: all three targets met on {passed} of {len(checks)} images.")
+            checks, "image", "images",
+        )
     if doc.get("speed_2k"):
         s = doc["speed_2k"]
         lines += [
@@ -713,6 +769,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="final check (settings frozen, never tuned on): the photo clip of each of these --real images, "
                          "keyframes on its first and last frame, trimaps only")
     ap.add_argument("--seed", type=int, default=17)
+    ap.add_argument("--validation", type=int, default=0, metavar="N",
+                    help="photo-like validation clips (make_validation_clips; needs --backgrounds; 0: none)")
+    ap.add_argument("--validation-seed", type=int, default=424242)
     ap.add_argument("--speed-frames", type=int, default=8, help="2K frames for the speed measurement (0: skip)")
     ap.add_argument("--methods", nargs="+", default=["baseline", "propagate"], choices=["baseline", "propagate"])
     ap.add_argument("--alpha", metavar="CHECKPOINT", help="also matte every frame with this checkpoint (e.g. starter) from the true and the propagated trimaps and score the alphas")
@@ -771,6 +830,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"wrong {_pct(s['wrong_max'])}/{_pct(s['wrong_mean'])}  area {_x(s['area_max'])}/{_x(s['area_mean'])}",
                     flush=True,
                 )
+    if args.validation > 0:
+        doc["validation"] = {"seed": args.validation_seed, "clips": {}}
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = FlowCache(Path(tmp) / "flow")
+            for clip in make_validation_clips(args.validation, args.validation_seed, args.backgrounds, frames=args.photo_frames):
+                results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, args.methods)
+                doc["validation"]["clips"][clip.name] = {r["method"]: r["summary"] for r in results.values()}
+                for m, sm in doc["validation"]["clips"][clip.name].items():
+                    print(f"validation {clip.name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
     if args.check_images:
         if args.real is None:
             ap.error("--check-images needs --real")
@@ -780,7 +848,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in args.check_images:
                 clip = make_photo_clip(args.real, name, args.photo_frames)
                 results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, args.methods)
-                doc["final_check"][name] = {m: r["summary"] for m, r in ((r["method"], r) for r in results.values())}
+                doc["final_check"][name] = {r["method"]: r["summary"] for r in results.values()}
                 for m, sm in doc["final_check"][name].items():
                     print(f"check {name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
     if args.speed_frames > 1 and "propagate" in args.methods:

@@ -167,3 +167,36 @@ def test_final_check_runs_each_image_with_keyframes_on_its_first_and_last_frame(
     assert set(checks) == {"GT98", "GT99"} and set(checks["GT98"]) == {"baseline", "propagate"}
     assert checks["GT98"]["propagate"]["frames"] == 3  # 5 frames, the two keyframes left out
     assert "| GT98 | propagate |" in md.read_text() and "all three targets met on" in md.read_text()
+
+
+def _photos(folder: Path) -> Path:
+    rng = np.random.default_rng(4)
+    folder.mkdir()
+    for i in range(2):
+        img = cv2.GaussianBlur(rng.uniform(0, 255, (120, 160, 3)).astype(np.float32), (0, 0), 2.0)
+        cv2.imwrite(str(folder / f"p{i}.png"), img.astype(np.uint8))
+    return folder
+
+
+def test_validation_clips_are_generated_composites_under_the_photo_clips_camera_move(tmp_path):
+    photos = _photos(tmp_path / "photos")
+    clips = bp.make_validation_clips(2, seed=5, backgrounds=photos, size=(96, 64), frames=3)
+    again = bp.make_validation_clips(2, seed=5, backgrounds=photos, size=(96, 64), frames=3)
+    assert [c.name for c in clips] == ["val00_textured", "val01_solid_blur"]
+    for c, d in zip(clips, again):
+        assert len(c) == 3 and c.images[0].shape == (64, 96, 3) and c.alphas[0].shape == (64, 96)
+        assert all(np.array_equal(a, b) for a, b in zip(c.alphas, d.alphas))  # deterministic
+        assert 0.0 <= c.alphas[0].min() and c.alphas[0].max() <= 1.0 and ((c.alphas[0] > 0) & (c.alphas[0] < 1)).any()
+        assert not np.array_equal(c.alphas[0], c.alphas[-1])  # the camera moved
+
+
+def test_main_scores_the_validation_clips_with_two_keyframes(tmp_path):
+    photos = _photos(tmp_path / "photos")
+    out, md = tmp_path / "p.json", tmp_path / "p.md"
+    argv = ["--size", f"{W}x{H}", "--frames", "3", "--speed-frames", "0", "--backgrounds", str(photos),
+            "--validation", "1", "--photo-frames", "4", "--out", str(out), "--md", str(md)]
+    assert bp.main(argv) == 0
+    v = json.loads(out.read_text())["validation"]
+    assert v["seed"] == 424242 and set(v["clips"]) == {"val00_textured"}
+    assert v["clips"]["val00_textured"]["propagate"]["frames"] == 2  # 4 frames, the two keyframes left out
+    assert "| val00_textured | propagate |" in md.read_text() and "of 1 clips" in md.read_text()

@@ -80,7 +80,10 @@ class Plates:
         return self.images[f]
 
 
-SETTINGS = PropagationSettings()
+#: The disc moves 2.6 px and turns 2 degrees a frame against its background: fast motion, for
+#: which a job widens the band with distance (jobs/README.md); the defaults are for steadier
+#: shots (test_the_default_band_stays_at_the_keyframes_width_on_a_steady_move).
+SETTINGS = PropagationSettings(band_px=2.0, band_growth_px=1 / 3)
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +108,8 @@ def test_propagated_trimaps_cover_the_true_band_and_are_rarely_confidently_wrong
         out = propagate_trimap(f, keys, Plates(plates), SETTINGS)
         assert out.dtype == np.float32 and set(np.unique(out)) <= {BG, UNKNOWN, FG}
         coverage, wrong, area = scores(out, alphas[f])
-        # Measured on this clip: full coverage, no confident wrong label, area 1.9x (1 frame
-        # away) to 3.6x (8 frames) the keyframe-style band, which grows by 1/3 px a frame.
+        # Full coverage, no confident wrong label, area 1.9x (1 frame away) to 3.6x (8 frames)
+        # the keyframe-style band, which grows by 1/3 px a frame.
         assert coverage >= 0.995 and wrong <= 0.0005, (f, coverage, wrong)
         assert area < 2.0 + 0.3 * f, (f, area)
 
@@ -269,3 +272,15 @@ def test_settings_are_validated_and_recorded_as_json():
                 {"max_distance": -1}, {"max_distance": 2.5}, {"flow": "dis"}):
         with pytest.raises(PropagationError):
             PropagationSettings(**bad)
+
+
+def test_the_default_band_stays_at_the_keyframes_width_on_a_steady_move():
+    # 1 px a frame and a slow turn: the default band (1 px, no growth) covers nearly all of the
+    # true band 8 frames away (this clip's blurred-noise texture gives DIS little to hold on
+    # to) and stays within the keyframe-style band plus about a pixel each side.
+    plates, alphas = make_clip(9, step=(1.0, 0.3), spin=0.5, seed=2)
+    for f in (4, 8):
+        out = propagate_trimap(f, {0: keyframe(alphas[0])}, Plates(plates), PropagationSettings())
+        coverage, wrong, area = scores(out, alphas[f])
+        assert coverage >= 0.97 and wrong <= 0.0005, (f, coverage, wrong)
+        assert area < 1.6, (f, area)

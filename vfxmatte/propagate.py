@@ -71,8 +71,12 @@ class PropagationSettings:
     Attributes:
         flow: how flow is computed between consecutive plates.
         band_px: width in pixels the unknown band is re-dilated by at distance 0.
-        band_growth_px: extra dilation per frame of distance from the nearer keyframe
-            (the default 1/3 is one pixel per three frames).
+        band_growth_px: extra dilation per frame of distance from the nearer keyframe.
+
+    The default band is narrow (1 px, no growth): chosen on the benchmark's validation clips
+    (benchmarks/RESULTS.md, "Keyframe trimap propagation"), where a wider band costs matte
+    quality (the network guesses over more pixels) and the band's area, and buys no coverage
+    the warped keyframe band does not already give.
         occlusion_px: forward-backward consistency threshold in full-resolution pixels; a
             larger round-trip error makes the pixel unknown.
         max_distance: a frame farther than this from every keyframe fails with
@@ -84,8 +88,8 @@ class PropagationSettings:
     """
 
     flow: FlowSettings = field(default_factory=FlowSettings)
-    band_px: float = 2.0
-    band_growth_px: float = 1 / 3
+    band_px: float = 1.0
+    band_growth_px: float = 0.0
     occlusion_px: float = 1.0
     max_distance: int = 100
 

@@ -274,9 +274,9 @@ class PropagationSpec(_Section):
     #: Flow runs on the plate scaled so its longest side is at most this (2K/4K plates).
     max_side: int = Field(1024, ge=32, le=16384)
     #: Unknown band re-dilation at distance 0 from the keyframe, pixels.
-    band_px: float = Field(2.0, ge=0.0, le=2048.0)
+    band_px: float = Field(1.0, ge=0.0, le=2048.0)
     #: ... plus this many pixels per frame of distance from the keyframe.
-    band_growth_px: float = Field(1 / 3, ge=0.0, le=256.0)
+    band_growth_px: float = Field(0.0, ge=0.0, le=256.0)
     #: Forward-backward flow disagreement above this (pixels) makes a pixel unknown.
     occlusion_px: float = Field(1.0, gt=0.0, le=1000.0)
     #: A frame farther than this from every keyframe fails with an error naming it.
