@@ -30,7 +30,7 @@ In text mode ``run`` and ``propagate`` print one line per frame and, after each,
 Exit codes: 0 success; 1 some frames failed (or, for ``validate``/``--dry-run``, would fail);
 2 a bad job, bad arguments or a problem that stops the whole run (no Cuebot, no
 ``deadlinecommand``); 70 an internal error (a bug: an exception that is not a
-:class:`VfxMatteError`); 130 interrupted (SIGINT or SIGTERM). A :class:`VfxMatteError` prints one
+:class:`VfxMatteError`, in the run or in one of its frames); 130 interrupted (SIGINT or SIGTERM). A :class:`VfxMatteError` prints one
 line, ``vfxmatte: error: <message>``, and a traceback only under ``--debug``.
 """
 
@@ -48,16 +48,20 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vfxmatte import __version__
-from vfxmatte.errors import DeviceError, JobError, VfxMatteError
+from vfxmatte.errors import (
+    EXIT_FRAMES_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DeviceError,
+    JobError,
+    VfxMatteError,
+)
 
 __all__ = ["main", "build_parser"]
 
 PROG = "vfxmatte"
-EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE = 0, 1, 2
-#: An exception that is not a VfxMatteError: a bug, never "frames failed" (BSD EX_SOFTWARE).
-EXIT_INTERNAL = 70
-#: Interrupted by SIGINT (Ctrl-C) or SIGTERM (a farm killing the task).
-EXIT_INTERRUPTED = 130
 #: How a text-mode run reports progress after each frame, for farm log parsers.
 PROGRESS_LINES = {"deadline": "Progress: {pct}%", "alf": "ALF_PROGRESS {pct}%", "none": None}
 

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from vfxmatte.errors import FarmError
+from vfxmatte.errors import EXIT_FRAMES_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, FarmError
 from vfxmatte.farm.chunks import Chunk, split_frames
 from vfxmatte.farm.commands import job_path, memory_args
 from vfxmatte.io.sequence import format_frames
@@ -71,11 +71,11 @@ class LocalReport(RunReport):
         """2 when a worker stopped on a bad job or setup, 70 when one crashed, else 1 when any
         frame failed, else 0."""
         codes = {w.code for w in self.workers}
-        if codes - {0, 1, 2}:
-            return 70
-        if 2 in codes:
-            return 2
-        return 1 if (self.failed or 1 in codes) else 0
+        if codes - {EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE}:
+            return EXIT_INTERNAL
+        if EXIT_USAGE in codes:
+            return EXIT_USAGE
+        return EXIT_FRAMES_FAILED if (self.failed or EXIT_FRAMES_FAILED in codes) else EXIT_OK
 
 
 Progress = Callable[[Any], None]
@@ -201,7 +201,7 @@ def run_local(
             for key, proc in running.items():
                 ended(key, proc)
             raise
-        if any(w.code not in (0, 1) for w in report.workers):
+        if any(w.code not in (EXIT_OK, EXIT_FRAMES_FAILED) for w in report.workers):
             break  # a bad job or a crash: the next stage would fail the same way
     report.done.sort()
     report.total_seconds = time.perf_counter() - start
