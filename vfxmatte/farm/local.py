@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from vfxmatte.errors import EXIT_FRAMES_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, FarmError
 from vfxmatte.farm.chunks import Chunk, split_frames
 from vfxmatte.farm.commands import job_path, memory_args
-from vfxmatte.io.sequence import format_frames
+from vfxmatte.io.sequence import FrameRanges
 from vfxmatte.jobs import Job
 from vfxmatte.pipeline import FrameEvent, RunReport
 
@@ -149,7 +149,7 @@ def run_local(
                     if stage == "run":
                         argv += memory_args(memory_gb)
                     if frames is not None:
-                        argv += ["--frames", format_frames(wanted) if sorted(set(wanted)) == wanted else ",".join(map(str, wanted))]
+                        argv += ["--frames", str(FrameRanges.of(wanted))]  # in order, as runs
                     env = {**os.environ, **{v: str(share) for v in _THREAD_VARS}}
                     if gpus:
                         env["CUDA_VISIBLE_DEVICES"] = str(gpus[slot % len(gpus)])
