@@ -332,7 +332,7 @@ def _with_memory(job, gb: float | None):  # noqa: ANN001, ANN202 - Job
 
 
 def _setup_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None) is not None:
+    if args.threads is not None:
         from vfxmatte.devices import set_threads
 
         set_threads(args.threads)
@@ -636,6 +636,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
 # --------------------------------------------------------------------------- parser
 
 MEMORY_HELP = "memory budget of the process in GiB: tiles and batch shrink to fit it (overrides model.memory_gb)"
+PROGRESS_HELP = "progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'"
 ALL_FRAMES_HELP = "open every frame's plate and trimap header (default: 100 frames spread over the shot)"
 
 
@@ -644,8 +645,7 @@ def _farm_task_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=_chunk_arg, metavar="N/M",
                         help="only the Nth of M contiguous chunks of the frames (1-based; same split everywhere)")
     parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch, OpenCV and OpenImageIO")
-    parser.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
-                        help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
+    parser.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline", help=PROGRESS_HELP)
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -729,8 +729,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes at once (default: one per core)")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="threads per worker (default: cores / workers)")
     g.add_argument("--gpus", metavar="0,1", help="GPUs shared out to the workers round-robin (CUDA_VISIBLE_DEVICES)")
-    g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
-                   help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
+    g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline", help=PROGRESS_HELP)
 
     from vfxmatte.examples import EXAMPLES
 
@@ -771,7 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if getattr(args, "command", None) == "example" and args.out is None:
+    if args.command == "example" and args.out is None:
         args.out = Path("examples") / args.name
     out = Output(quiet=args.quiet, log_format=args.log_format, debug=args.debug)
     _configure_logging(out)
