@@ -508,13 +508,13 @@ def _submit_deadline(args, out: Output, job, frames, farm, folder: Path, memory_
 
 def _submit_local(args, out: Output, job, frames, farm, folder: Path, memory_gb: float | None) -> int:  # noqa: ANN001
     from vfxmatte.farm.chunks import split_frames
-    from vfxmatte.farm.local import WorkerExit, default_workers, run_local
+    from vfxmatte.farm.local import WorkerExit, default_chunks, default_workers, run_local
     from vfxmatte.io.sequence import format_frames
 
     workers = args.workers or default_workers()
     count = None if args.chunk_size is None else -(-len(frames) // args.chunk_size)
     if args.dry_run:
-        pieces = [p for p in split_frames(frames, count or min(workers, len(frames))) if p]
+        pieces = [p for p in split_frames(frames, count or default_chunks(workers, len(frames))) if p]
         for i, piece in enumerate(pieces, 1):
             out.line(f"chunk {i}/{len(pieces)}: frames {format_frames(piece)}")
         out.event({"event": "submit", "farm": "local", "workers": workers,

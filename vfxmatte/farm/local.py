@@ -28,7 +28,7 @@ from vfxmatte.io.sequence import FrameRanges
 from vfxmatte.jobs import Job
 from vfxmatte.pipeline import FrameEvent, RunReport
 
-__all__ = ["LocalReport", "WorkerExit", "default_workers", "run_local"]
+__all__ = ["LocalReport", "WorkerExit", "default_chunks", "default_workers", "run_local"]
 
 #: Seconds a worker has to stop after the forwarded interrupt before it is killed.
 STOP_GRACE_S = 20.0
@@ -46,6 +46,12 @@ def _cores() -> int:
 def default_workers() -> int:
     """Workers when none are asked for: one per core."""
     return _cores()
+
+
+def default_chunks(workers: int, frames: int) -> int:
+    """Chunks of a run of ``frames`` frames when none are asked for: one per worker, at most
+    one per frame (and at least one)."""
+    return min(workers, max(1, frames))
 
 
 @dataclass(frozen=True)
@@ -116,7 +122,7 @@ def run_local(
     if workers < 1:
         raise FarmError(f"local farm: --workers must be at least 1, got {workers}")
     wanted = list(frames) if frames is not None else job_frames(job)
-    count = chunks if chunks is not None else min(workers, max(1, len(wanted)))
+    count = chunks if chunks is not None else default_chunks(workers, len(wanted))
     if count < 1:
         raise FarmError(f"local farm: at least 1 chunk, got {count}")
     share = threads if threads is not None else max(1, _cores() // min(workers, count))
