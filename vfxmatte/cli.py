@@ -338,9 +338,12 @@ def _setup_threads(args: argparse.Namespace) -> None:
         set_threads(args.threads)
 
 
-def _empty_chunk(out: Output, args: argparse.Namespace, job) -> int:  # noqa: ANN001 - Job
-    out.event({"event": "summary", "shot": job.shot, "chunk": str(args.chunk), "done": "", "failed": {},
-               "skipped": {}, "ts": round(time.time(), 3)})
+def _empty_chunk(out: Output, args: argparse.Namespace, job, output: str) -> int:  # noqa: ANN001 - Job
+    """A chunk past the end of the frames: an empty run's summary (``output``: its pattern)."""
+    from vfxmatte.pipeline import RunReport
+
+    empty = RunReport(job.shot, job.job_hash, output)
+    out.event({"event": "summary", **empty.to_dict(), "chunk": str(args.chunk), "ts": round(time.time(), 3)})
     out.line(f"{job.shot}: chunk {args.chunk} holds no frames (the shot has fewer frames than chunks)")
     return EXIT_OK
 
@@ -352,7 +355,7 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     job = _with_memory(load_job(args.job), args.memory_gb)
     frames = _chunked_frames(args, job)
     if frames == []:
-        return _empty_chunk(out, args, job)
+        return _empty_chunk(out, args, job, job.output.path)
     if args.dry_run:  # what would run, as runs of frames (never a line per frame)
         from vfxmatte.pipeline import pipeline_for
 
@@ -376,7 +379,7 @@ def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
     job = load_job(args.job)
     frames = _chunked_frames(args, job)
     if frames == []:
-        return _empty_chunk(out, args, job)
+        return _empty_chunk(out, args, job, args.out or job.propagated_trimaps)
     _setup_threads(args)
     with _FrameReporter(out, job.shot, args.progress) as reporter:
         report = propagate_job(job, frames=frames, out=args.out, progress=reporter)
