@@ -194,6 +194,35 @@ def test_an_internal_error_exits_70_never_1(tmp_path, assets, capsys, monkeypatc
     assert json.loads(captured.out)["event"] == "internal_error"
 
 
+def test_a_bug_inside_one_frame_exits_70_never_1(tmp_path, assets, capsys, monkeypatch):
+    # A frame whose processing raises an exception that is not a VfxMatteError (nor an OS or
+    # memory error) is a bug: the other frames still run, but the exit code says so.
+    from vfxmatte.pipeline import ShotPipeline
+
+    real = ShotPipeline.process
+
+    def broken_on_1002(self, item):
+        if item.frame == 1002:
+            raise ZeroDivisionError("division by zero")
+        return real(self, item)
+
+    monkeypatch.setattr(ShotPipeline, "process", broken_on_1002)
+    assert main(["run", str(job_file(tmp_path, assets)), "--frames", "1001-1003"]) == 70
+    captured = capsys.readouterr()
+    assert "frame 1002 failed: ZeroDivisionError: division by zero" in captured.err
+    assert "frame 1001 done" in captured.out and "frame 1003 done" in captured.out
+
+
+def test_an_os_error_inside_one_frame_is_a_failed_frame_exit_1(tmp_path, assets, capsys, monkeypatch):
+    from vfxmatte.pipeline import ShotPipeline
+
+    def unreadable(self, item):
+        raise PermissionError(13, "Permission denied", str(item.plate))
+
+    monkeypatch.setattr(ShotPipeline, "process", unreadable)
+    assert main(["run", str(job_file(tmp_path, assets)), "--frames", "1001"]) == 1
+
+
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
 def test_an_interrupt_exits_130(tmp_path, assets, capsys, monkeypatch, how):
     import signal

@@ -85,3 +85,15 @@ def test_no_exception_class_is_declared_outside_vfxmatte_errors(package):
             if obj.__module__ == name and issubclass(obj, BaseException) and not cls_name.startswith("_"):
                 found.append(f"{name}.{cls_name}")
     assert not found, f"exception classes outside vfxmatte.errors: {found}"
+
+
+def test_is_internal_tells_a_bug_from_a_bad_file_or_machine():
+    import torch
+
+    from vfxmatte.errors import ImageReadError, is_internal
+
+    assert is_internal(ZeroDivisionError("x")) and is_internal(KeyError("k")) and is_internal(RuntimeError("x"))
+    assert not is_internal(ImageReadError("plate.1001.exr: cannot read pixels"))
+    assert not is_internal(PermissionError(13, "Permission denied"))
+    assert not is_internal(MemoryError())
+    assert not is_internal(torch.OutOfMemoryError("CUDA out of memory"))

@@ -30,7 +30,7 @@ In text mode ``run`` and ``propagate`` print one line per frame and, after each,
 Exit codes: 0 success; 1 some frames failed (or, for ``validate``/``--dry-run``, would fail);
 2 a bad job, bad arguments or a problem that stops the whole run (no Cuebot, no
 ``deadlinecommand``); 70 an internal error (a bug: an exception that is not a
-:class:`VfxMatteError`); 130 interrupted (SIGINT or SIGTERM). A :class:`VfxMatteError` prints one
+:class:`VfxMatteError`, in the run or in one of its frames); 130 interrupted (SIGINT or SIGTERM). A :class:`VfxMatteError` prints one
 line, ``vfxmatte: error: <message>``, and a traceback only under ``--debug``.
 """
 
@@ -48,16 +48,20 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vfxmatte import __version__
-from vfxmatte.errors import DeviceError, JobError, VfxMatteError
+from vfxmatte.errors import (
+    EXIT_FRAMES_FAILED,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    DeviceError,
+    JobError,
+    VfxMatteError,
+)
 
 __all__ = ["main", "build_parser"]
 
 PROG = "vfxmatte"
-EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE = 0, 1, 2
-#: An exception that is not a VfxMatteError: a bug, never "frames failed" (BSD EX_SOFTWARE).
-EXIT_INTERNAL = 70
-#: Interrupted by SIGINT (Ctrl-C) or SIGTERM (a farm killing the task).
-EXIT_INTERRUPTED = 130
 #: How a text-mode run reports progress after each frame, for farm log parsers.
 PROGRESS_LINES = {"deadline": "Progress: {pct}%", "alf": "ALF_PROGRESS {pct}%", "none": None}
 
@@ -328,15 +332,18 @@ def _with_memory(job, gb: float | None):  # noqa: ANN001, ANN202 - Job
 
 
 def _setup_threads(args: argparse.Namespace) -> None:
-    if getattr(args, "threads", None) is not None:
+    if args.threads is not None:
         from vfxmatte.devices import set_threads
 
         set_threads(args.threads)
 
 
-def _empty_chunk(out: Output, args: argparse.Namespace, job) -> int:  # noqa: ANN001 - Job
-    out.event({"event": "summary", "shot": job.shot, "chunk": str(args.chunk), "done": "", "failed": {},
-               "skipped": {}, "ts": round(time.time(), 3)})
+def _empty_chunk(out: Output, args: argparse.Namespace, job, output: str) -> int:  # noqa: ANN001 - Job
+    """A chunk past the end of the frames: an empty run's summary (``output``: its pattern)."""
+    from vfxmatte.pipeline import RunReport
+
+    empty = RunReport(job.shot, job.job_hash, output)
+    out.event({"event": "summary", **empty.to_dict(), "chunk": str(args.chunk), "ts": round(time.time(), 3)})
     out.line(f"{job.shot}: chunk {args.chunk} holds no frames (the shot has fewer frames than chunks)")
     return EXIT_OK
 
@@ -348,7 +355,7 @@ def _cmd_run(args: argparse.Namespace, out: Output) -> int:
     job = _with_memory(load_job(args.job), args.memory_gb)
     frames = _chunked_frames(args, job)
     if frames == []:
-        return _empty_chunk(out, args, job)
+        return _empty_chunk(out, args, job, job.output.path)
     if args.dry_run:  # what would run, as runs of frames (never a line per frame)
         from vfxmatte.pipeline import pipeline_for
 
@@ -372,7 +379,7 @@ def _cmd_propagate(args: argparse.Namespace, out: Output) -> int:
     job = load_job(args.job)
     frames = _chunked_frames(args, job)
     if frames == []:
-        return _empty_chunk(out, args, job)
+        return _empty_chunk(out, args, job, args.out or job.propagated_trimaps)
     _setup_threads(args)
     with _FrameReporter(out, job.shot, args.progress) as reporter:
         report = propagate_job(job, frames=frames, out=args.out, progress=reporter)
@@ -504,13 +511,13 @@ def _submit_deadline(args, out: Output, job, frames, farm, folder: Path, memory_
 
 def _submit_local(args, out: Output, job, frames, farm, folder: Path, memory_gb: float | None) -> int:  # noqa: ANN001
     from vfxmatte.farm.chunks import split_frames
-    from vfxmatte.farm.local import WorkerExit, default_workers, run_local
+    from vfxmatte.farm.local import WorkerExit, default_chunks, default_workers, run_local
     from vfxmatte.io.sequence import format_frames
 
     workers = args.workers or default_workers()
     count = None if args.chunk_size is None else -(-len(frames) // args.chunk_size)
     if args.dry_run:
-        pieces = [p for p in split_frames(frames, count or min(workers, len(frames))) if p]
+        pieces = [p for p in split_frames(frames, count or default_chunks(workers, len(frames))) if p]
         for i, piece in enumerate(pieces, 1):
             out.line(f"chunk {i}/{len(pieces)}: frames {format_frames(piece)}")
         out.event({"event": "submit", "farm": "local", "workers": workers,
@@ -632,6 +639,7 @@ def _cmd_eval(args: argparse.Namespace, out: Output) -> int:
 # --------------------------------------------------------------------------- parser
 
 MEMORY_HELP = "memory budget of the process in GiB: tiles and batch shrink to fit it (overrides model.memory_gb)"
+PROGRESS_HELP = "progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'"
 ALL_FRAMES_HELP = "open every frame's plate and trimap header (default: 100 frames spread over the shot)"
 
 
@@ -640,8 +648,7 @@ def _farm_task_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=_chunk_arg, metavar="N/M",
                         help="only the Nth of M contiguous chunks of the frames (1-based; same split everywhere)")
     parser.add_argument("--threads", type=_positive_int, metavar="N", help="CPU threads for torch, OpenCV and OpenImageIO")
-    parser.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
-                        help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
+    parser.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline", help=PROGRESS_HELP)
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
@@ -725,8 +732,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--workers", type=_positive_int, metavar="N", help="worker processes at once (default: one per core)")
     g.add_argument("--threads", type=_positive_int, metavar="N", help="threads per worker (default: cores / workers)")
     g.add_argument("--gpus", metavar="0,1", help="GPUs shared out to the workers round-robin (CUDA_VISIBLE_DEVICES)")
-    g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline",
-                   help="progress line after each frame in text mode: deadline 'Progress: NN%%', alf 'ALF_PROGRESS NN%%'")
+    g.add_argument("--progress", choices=sorted(PROGRESS_LINES), default="deadline", help=PROGRESS_HELP)
 
     from vfxmatte.examples import EXAMPLES
 
@@ -767,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    if getattr(args, "command", None) == "example" and args.out is None:
+    if args.command == "example" and args.out is None:
         args.out = Path("examples") / args.name
     out = Output(quiet=args.quiet, log_format=args.log_format, debug=args.debug)
     _configure_logging(out)

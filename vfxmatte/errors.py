@@ -7,7 +7,14 @@ line without a traceback (the CLI shows tracebacks only under ``--debug``).
 from __future__ import annotations
 
 import errno
+import sys
 from collections.abc import Sequence
+
+#: The exit codes of ``vfxmatte`` (documented in :mod:`vfxmatte.cli`): success; some frames
+#: failed; a bad job, bad arguments or a problem that stops the whole run; an internal error
+#: (a bug: an exception that is not a :class:`VfxMatteError`; BSD ``EX_SOFTWARE``); interrupted
+#: by SIGINT or SIGTERM.
+EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 70, 130
 
 
 class VfxMatteError(Exception):
@@ -208,3 +215,14 @@ def is_transient(exc: BaseException) -> bool:
             return seen.errno not in _PERMANENT_ERRNOS
         seen = seen.__cause__
     return False
+
+
+def is_internal(exc: BaseException) -> bool:
+    """True if a frame that failed with ``exc`` failed through a bug, not through its files or
+    the machine: ``exc`` is no :class:`VfxMatteError`, :class:`OSError` or out-of-memory error
+    (Python's or torch's). Such a failure ends the run with :data:`EXIT_INTERNAL`, never as
+    "frames failed"."""
+    if isinstance(exc, (VfxMatteError, OSError, MemoryError)):
+        return False
+    torch = sys.modules.get("torch")  # not imported: the exception cannot be torch's
+    return not (torch is not None and isinstance(exc, torch.OutOfMemoryError))

@@ -219,6 +219,7 @@ class MultiViewPipeline(ShotPipeline):
             for f, reason in own.skipped.items():
                 report.skipped.setdefault(f, f"view {v}: {reason}")
             done.update(own.done)
+            report.internal |= own.internal
             for f, dt in own.seconds.items():
                 report.seconds[f] = report.seconds.get(f, 0.0) + dt
             report.total_seconds += own.total_seconds

@@ -17,7 +17,8 @@ conversion) and processes frames one at a time:
    the plate's metadata are kept and provenance (``vfxmatte:*``) is added.
 
 A frame that fails is recorded with its reason and the run goes on; :attr:`RunReport.exit_code`
-is then 1. Problems that concern every frame (no plate on disk, unloadable checkpoint, missing
+is then 1 (70 when the failure was a bug: an exception that is no :class:`VfxMatteError`, OS or
+out-of-memory error). Problems that concern every frame (no plate on disk, unloadable checkpoint, missing
 device) raise before any frame runs. Nothing here prints: events go to a ``progress`` callback
 and to :mod:`logging`.
 
@@ -45,6 +46,9 @@ from vfxmatte import __version__
 from vfxmatte import trimap as tm
 from vfxmatte.color import ColorConverter
 from vfxmatte.errors import (
+    EXIT_FRAMES_FAILED,
+    EXIT_INTERNAL,
+    EXIT_OK,
     ImageReadError,
     InputError,
     MemoryBudgetError,
@@ -52,6 +56,7 @@ from vfxmatte.errors import (
     SequenceError,
     TrimapError,
     VfxMatteError,
+    is_internal,
     is_transient,
 )
 from vfxmatte.io.atomic import sweep_temps, temp_files
@@ -189,6 +194,8 @@ class RunReport:
     #: wall seconds of each frame done
     seconds: dict[int, float] = field(default_factory=dict)
     total_seconds: float = 0.0
+    #: failed frames whose failure was a bug (:func:`~vfxmatte.errors.is_internal`)
+    internal: set[int] = field(default_factory=set)
 
     @property
     def ok(self) -> bool:
@@ -196,8 +203,10 @@ class RunReport:
 
     @property
     def exit_code(self) -> int:
-        """0 when no frame failed, else 1."""
-        return 0 if self.ok else 1
+        """70 when a frame failed through a bug, else 1 when a frame failed, else 0."""
+        if self.internal:
+            return EXIT_INTERNAL
+        return EXIT_OK if self.ok else EXIT_FRAMES_FAILED
 
     @property
     def seconds_per_frame(self) -> float | None:
@@ -276,7 +285,7 @@ class CheckReport:
     @property
     def exit_code(self) -> int:
         """1 when some frame would fail, else 0."""
-        return 1 if self.count("failed") else 0
+        return EXIT_FRAMES_FAILED if self.count("failed") else EXIT_OK
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -1047,9 +1056,11 @@ class ShotPipeline:
             try:
                 shape = self.propagation.flow_image(item.source_frame).shape  # the display window
                 wrote = self.propagation.write(item.source_frame, shape, path)
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot (a bug: exit 70)
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason
+                if is_internal(exc):
+                    report.internal.add(item.frame)
                 _log_failure(progress, item.frame, reason, exc_info=True)
                 emit("failed", reason=reason, seconds=time.perf_counter() - t0, error=exc)
                 continue
@@ -1139,9 +1150,11 @@ class ShotPipeline:
             t0 = time.perf_counter()
             try:
                 self._process_retrying(item, lambda why, exc: emit("retried", i, item, reason=why, error=exc))
-            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the shot (a bug: exit 70)
                 reason = str(exc) if isinstance(exc, VfxMatteError) else f"{type(exc).__name__}: {exc}"
                 report.failed[item.frame] = reason
+                if is_internal(exc):
+                    report.internal.add(item.frame)
                 _log_failure(progress, item.frame, reason, exc_info=True)
                 emit("failed", i, item, reason=reason, seconds=time.perf_counter() - t0, error=exc)
                 continue
@@ -1203,7 +1216,8 @@ def run_job(
         progress: receives a :class:`FrameEvent` per frame event.
 
     Returns:
-        A :class:`RunReport`; its ``exit_code`` is 1 if any frame failed.
+        A :class:`RunReport`; its ``exit_code`` is 1 if any frame failed (70 if one failed
+        through a bug).
 
     Raises:
         VfxMatteError: a problem for the whole run (see :meth:`ShotPipeline.run`).

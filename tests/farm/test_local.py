@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import yaml
 
 from tests.farm.conftest import outputs, run_module, write_job
@@ -107,3 +108,17 @@ def test_a_worker_stopped_by_a_bad_job_makes_the_run_exit_2(tmp_path, tiny_shot,
     assert run_local(job, None, workers=1, executable=[sys.executable, "-c", FAKE_WORKER]).exit_code == 2
     monkeypatch.setenv("EXIT", "3")
     assert run_local(job, None, workers=1, executable=[sys.executable, "-c", FAKE_WORKER]).exit_code == 70
+
+
+@pytest.mark.parametrize("frames", [[1001, 1002, 1003, 1004], [1004, 1003, 1001], [1003, 1001, 1004]])
+def test_each_worker_is_given_the_frames_asked_for_in_their_order(tmp_path, tiny_shot, monkeypatch, frames):
+    from vfxmatte.farm.local import run_local
+    from vfxmatte.io.sequence import parse_frame_range
+    from vfxmatte.jobs import load_job
+
+    job = load_job(write_job(tmp_path, tiny_shot))
+    monkeypatch.setenv("RECORD_DIR", str(tmp_path))
+    assert run_local(job, frames, workers=1, chunks=2, executable=[sys.executable, "-c", FAKE_WORKER]).exit_code == 0
+    for n in (1, 2):
+        argv = json.loads((tmp_path / f"{n}of2").read_text())["argv"]
+        assert parse_frame_range(argv[argv.index("--frames") + 1]) == frames

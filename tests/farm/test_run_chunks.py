@@ -32,6 +32,13 @@ def test_chunk_applies_to_frames_given_and_past_the_end_is_empty(tmp_path, tiny_
     assert done == [1004, 1005]
     assert main(["run", str(job), "--frames", "1001-1002", "--chunk", "3/3"]) == 0
     assert "chunk 3/3 holds no frames" in capsys.readouterr().out
+    # Its JSON summary has the fields of any run's summary, with nothing done.
+    assert main(["--log-format", "json", "run", str(job), "--frames", "1001", "--chunk", "1/1"]) == 0
+    full = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert main(["--log-format", "json", "run", str(job), "--frames", "1001-1002", "--chunk", "3/3"]) == 0
+    empty = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert empty["event"] == "summary" and set(full) <= set(empty) and empty["chunk"] == "3/3"
+    assert (empty["done"], empty["failed"], empty["job_hash"]) == ("", {}, full["job_hash"])
 
 
 @pytest.mark.parametrize("policy, code", [("error", 1), ("skip", 0)])

@@ -37,6 +37,7 @@ from vfxmatte.farm.commands import (
     windows_arguments,
 )
 from vfxmatte.io.atomic import atomic_write
+from vfxmatte.io.sequence import FrameSequence
 from vfxmatte.jobs import FarmSpec, Job
 
 __all__ = [
@@ -66,8 +67,6 @@ class DeadlineJob:
 
 def _deadline_pattern(path: str) -> str:
     """An output file name in Deadline's spelling: the frame number as ``#`` padding."""
-    from vfxmatte.io.sequence import FrameSequence
-
     seq = FrameSequence(path)
     pad = max(1, seq.padding)
     # Frames 0 and 99..9 differ in exactly the frame number's digits.

@@ -21,14 +21,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from vfxmatte.errors import FarmError
+from vfxmatte.errors import EXIT_FRAMES_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, FarmError
 from vfxmatte.farm.chunks import Chunk, split_frames
 from vfxmatte.farm.commands import job_path, memory_args
-from vfxmatte.io.sequence import format_frames
+from vfxmatte.io.sequence import FrameRanges
 from vfxmatte.jobs import Job
 from vfxmatte.pipeline import FrameEvent, RunReport
 
-__all__ = ["LocalReport", "WorkerExit", "default_workers", "run_local"]
+__all__ = ["LocalReport", "WorkerExit", "default_chunks", "default_workers", "run_local"]
 
 #: Seconds a worker has to stop after the forwarded interrupt before it is killed.
 STOP_GRACE_S = 20.0
@@ -46,6 +46,12 @@ def _cores() -> int:
 def default_workers() -> int:
     """Workers when none are asked for: one per core."""
     return _cores()
+
+
+def default_chunks(workers: int, frames: int) -> int:
+    """Chunks of a run of ``frames`` frames when none are asked for: one per worker, at most
+    one per frame (and at least one)."""
+    return min(workers, max(1, frames))
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,11 @@ class LocalReport(RunReport):
         """2 when a worker stopped on a bad job or setup, 70 when one crashed, else 1 when any
         frame failed, else 0."""
         codes = {w.code for w in self.workers}
-        if codes - {0, 1, 2}:
-            return 70
-        if 2 in codes:
-            return 2
-        return 1 if (self.failed or 1 in codes) else 0
+        if codes - {EXIT_OK, EXIT_FRAMES_FAILED, EXIT_USAGE}:
+            return EXIT_INTERNAL
+        if EXIT_USAGE in codes:
+            return EXIT_USAGE
+        return EXIT_FRAMES_FAILED if (self.failed or EXIT_FRAMES_FAILED in codes) else EXIT_OK
 
 
 Progress = Callable[[Any], None]
@@ -116,7 +122,7 @@ def run_local(
     if workers < 1:
         raise FarmError(f"local farm: --workers must be at least 1, got {workers}")
     wanted = list(frames) if frames is not None else job_frames(job)
-    count = chunks if chunks is not None else min(workers, max(1, len(wanted)))
+    count = chunks if chunks is not None else default_chunks(workers, len(wanted))
     if count < 1:
         raise FarmError(f"local farm: at least 1 chunk, got {count}")
     share = threads if threads is not None else max(1, _cores() // min(workers, count))
@@ -149,7 +155,7 @@ def run_local(
                     if stage == "run":
                         argv += memory_args(memory_gb)
                     if frames is not None:
-                        argv += ["--frames", format_frames(wanted) if sorted(set(wanted)) == wanted else ",".join(map(str, wanted))]
+                        argv += ["--frames", str(FrameRanges.of(wanted))]  # in order, as runs
                     env = {**os.environ, **{v: str(share) for v in _THREAD_VARS}}
                     if gpus:
                         env["CUDA_VISIBLE_DEVICES"] = str(gpus[slot % len(gpus)])
@@ -201,7 +207,7 @@ def run_local(
             for key, proc in running.items():
                 ended(key, proc)
             raise
-        if any(w.code not in (0, 1) for w in report.workers):
+        if any(w.code not in (EXIT_OK, EXIT_FRAMES_FAILED) for w in report.workers):
             break  # a bad job or a crash: the next stage would fail the same way
     report.done.sort()
     report.total_seconds = time.perf_counter() - start

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from vfxmatte.errors import CheckpointError, ColorError, JobError, SequenceError
+from vfxmatte.errors import CheckpointError, ColorError, ImageReadError, JobError, SequenceError
 from vfxmatte.io.sequence import FrameSequence
 from vfxmatte.jobs.lines import where
 from vfxmatte.jobs.schema import Job, MaskTrimap, SequenceTrimap, has_frame_token
@@ -80,20 +80,20 @@ def job_views(job: Job) -> list[str]:
     Raises:
         JobError: ``all``, and no plate file on disk, or the first one names no views.
     """
-    from vfxmatte.errors import ImageReadError
-    from vfxmatte.io.image import file_views
+    from vfxmatte.io.image import file_views  # imported on use: OpenImageIO
 
     view = job.plate.view
     if isinstance(view, list):
         return list(view)
     at = where(job.source, job.lines, ("plate", "view"))
     try:
-        first = FrameSequence(job.plate.path).discover()[:1]
+        plates = FrameSequence(job.plate.path)
+        first = plates.discover()[:1]
     except SequenceError as exc:
         raise JobError(f"{where(job.source, job.lines, ('plate', 'path'))}: {exc}") from None
     if not first:
         raise JobError(f"{at}: all: no frames of {job.plate.path} exist on disk to read the views from")
-    path = FrameSequence(job.plate.path).path(first[0])
+    path = plates.path(first[0])
     try:
         views = file_views(path)
     except ImageReadError as exc:

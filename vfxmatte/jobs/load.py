@@ -57,7 +57,8 @@ MAX_JOB_NODES = 10_000
 def _check_expanded_size(root: yaml.Node, source: str) -> None:
     """Refuse a node tree that expands, through its aliases, to more than
     :data:`MAX_JOB_NODES` nodes, or that contains itself. Each distinct node is visited once
-    (an alias is the very node object it names), so a bomb is measured in microseconds."""
+    (an alias is the very node object it names), so the check costs one step per distinct
+    node, however far the aliases would expand."""
     sizes: dict[int, int] = {}
     open_nodes: set[int] = set()
 
@@ -101,7 +102,7 @@ def parse_job(text: str, base_dir: str | os.PathLike[str], source: str = "<job>"
     if len(text) > MAX_JOB_CHARS:
         raise JobError(f"{source}: job file is {len(text)} characters; at most {MAX_JOB_CHARS} are read")
     # yaml.safe_load's own steps (SafeLoader: compose, then construct), with the composed node
-    # tree measured in between: aliases are expanded by everything that walks the data later.
+    # tree sized in between: aliases are expanded by everything that walks the data later.
     try:
         loader = yaml.SafeLoader(text)
     except yaml.reader.ReaderError as exc:  # the reader refuses control characters (NUL ...) at once
