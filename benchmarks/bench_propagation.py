@@ -66,7 +66,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import cv2
 import numpy as np
@@ -746,6 +746,21 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def two_keyframe_summaries(clips: Iterable[tuple[str, Clip]], settings: PropagationSettings, methods: Sequence[str],
+                           tag: str) -> dict:
+    """``{name: {method: summary}}`` of each clip propagated from its first and last frame (one
+    flow cache for the lot), each printed as it comes."""
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = FlowCache(Path(tmp) / "flow")
+        for name, clip in clips:
+            results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, methods)
+            out[name] = {r["method"]: r["summary"] for r in results.values()}
+            for m, sm in out[name].items():
+                print(f"{tag} {name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
+    return out
+
+
 def code_version() -> dict:
     """The checkout's commit and the sha256 of the propagation code measured (it may be uncommitted)."""
     repo = Path(__file__).resolve().parents[1]
@@ -831,26 +846,14 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     if args.validation > 0:
-        doc["validation"] = {"seed": args.validation_seed, "clips": {}}
-        with tempfile.TemporaryDirectory() as tmp:
-            cache = FlowCache(Path(tmp) / "flow")
-            for clip in make_validation_clips(args.validation, args.validation_seed, args.backgrounds, frames=args.photo_frames):
-                results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, args.methods)
-                doc["validation"]["clips"][clip.name] = {r["method"]: r["summary"] for r in results.values()}
-                for m, sm in doc["validation"]["clips"][clip.name].items():
-                    print(f"validation {clip.name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
+        clips = make_validation_clips(args.validation, args.validation_seed, args.backgrounds, frames=args.photo_frames)
+        doc["validation"] = {"seed": args.validation_seed,
+                             "clips": two_keyframe_summaries(((c.name, c) for c in clips), settings, args.methods, "validation")}
     if args.check_images:
         if args.real is None:
             ap.error("--check-images needs --real")
-        doc["final_check"] = {}
-        with tempfile.TemporaryDirectory() as tmp:
-            cache = FlowCache(Path(tmp) / "flow")
-            for name in args.check_images:
-                clip = make_photo_clip(args.real, name, args.photo_frames)
-                results = run_clip(clip, {"two": [0, len(clip) - 1]}, cache, settings, args.methods)
-                doc["final_check"][name] = {r["method"]: r["summary"] for r in results.values()}
-                for m, sm in doc["final_check"][name].items():
-                    print(f"check {name} {m:9s} cov {_pct(sm['coverage_min'], 1)} wrong {_pct(sm['wrong_max'])} area {_x(sm['area_max'])}", flush=True)
+        clips = ((name, make_photo_clip(args.real, name, args.photo_frames)) for name in args.check_images)
+        doc["final_check"] = two_keyframe_summaries(clips, settings, args.methods, "check")
     if args.speed_frames > 1 and "propagate" in args.methods:
         doc["speed_2k"] = time_2k(args.speed_frames, args.seed, args.backgrounds, settings)
         print(json.dumps(doc["speed_2k"]))
