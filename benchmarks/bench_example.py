@@ -40,8 +40,8 @@ from vfxmatte.io.sequence import FrameSequence, format_frames, parse_frame_range
 from vfxmatte.temporal import TemporalSettings, smooth_clip  # noqa: E402
 
 
-def load_shot(root: Path, frames: list[int]) -> list[EvalSample]:
-    shot = make_shot010(root, frames=frames)
+def load_shot(root: Path, frames: list[int], width: int = 960, height: int = 540) -> list[EvalSample]:
+    shot = make_shot010(root, frames=frames, width=width, height=height)
     plates, trimaps, truth = (FrameSequence(p) for p in (shot.plates, shot.trimaps, shot.truth))
     samples = []
     for f in shot.frames:
