@@ -5,6 +5,8 @@ A training item is made from a foreground and its matte (from a studio folder or
 
     I = alpha * F + (1 - alpha) * B        (0..1 sRGB-encoded values, see training/DATA.md)
 
+(for a refractive synthetic sample, B is the background as the glass bends it: :func:`refract`)
+
 then cropped around the unknown band, resized, flipped and colour-jittered, with the dual trimaps
 of paper §3.3 (:mod:`training.trimaps`). Pre-composited studio plates (``image/`` + ``alpha/``)
 are cropped and augmented without re-composition.
@@ -197,6 +199,27 @@ def _resize(img: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(img, (size, size), interpolation=interp)
 
 
+def refract(bg: np.ndarray, disp: np.ndarray) -> np.ndarray:
+    """The background seen through glass: ``B(p + d(p))``, bilinear, mirrored at the borders.
+
+    ``disp`` is float32 [H, W, 2] (x, y) in pixels of ``bg`` [H, W, C]; zero displacement returns
+    ``bg`` unchanged (to float rounding), so only the glass's footprint is touched.
+    """
+    h, w = disp.shape[:2]
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(bg, xs + disp[..., 0], ys + disp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _resize_displacement(disp: np.ndarray, size: int, flip: bool) -> np.ndarray:
+    """A square crop's displacement field resized to ``size`` (vectors scaled with the pixels),
+    mirrored left-right when the item is (the x component changes sign)."""
+    out = _resize(disp, size) * np.float32(size / disp.shape[0])
+    if flip:
+        out = cv2.flip(out, 1)
+        out[..., 0] *= -1.0
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
 def _crop_box(alpha: np.ndarray, rng: np.random.Generator, side: int, centre_on_unknown: float) -> tuple[int, int]:
     """Top-left of a ``side`` square, centred on a random unknown pixel (0 < alpha < 1) when possible."""
     h, w = alpha.shape
@@ -378,7 +401,7 @@ class MattingDataset(Dataset):
         self.held_object_prob = float(held_object_prob)
         self.seed = int(seed)
         self.epoch = 0
-        self._fg_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._fg_cache: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = OrderedDict()
 
     def __len__(self) -> int:
         return self.length
@@ -395,12 +418,15 @@ class MattingDataset(Dataset):
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng(np.random.SeedSequence([self.seed, self.epoch, int(index)]))
 
-    def _synthetic_sample(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _synthetic_sample(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(F, alpha, refraction or None) of the generated foreground that item ``index`` uses."""
         assert self.synthetic is not None
         sid = (self.epoch * self.length + index) // self.synthetic_reuse
         hit = self._fg_cache.get(sid)
         if hit is None:
-            hit = self.synthetic.sample(sid)
+            info: dict[str, Any] = {}
+            f, a = self.synthetic.sample(sid, out=info)
+            hit = (f, a, info.get("refraction"))
             self._fg_cache[sid] = hit
             while len(self._fg_cache) > 4:
                 self._fg_cache.popitem(last=False)
@@ -413,8 +439,9 @@ class MattingDataset(Dataset):
         S = self.out_size
         composited = False
         held: np.ndarray | None = None
+        disp: np.ndarray | None = None
         if self.synthetic is not None and rng.random() < self.synthetic_fraction:
-            rgb, alpha = self._synthetic_sample(index)
+            rgb, alpha, disp = self._synthetic_sample(index)
         else:
             assert self.studio is not None
             n = len(self.studio)
@@ -430,8 +457,12 @@ class MattingDataset(Dataset):
         a = _resize(np.ascontiguousarray(alpha[y0 : y0 + side_i, x0 : x0 + side_i]), S)
         f = _resize(np.ascontiguousarray(rgb[y0 : y0 + side_i, x0 : x0 + side_i]), S)
         a = np.clip(a, 0.0, 1.0)
-        if self.augment and rng.random() < 0.5:
+        # Refraction draws nothing from rng: items without it stay as they were before it existed.
+        flip = self.augment and rng.random() < 0.5
+        if flip:
             a, f = cv2.flip(a, 1), cv2.flip(f, 1)
+        if disp is not None:
+            disp = _resize_displacement(np.ascontiguousarray(disp[y0 : y0 + side_i, x0 : x0 + side_i]), S, flip)
 
         if composited:
             img = f
@@ -442,6 +473,8 @@ class MattingDataset(Dataset):
         else:
             assert self.backgrounds is not None
             bg = self.backgrounds.crop(rng, S, S, zoom=self.bg_zoom)
+            if disp is not None:
+                bg = refract(bg, disp)  # B is what the camera sees behind the glass: the loss's B too
             if self.held_object_prob > 0.0 and rng.random() < self.held_object_prob:
                 f, a, held = _add_held_object(f, a, self.backgrounds, rng)
             fg = f

@@ -897,6 +897,48 @@ def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w
     return f, a.astype(np.float32)
 
 
+def _refractive_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> tuple[Layer, np.ndarray]:
+    """A clear glass or plastic body that bends the background seen through it.
+
+    Returns the layer and its refraction: a displacement field float32 [h, w, 2] (x, y) in pixels,
+    zero outside the glass, such that the plate is ``alpha * F + (1 - alpha) * B(p + d(p))``
+    (:func:`training.data.refract`). Alpha is what a compositor's matte of glass holds: low in
+    the body (absorption), high along the rim (Fresnel reflection, the dark or bright edge of a
+    glass) and at specular highlights; F is the environment the glass reflects. The background
+    seen through the body is displaced by the gradient of a lens-like thickness profile, steepest
+    near the rim, so inside the band the network sees a warped copy of the background it must
+    still call background.
+    """
+    size = math.sqrt(h * w)
+    field = _body_field(rng, h, w, photos)
+    inside = edge_alpha(field, rng.uniform(0.8, 2.0))
+    dist = cv2.distanceTransform((field > 0).astype(np.uint8), cv2.DIST_L2, 3)
+    # Thickness: a dome (a lens, a bottle's wall) over the body's depth, plus moulding ripples.
+    depth = max(float(dist.max()), 1.0) * rng.uniform(0.3, 1.0)
+    d = np.minimum(dist / depth, 1.0)
+    thick = np.sqrt(np.clip(1.0 - (1.0 - d) ** 2, 0.0, 1.0)).astype(np.float32)
+    thick += rng.uniform(0.0, 0.3) * value_noise(rng, h, w, rng.uniform(0.05, 0.25) * size, octaves=2)
+    thick = cv2.GaussianBlur(thick, (0, 0), max(1.0, 0.01 * size))
+    gx = cv2.Sobel(thick, cv2.CV_32F, 1, 0, ksize=3) * 0.125
+    gy = cv2.Sobel(thick, cv2.CV_32F, 0, 1, ksize=3) * 0.125
+    g = np.stack([gx, gy], axis=-1) * inside[..., None]
+    peak = float(np.abs(g).max())
+    # The largest shift: 1-6% of the frame; the sign is a converging or a diverging lens.
+    shift = rng.uniform(0.01, 0.06) * size * rng.choice([-1.0, 1.0])
+    disp = (g * np.float32(shift / peak) if peak > 1e-8 else np.zeros_like(g)).astype(np.float32)
+
+    rim = np.exp(-dist / rng.uniform(1.0, 4.0)).astype(np.float32) * rng.uniform(0.3, 0.85)
+    ridge = 1.0 - np.abs(value_noise(rng, h, w, rng.uniform(0.05, 0.2) * size, octaves=2))
+    hl = np.clip((ridge - rng.uniform(0.8, 0.95)) * 8.0, 0, 1) * rng.uniform(0.4, 0.9)
+    base = rng.uniform(0.02, 0.15)  # above 8-bit zero: the body stays in the matte (and the band)
+    a = (np.clip(base + rim + hl, 0, 1) * inside).astype(np.float32)
+    # Reflected environment: a soft photo crop, dark at the rim for thick glass, white highlights.
+    env = cv2.GaussianBlur(photos.crop(rng, h, w, zoom=(1.0, 3.0)), (0, 0), max(1.0, 0.01 * size))
+    rim_shade = rng.uniform(0.2, 1.0)
+    f = env * (rim_shade + (1 - rim_shade) * (1 - np.exp(-dist / 3.0)))[..., None] + hl[..., None]
+    return (np.clip(f, 0, 1).astype(np.float32), a), disp
+
+
 def _blur_layer(rng: np.random.Generator, layer: Layer, size: float) -> Layer:
     """Motion blur or defocus of a layer: premultiplied colour and alpha blurred together."""
     f, a = layer
@@ -940,6 +982,9 @@ RECIPES: dict[str, float] = {
     "textured": 0.0,
     "mesh": 0.0,
     "yarn": 0.0,
+    # Off by default for the same reason: glass that bends the background seen through it; its
+    # samples carry a displacement field that training.data applies to the background.
+    "refractive": 0.0,
 }
 
 
@@ -1045,7 +1090,10 @@ class SyntheticGenerator:
     def sample(self, index: int, out: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Sample ``index``: (fg float32 [H, W, 3] sRGB-encoded 0..1, alpha float32 [H, W]).
 
-        ``out``, if given, receives ``out["recipe"]`` (and ``"extra"`` for a second layer).
+        ``out``, if given, receives ``out["recipe"]`` (and ``"extra"`` for a second layer), and
+        for the ``refractive`` recipe ``out["refraction"]``: the displacement float32 [H, W, 2]
+        (x, y, pixels) that :func:`training.data.refract` applies to the background. Such a sample
+        is not a plain (F, alpha) pair: compose it through :class:`training.data.MattingDataset`.
         """
         rng = self.rng(index)
         h, w = self.size
@@ -1091,7 +1139,11 @@ class SyntheticGenerator:
     def _scene(self, rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
         name = self.recipe_names[int(rng.choice(len(self.recipe_names), p=self.recipe_p))]
         info: dict[str, Any] = {"recipe": name}
-        layer = self._layer(name, rng, h, w)
+        if name == "refractive":
+            # No body behind it: that body would have to be refracted too.
+            layer, info["refraction"] = _refractive_layer(rng, self.photos, h, w)
+        else:
+            layer = self._layer(name, rng, h, w)
         if name in ("plant", "shrub", "net", "transparent", "mesh") and rng.random() < 0.35:
             # Something solid behind a fine or transparent layer: a body in the frame.
             layer = over(layer, _solid_layer(rng, self.photos, h, w))
@@ -1107,6 +1159,8 @@ class SyntheticGenerator:
         # Real mattes are stored at 8-16 bits: values within half an 8-bit step of 0 or 1 are
         # exactly 0 or 1, so Eq. 2's known regions exist (paper §3.3).
         a = np.where(a < 0.5 / 255, 0.0, np.where(a > 1 - 0.5 / 255, 1.0, a)).astype(np.float32)
+        if "refraction" in info:  # invariant: the background moves only where the matte is non-zero
+            info["refraction"] = info["refraction"] * (a > 0)[..., None]
         f = np.clip(f, 0.0, 1.0, out=np.ascontiguousarray(f, dtype=np.float32))
         return f, a, info
 

@@ -10,7 +10,17 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from training.data import MattingDataset, StudioSet, build_validation_set, read_alpha, read_rgb, worker_init_fn
+import training.data
+from training.data import (
+    MattingDataset,
+    StudioSet,
+    _resize_displacement,
+    build_validation_set,
+    read_alpha,
+    read_rgb,
+    refract,
+    worker_init_fn,
+)
 from training.synthetic import SyntheticGenerator
 from vfxmatte.errors import DataError, ImageReadError
 
@@ -327,3 +337,49 @@ def test_training_reads_a_file_as_the_network_input_inference_gives_it(tmp_path:
     training = read_rgb(plate)
     assert training.dtype == np.float32 and training.shape == (24, 40, 3)
     np.testing.assert_array_equal(training, matter.images[0])
+
+
+def test_refract_is_identity_at_zero_and_shifts_by_the_displacement() -> None:
+    rng = np.random.default_rng(3)
+    bg = rng.random((40, 50, 3), dtype=np.float32)
+    d = np.zeros((40, 50, 2), np.float32)
+    np.testing.assert_allclose(refract(bg, d), bg, atol=1e-6)
+    d[..., 0], d[..., 1] = 3.0, -2.0  # each pixel sees the one 3 px right and 2 px up
+    np.testing.assert_allclose(refract(bg, d)[5:-5, 5:-5], bg[3:-7, 8:-2], atol=1e-6)
+
+
+def test_displacement_crops_scale_with_the_resize_and_mirror_with_the_flip() -> None:
+    d = np.zeros((64, 64, 2), np.float32)
+    d[:, :32, 0] = 4.0   # left half: look 4 px to the right
+    d[:, :, 1] = -2.0
+    half = _resize_displacement(d, 32, flip=False)
+    assert half.shape == (32, 32, 2)
+    np.testing.assert_allclose(half[:, :10, 0], 2.0, atol=1e-6)   # 4 px at half size is 2 px
+    np.testing.assert_allclose(half[..., 1], -1.0, atol=1e-6)
+    flipped = _resize_displacement(d, 32, flip=True)
+    np.testing.assert_allclose(flipped[:, -10:, 0], -2.0, atol=1e-6)  # now the right half, looking left
+    np.testing.assert_allclose(flipped[:, :10, 0], 0.0, atol=1e-6)
+
+
+def test_refractive_items_compose_over_the_bent_background(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = [PHOTOS / "kodak24" / "kodim23.png", PHOTOS / "skimage_data" / "coffee.png"]
+    if not all(p.is_file() for p in real):
+        pytest.skip("shared background photos not present")
+    g = SyntheticGenerator(real, seed=12, size=(128, 128), recipes={"refractive": 1.0})
+    ds = MattingDataset(synthetic=g, length=3, out_size=64, crop_sizes=(96, 128), seed=0)
+    items = [ds[i] for i in range(3)]
+    monkeypatch.setattr(training.data, "refract", lambda bg, d: bg)
+    plain = MattingDataset(synthetic=g, length=3, out_size=64, crop_sizes=(96, 128), seed=0)
+    moved = 0
+    for i, item in enumerate(items):
+        a = item["alpha"]
+        # The plate, and the B the loss reconstructs it from, both hold the bent background.
+        torch.testing.assert_close(item["image"], a * item["fg"] + (1 - a) * item["bg"], atol=1e-5, rtol=0)
+        other = plain[i]
+        torch.testing.assert_close(other["alpha"], a)  # the same draws: only B differs
+        far = (a[0] == 0).numpy()
+        far = cv2.erode(far.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        diff = (item["bg"] - other["bg"]).abs().amax(0).numpy()
+        assert diff[far].max() < 1e-4, "the background moved outside the glass"
+        moved += int(diff[(a[0] > 0).numpy()].max() > 0.02)
+    assert moved >= 2

@@ -246,18 +246,19 @@ def test_recipes_at_odds_zero_leave_the_stream_unchanged(tmp_path: Path, recipe:
     # On any machine: naming the texture recipes at odds 0 (as RECIPES does) draws the same samples
     # as a mix that does not name them at all.
     photos = _generated_photos(tmp_path / "photos")
-    old = {k: v for k, v in RECIPES.items() if k not in ("textured", "mesh", "yarn")} if recipe == "default" else {recipe: 1.0}
-    named = {**old, "textured": 0.0, "mesh": 0.0, "yarn": 0.0}
+    late = ("textured", "mesh", "yarn", "refractive")
+    old = {k: v for k, v in RECIPES.items() if k not in late} if recipe == "default" else {recipe: 1.0}
+    named = {**old, **{k: 0.0 for k in late}}
     assert _stream_hash(photos, old) == _stream_hash(photos, named)
 
 
 def test_texture_recipes_are_off_in_the_default_mix() -> None:
-    assert RECIPES["textured"] == RECIPES["mesh"] == RECIPES["yarn"] == 0.0
+    assert RECIPES["textured"] == RECIPES["mesh"] == RECIPES["yarn"] == RECIPES["refractive"] == 0.0
     # Appended after the older recipes: a zero-odds entry at the end leaves rng.choice's draw as it was.
-    assert list(RECIPES)[-3:] == ["textured", "mesh", "yarn"]
+    assert list(RECIPES)[-4:] == ["textured", "mesh", "yarn", "refractive"]
 
 
-@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn"])
+@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn", "refractive"])
 def test_texture_recipes_are_deterministic_under_a_seed(photos: list[Path], recipe: str) -> None:
     a = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
     b = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
@@ -321,3 +322,29 @@ def test_yarn_is_opaque_strands_with_sub_pixel_fuzz(photos: list[Path]) -> None:
         assert fg[a == 1.0].std(axis=0).mean() > 0.02, "yarn colour is flat"
         faint += int(((a > 0) & (a < 0.3)).sum() > 30)
     assert faint >= 2  # fuzz (it is off in a fifth of the samples)
+
+
+def test_refractive_glass_is_see_through_and_bends_the_background_only_inside(photos: list[Path]) -> None:
+    """A faint body with a stronger rim; a displacement of pixels, zero wherever alpha is zero."""
+    g = SyntheticGenerator(photos, seed=15, size=(160, 160), recipes={"refractive": 1.0})
+    bent = 0
+    for i in range(3):
+        info: dict = {}
+        _, a = g.sample(i, out=info)
+        d = info["refraction"]
+        assert d.shape == (160, 160, 2) and d.dtype == np.float32
+        assert not np.any(d[a == 0.0]), f"sample {i}: the background moves outside the glass"
+        body = a > 0
+        assert body.mean() > 0.05
+        assert np.median(a[body]) < 0.5, f"sample {i}: glass is not see-through"
+        assert (a[body] < 1.0).mean() > 0.9, "glass must be a matte of partial values"
+        bent += int(np.abs(d).max() > 1.0)
+        # The same index gives the same field.
+        again: dict = {}
+        g.sample(i, out=again)
+        np.testing.assert_array_equal(again["refraction"], d)
+    assert bent >= 2
+    # Other recipes carry no refraction.
+    info = {}
+    SyntheticGenerator(photos, seed=15, size=(96, 96), recipes={"transparent": 1.0}).sample(0, out=info)
+    assert "refraction" not in info
