@@ -16,6 +16,8 @@ so every fine structure is built the way real mattes get their partial values:
   background shows through holes;
 * **smoke and glass/plastic** are smooth low-frequency alpha in 0.1-0.8 with rims and
   highlights;
+* **fabric** (off by default) is woven cloth with a photo texture and a frayed, fringed, pile or
+  sheer edge; **refractive** glass (off by default) bends the background seen through it;
 * **solid bodies** (thresholded smooth noise or regions cut from photos) with a 1-2 px
   anti-aliased edge, sometimes motion-blurred or defocused (alpha and premultiplied colour
   blurred together).
@@ -869,6 +871,96 @@ def _yarn_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, 
     return f, a
 
 
+def _weave(rng: np.random.Generator, h: int, w: int, ss: int, period: float, thread: float, angle: float, drape: float) -> np.ndarray:
+    """Coverage [h, w] of a plain weave: two families of threads ``thread`` px wide every
+    ``period`` px, crossing at right angles at ``angle``, displaced by up to ``drape`` px of smooth
+    noise (folds), drawn ``ss`` times supersampled and box-filtered, so gaps finer than a pixel
+    give partial coverage, as sheer cloth does on camera."""
+    hs, ws = h * ss, w * ss
+    yy, xx = np.mgrid[0:hs, 0:ws].astype(np.float32)
+    xx = (xx + 0.5) / ss - 0.5
+    yy = (yy + 0.5) / ss - 0.5
+    size = math.sqrt(h * w)
+    du = cv2.resize(value_noise(rng, h, w, 0.3 * size), (ws, hs)) * np.float32(drape)
+    dv = cv2.resize(value_noise(rng, h, w, 0.3 * size), (ws, hs)) * np.float32(drape)
+    c, s = math.cos(angle), math.sin(angle)
+    cov = None
+    for u, ph in ((c * xx + s * yy + du, rng.uniform(0, period)), (-s * xx + c * yy + dv, rng.uniform(0, period))):
+        d = _periodic_distance(u, period, ph)
+        k = np.clip((0.5 * thread - d) * ss + 0.5, 0.0, 1.0)
+        cov = k if cov is None else 1.0 - (1.0 - cov) * (1.0 - k)
+    return cv2.resize(cov, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _fabric_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int, ss: int) -> Layer:
+    """Woven cloth with a textured edge: frayed threads, a fringe of tassels, a pile, or sheer cloth.
+
+    The cloth is a body whose colour is a real photo's texture (often dyed) shaded by its weave.
+    Its edge is cut at thread scale and, by kind: *frayed*, loose threads 0.5-3 px wide standing
+    out of the cut; *fringe*, tassels of threads hanging from the lower edge; *pile*, dense short
+    sub-pixel fibres (fleece, velvet, towelling); *sheer*, the whole cloth see-through
+    (:func:`_weave` coverage, partial where the gaps are under a pixel) with an opaque hem. All
+    threads are drawn supersampled, so their alpha is coverage.
+    """
+    size = math.sqrt(h * w)
+    period = rng.uniform(1.2, 5.0)
+    field = _body_field(rng, h, w, photos)
+    field = field + 0.01 * value_noise(rng, h, w, 2.0 * period)  # the cut is ragged at thread scale
+    body_a = edge_alpha(field, rng.uniform(0.6, 1.2))
+    angle = rng.uniform(0, math.pi)
+    kind = ("frayed", "fringe", "pile", "sheer")[int(rng.integers(4))]
+    tex = photos.crop(rng, h, w, zoom=(0.6, 2.0))
+    if rng.random() < 0.6:
+        tex = _tinted(tex, rng.uniform(0.03, 0.95, 3).astype(np.float32), rng.uniform(0.4, 0.9))
+    # Sheer cloth: threads a fifth to three fifths of the period (36-84% coverage); else dense.
+    thread = period * (rng.uniform(0.2, 0.6) if kind == "sheer" else rng.uniform(0.5, 0.9))
+    weave = _weave(rng, h, w, min(ss, 3), period, thread, angle, rng.uniform(0.0, 0.01) * size)
+    if kind == "sheer":
+        density = rng.uniform(0.5, 1.0)
+        dist = cv2.distanceTransform((field > 0).astype(np.uint8), cv2.DIST_L2, 3)
+        hem = (dist < rng.uniform(2.0, 0.03 * size)).astype(np.float32) if rng.random() < 0.6 else 0.0
+        a = body_a * np.maximum(weave * density, hem)
+        return np.clip(tex * (0.9 + 0.2 * weave)[..., None], 0, 1).astype(np.float32), a.astype(np.float32)
+    f_body = np.clip(tex * (0.8 + 0.3 * weave)[..., None], 0, 1).astype(np.float32)
+    outline = Outline(field)
+    flow = FlowField(rng, h, w, rng.uniform(0.1, 0.4) * size)
+    canvas = StrandCanvas(h, w, ss)
+    if kind == "fringe":
+        # Tassels hang from the downward-facing edge: a few to a dozen threads from one root.
+        n_t = max(1, int(outline.length / rng.uniform(6.0, 30.0)))
+        roots, nrm = outline.sample(rng, n_t, -3.0)
+        k = rng.integers(3, 13, n_t)
+        tang = np.stack([-nrm[:, 1], nrm[:, 0]], axis=-1)
+        spread = rng.uniform(0.5, 2.0) * period
+        idx = np.repeat(np.arange(n_t), k)
+        m = len(idx)
+        start = roots[idx] - 2.0 * nrm[idx] + tang[idx] * rng.uniform(-spread, spread, m)[:, None]
+        dirs = normalise(nrm[idx] + rng.normal(0, 0.15, (m, 2))).astype(np.float32)
+        length = (rng.uniform(0.04, 0.2) * size * rng.uniform(0.85, 1.15, m)).astype(np.float32)
+        width = np.full(m, rng.uniform(0.4, 2.0), np.float32) * rng.uniform(0.8, 1.2, m).astype(np.float32)
+        gravity = np.full(m, rng.uniform(0.05, 0.3), np.float32)
+    else:
+        frayed = kind == "frayed"
+        m = int(outline.length * (rng.uniform(0.2, 0.8) / period if frayed else rng.uniform(1.0, 4.0)))
+        start, nrm = outline.sample(rng, m, 0.0)
+        start = start - rng.uniform(0.5, 2.0) * nrm
+        dirs = rotate(nrm, rng.normal(0, 0.35 if frayed else 0.8, len(start)).astype(np.float32))
+        mean = rng.uniform(2.0, 8.0) if frayed else rng.uniform(1.0, 5.0)
+        length = np.minimum(1.0 + rng.exponential(mean, len(start)), 0.06 * size).astype(np.float32)
+        width = (period * rng.uniform(0.3, 0.6) * rng.uniform(0.7, 1.3, len(start)) if frayed
+                 else rng.uniform(0.15, 0.5, len(start))).astype(np.float32)
+        gravity = rng.uniform(0.0, 0.05, len(start)).astype(np.float32)
+    if len(start):
+        n = len(start)
+        # Threads are stiffer than hair: a little curl and jitter, no waves.
+        curves = grow_curves(start.astype(np.float32), dirs, length, 12, flow, 0.1, gravity,
+                             rng.normal(0, 0.02, n).astype(np.float32), np.full(n, 0.03, np.float32), rng)
+        canvas.draw(curves, width, rng.uniform(0.6, 1.0, n), rng.uniform(0.7, 1.2, n))
+    a_t, shade = canvas.resolve()
+    f_thr = np.clip(tex * shade[..., None], 0, 1).astype(np.float32)
+    return over((f_thr, a_t), (f_body, body_a))
+
+
 def _transparent_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w: int) -> Layer:
     """Smoke (low-frequency alpha) or glass / plastic (faint body, rim and highlights)."""
     size = math.sqrt(h * w)
@@ -985,6 +1077,8 @@ RECIPES: dict[str, float] = {
     # Off by default for the same reason: glass that bends the background seen through it; its
     # samples carry a displacement field that training.data applies to the background.
     "refractive": 0.0,
+    # Off by default as well: woven cloth with frayed, fringed, pile or sheer edges.
+    "fabric": 0.0,
 }
 
 
@@ -1133,6 +1227,8 @@ class SyntheticGenerator:
             return _yarn_layer(rng, p, h, w, ss)
         if name == "transparent":
             return _transparent_layer(rng, p, h, w)
+        if name == "fabric":
+            return _fabric_layer(rng, p, h, w, ss)
         layer = _solid_layer(rng, p, h, w)
         return _blur_layer(rng, layer, math.sqrt(h * w))
 
@@ -1144,7 +1240,7 @@ class SyntheticGenerator:
             layer, info["refraction"] = _refractive_layer(rng, self.photos, h, w)
         else:
             layer = self._layer(name, rng, h, w)
-        if name in ("plant", "shrub", "net", "transparent", "mesh") and rng.random() < 0.35:
+        if name in ("plant", "shrub", "net", "transparent", "mesh", "fabric") and rng.random() < 0.35:
             # Something solid behind a fine or transparent layer: a body in the frame.
             layer = over(layer, _solid_layer(rng, self.photos, h, w))
             info["extra"] = "solid"

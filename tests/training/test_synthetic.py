@@ -246,19 +246,20 @@ def test_recipes_at_odds_zero_leave_the_stream_unchanged(tmp_path: Path, recipe:
     # On any machine: naming the texture recipes at odds 0 (as RECIPES does) draws the same samples
     # as a mix that does not name them at all.
     photos = _generated_photos(tmp_path / "photos")
-    late = ("textured", "mesh", "yarn", "refractive")
+    late = ("textured", "mesh", "yarn", "refractive", "fabric")
     old = {k: v for k, v in RECIPES.items() if k not in late} if recipe == "default" else {recipe: 1.0}
     named = {**old, **{k: 0.0 for k in late}}
     assert _stream_hash(photos, old) == _stream_hash(photos, named)
 
 
 def test_texture_recipes_are_off_in_the_default_mix() -> None:
-    assert RECIPES["textured"] == RECIPES["mesh"] == RECIPES["yarn"] == RECIPES["refractive"] == 0.0
+    late = ["textured", "mesh", "yarn", "refractive", "fabric"]
+    assert all(RECIPES[k] == 0.0 for k in late)
     # Appended after the older recipes: a zero-odds entry at the end leaves rng.choice's draw as it was.
-    assert list(RECIPES)[-4:] == ["textured", "mesh", "yarn", "refractive"]
+    assert list(RECIPES)[-len(late):] == late
 
 
-@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn", "refractive"])
+@pytest.mark.parametrize("recipe", ["textured", "mesh", "yarn", "refractive", "fabric"])
 def test_texture_recipes_are_deterministic_under_a_seed(photos: list[Path], recipe: str) -> None:
     a = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
     b = SyntheticGenerator(photos, seed=21, size=(96, 96), recipes={recipe: 1.0})
@@ -348,3 +349,21 @@ def test_refractive_glass_is_see_through_and_bends_the_background_only_inside(ph
     info = {}
     SyntheticGenerator(photos, seed=15, size=(96, 96), recipes={"transparent": 1.0}).sample(0, out=info)
     assert "refraction" not in info
+
+
+def test_fabric_is_opaque_cloth_with_threads_past_its_edge_or_sheer_cloth(photos: list[Path]) -> None:
+    g = SyntheticGenerator(photos, seed=16, size=(160, 160), recipes={"fabric": 1.0})
+    threads = sheer = 0
+    for i, fg, a in _plain_samples(g, 12):
+        body = a > 0
+        if np.median(a[body]) < 0.95:
+            # Sheer: see-through over most of the cloth, never flat colour.
+            assert (a[body] < 1.0).mean() > 0.5, f"sample {i}"
+            sheer += 1
+            continue
+        opaque = a == 1.0
+        assert fg[opaque].std(axis=0).mean() > 0.02, "cloth colour is flat"
+        # Threads: partial coverage standing off the opaque cloth, not only its 1-2 px edge ramp.
+        far = cv2.distanceTransform((~opaque).astype(np.uint8), cv2.DIST_L2, 3) > 3.0
+        threads += int(((a > 0) & (a < 1) & far).sum() > 20)
+    assert sheer >= 1 and threads >= 2, (sheer, threads)
