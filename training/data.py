@@ -37,6 +37,7 @@ from training.synthetic import PhotoLibrary, SyntheticGenerator, held_object
 from training.trimaps import ROUGH_KERNEL, rough_trimap, semantic_trimap, tcp_trimap
 from vfxmatte.color import to_working
 from vfxmatte.errors import DataError
+from vfxmatte.flow import pixel_grid
 from vfxmatte.io import read_image, read_mask
 from vfxmatte.procedural import over
 from vfxmatte.trimap import UNKNOWN, ellipse_kernel, one_hot
@@ -205,8 +206,7 @@ def refract(bg: np.ndarray, disp: np.ndarray) -> np.ndarray:
     ``disp`` is float32 [H, W, 2] (x, y) in pixels of ``bg`` [H, W, C]; zero displacement returns
     ``bg`` unchanged (to float rounding), so only the glass's footprint is touched.
     """
-    h, w = disp.shape[:2]
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xs, ys = pixel_grid(disp.shape[:2])
     return cv2.remap(bg, xs + disp[..., 0], ys + disp[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 

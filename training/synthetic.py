@@ -54,6 +54,7 @@ from vfxmatte.procedural import (
     draw_strands,
     draw_tapered,
     edge_alpha,
+    gradient,
     grow_curves,
     grow_hair,
     mass_texture,
@@ -1011,9 +1012,7 @@ def _refractive_layer(rng: np.random.Generator, photos: PhotoLibrary, h: int, w:
     thick = np.sqrt(np.clip(1.0 - (1.0 - d) ** 2, 0.0, 1.0)).astype(np.float32)
     thick += rng.uniform(0.0, 0.3) * value_noise(rng, h, w, rng.uniform(0.05, 0.25) * size, octaves=2)
     thick = cv2.GaussianBlur(thick, (0, 0), max(1.0, 0.01 * size))
-    gx = cv2.Sobel(thick, cv2.CV_32F, 1, 0, ksize=3) * 0.125
-    gy = cv2.Sobel(thick, cv2.CV_32F, 0, 1, ksize=3) * 0.125
-    g = np.stack([gx, gy], axis=-1) * inside[..., None]
+    g = np.stack(gradient(thick), axis=-1) * inside[..., None]
     peak = float(np.abs(g).max())
     # The largest shift: 1-6% of the frame; the sign is a converging or a diverging lens.
     shift = rng.uniform(0.01, 0.06) * size * rng.choice([-1.0, 1.0])

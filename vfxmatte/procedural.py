@@ -86,14 +86,19 @@ def value_noise(rng: np.random.Generator, h: int, w: int, scale: float, octaves:
     return np.ascontiguousarray(out)
 
 
+def gradient(field: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Central-difference-like gradient ``(d/dx, d/dy)`` of a float32 field, per pixel (3x3 Sobel / 8)."""
+    return (cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=3) * 0.125,
+            cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=3) * 0.125)
+
+
 def edge_alpha(field: np.ndarray, softness: float) -> np.ndarray:
     """Anti-aliased inside-test of ``field > 0``: a ramp ``softness`` pixels wide across the edge.
 
     The field is divided by its gradient length, giving a signed distance near the edge, so any
     smooth field whose zero set is the silhouette gives the same edge profile.
     """
-    gx = cv2.Sobel(field, cv2.CV_32F, 1, 0, ksize=3) * 0.125
-    gy = cv2.Sobel(field, cv2.CV_32F, 0, 1, ksize=3) * 0.125
+    gx, gy = gradient(field)
     g = np.sqrt(gx * gx + gy * gy) + 1e-6
     return np.clip(0.5 + field / (g * np.float32(softness)), 0.0, 1.0).astype(np.float32)
 
