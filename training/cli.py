@@ -4,7 +4,7 @@ Commands::
 
     python -m training train --config training/configs/tiny.yaml [--set train.steps=20]
                              [--out DIR] [--resume auto|never|STATE] [--debug]
-    python -m training export STATE_OR_RUN_DIR --out model.safetensors
+    python -m training export STATE_OR_RUN_DIR --out model.safetensors [--weights auto|ema|raw]
     python -m training compact STATE_OR_RUN_DIR --out state.safetensors
 
 Exit codes: 0 success (including a clean stop at ``train.time_limit_minutes``), 1 a run or
@@ -65,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write the fp16 inference checkpoint of a training state")
     e.add_argument("state", help="training state file, or a run directory (its latest state)")
     e.add_argument("--out", "-o", required=True, help="output .safetensors path")
+    e.add_argument("--weights", choices=("auto", "ema", "raw"), default="auto",
+                   help="auto: the weight average if the run keeps one (train.ema_decay), else the trained weights")
     e.add_argument("--debug", action="store_true", help="show tracebacks")
 
     c = sub.add_parser("compact", help="write a training state without its Adam moments (small enough for git)")
@@ -105,8 +107,9 @@ class _PlainReporter:
         m = event.metrics
         if event.kind == "start":
             resumed = f", resumed from {m['resumed_from']}" if m.get("resumed_from") else ""
+            ema = f" ema={m['ema']['decay']:g} since step {m['ema']['since']}" if m.get("ema") else ""
             line = (f"start step {event.step}/{event.total} on {m['device']} x{m['world_size']} amp={m['amp']} "
-                    f"params={m['params']:,}{resumed}; out {m['out_dir']}")
+                    f"params={m['params']:,}{ema}{resumed}; out {m['out_dir']}")
         elif event.kind == "step":
             line = (f"step {event.step}/{event.total} loss {m['loss']:.4f} (a {m['loss_alpha']:.4f} bg {m['loss_bg']:.4f}) "
                     f"lr {m['lr']:.3g} w_c {m['w_c']:.4f} {m['step_time_s']:.3f}s/step "
@@ -215,7 +218,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from training.train import export_inference_checkpoint
 
-    path = export_inference_checkpoint(args.state, args.out)
+    path = export_inference_checkpoint(args.state, args.out, weights=args.weights)
     print(f"wrote {path}")
     return EXIT_OK
 

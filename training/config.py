@@ -302,6 +302,20 @@ class TrainLoopConfig(_Section):
     #: Steps over which the learning rate ramps up again (linearly from 1/rewarm_steps of the
     #: schedule's value) after resuming from a compact state, whose Adam moments were dropped.
     rewarm_steps: int = 50
+    #: Keep an exponential moving average of the weights (Polyak averaging): after every
+    #: optimizer step ``avg <- decay * avg + (1 - decay) * weights`` (floating tensors; integer
+    #: buffers are copied), over a horizon of about ``1 / (1 - decay)`` steps. It starts from the
+    #: weights at the step it is switched on (a run's first step, or the step a run without one
+    #: resumes at). Validations then score both (the average's metrics under ``ema.<metric>``),
+    #: and exports write the average. Null: off.
+    ema_decay: Optional[float] = None
+
+    @field_validator("ema_decay")
+    @classmethod
+    def _decay(cls, v: Optional[float]) -> Optional[float]:
+        if v is not None and not 0.0 <= v < 1.0:
+            raise ValueError("must be in [0, 1) (or null for no average)")
+        return v
 
     @field_validator("steps", "batch_size", "grad_accum", "log_every", "val_every", "ckpt_every", "keep_states",
                      "rewarm_steps")

@@ -26,6 +26,7 @@ The library never prints: progress goes to a ``progress(event)`` callback (the C
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -294,6 +295,10 @@ def _protocol_metrics(name: str, res: dict[str, Any]) -> dict[str, Any]:
     return {f"{name}.{k}": res[k] for k in PROTOCOL_METRICS if k in res}
 
 
+#: Prefix of the weight average's metrics in a validation record (``ema.sad``, ``ema.mesh.sad``).
+EMA_PREFIX = "ema."
+
+
 # --------------------------------------------------------------------------------------------
 # devices, precision, distribution
 
@@ -531,16 +536,18 @@ def load_training_state(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 #: What a compact state leaves out of a training state: the Adam moments (twice the weights'
-#: size) and the GradScaler's state.
+#: size) and the GradScaler's state. The weight average, if any, it keeps in fp16 (the
+#: precision an export has; the average's rounding decays away as training goes on).
 COMPACT_DROPS = ("optimizer", "scaler")
 
 
 def compact_state(state: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
     """Write the compact resume state of a training state file (or a run directory's latest).
 
-    Everything of the state except :data:`COMPACT_DROPS`: fp32 weights, step, schedule, RNG
-    states, stream position (from the step), config and lineage, in the state format (about a
-    third of the full state's size: small enough for git). :func:`train` resumes from it with a
+    Everything of the state except :data:`COMPACT_DROPS`: fp32 weights, the weight average in
+    fp16 (if the run keeps one), step, schedule, RNG states, stream position (from the step),
+    config and lineage, in the state format (a third of the full state's size, or 5/12 with an
+    average: small enough for git). :func:`train` resumes from it with a
     fresh Adam whose lr ramps up again over ``train.rewarm_steps`` steps; the data stream
     continues at the next micro-batch as after a full resume.
     """
@@ -548,6 +555,8 @@ def compact_state(state: str | os.PathLike[str], path: str | os.PathLike[str]) -
     source = st.pop("path")
     for key in COMPACT_DROPS:
         st[key] = None
+    if st.get("ema"):
+        st["ema"]["model"] = {k: v.half() if v.is_floating_point() else v for k, v in st["ema"]["model"].items()}
     st["compact"] = {"from": Path(source).name, "dropped": list(COMPACT_DROPS)}
     return save_state(st, Path(path))
 
@@ -596,18 +605,39 @@ def _init_record(name: str, ckpt: Any) -> dict[str, Any]:
     return {"checkpoint": str(name), "sha256": ckpt.sha256, "provenance": ckpt.provenance}
 
 
-def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+#: Which weights of a training state an export writes: ``auto`` the weight average where the
+#: state has one (``train.ema_decay``), else the trained weights; ``ema`` / ``raw`` either.
+EXPORT_WEIGHTS = ("auto", "ema", "raw")
+
+
+def export_inference_checkpoint(
+    state: dict[str, Any] | str | os.PathLike[str],
+    path: str | os.PathLike[str],
+    weights: str = "auto",
+) -> Path:
     """Write the fp16 inference checkpoint of a training state (a dict or a state file/run dir).
 
     The checkpoint carries its architecture and a provenance record: the training config,
-    steps, wall time, data description, device and vfxmatte version.
+    steps, wall time, data description, device, vfxmatte version and which weights it holds
+    (``weights``: :data:`EXPORT_WEIGHTS`).
+
+    Raises:
+        TrainingError: the state is unreadable or lacks a key, or ``weights="ema"`` and the
+            state has no weight average.
     """
+    if weights not in EXPORT_WEIGHTS:
+        raise TrainingError(f"weights must be one of {', '.join(EXPORT_WEIGHTS)}, got {weights!r}")
     if not isinstance(state, dict):
         state = load_training_state(state)
+    source = str(state.get("path", "training state"))
+    ema = state.get("ema")
+    if weights == "ema" and not ema:
+        raise TrainingError(f"{source}: has no weight average (train.ema_decay was off); export --weights raw")
+    use_ema = bool(ema) and weights != "raw"
     try:
         arch = TCPMattingConfig.from_dict(state["arch"], source="training state")
         model = build_model(arch)
-        load_state(model, state["model"], source=str(state.get("path", "training state")))
+        load_state(model, ema["model"] if use_ema else state["model"], source=source)
     except KeyError as exc:
         raise TrainingError(f"training state lacks '{exc.args[0]}'") from exc
     provenance = {
@@ -623,6 +653,8 @@ def export_inference_checkpoint(state: dict[str, Any] | str | os.PathLike[str], 
         "vfxmatte_version": vfxmatte.__version__,
         "trained_with_version": state.get("vfxmatte_version", ""),
         "last_val": state.get("last_val", {}),
+        "weights": (f"exponential moving average (decay {ema['decay']}, since step {ema['since']})"
+                    if use_ema else "trained"),
     }
     if state.get("init"):
         provenance["initialised_from"] = state["init"]
@@ -728,6 +760,22 @@ def validate(
     return result
 
 
+def validate_all(
+    model: TCPMatting,
+    val: Sequence[dict[str, Tensor]],
+    protocols: dict[str, Sequence[dict[str, Tensor]]],
+    cfg: TrainConfig,
+    device: torch.device,
+    numeric: NumericMode = FP32,
+    tta: str = "none",
+) -> dict[str, Any]:
+    """:func:`validate` on the main held-out set, plus each protocol's metrics as ``<protocol>.<metric>``."""
+    res = validate(model, val, cfg, device, numeric, cfg.train.batch_size, tta=tta)
+    for name, samples in protocols.items():
+        res.update(_protocol_metrics(name, validate(model, samples, cfg, device, numeric, cfg.train.batch_size, tta=tta)))
+    return res
+
+
 def validate_checkpoints(
     cfg: TrainConfig,
     checkpoints: Sequence[str | os.PathLike[str]],
@@ -766,10 +814,7 @@ def validate_checkpoints(
     numeric = BF16 if precision == "bf16" else FP32
     out = []
     for name, model in models:
-        res = validate(model.float(), val, cfg, dev, numeric, batch_size=cfg.train.batch_size, tta=tta)
-        for pname, samples in protocols.items():
-            res.update(_protocol_metrics(pname, validate(model.float(), samples, cfg, dev, numeric,
-                                                         batch_size=cfg.train.batch_size, tta=tta)))
+        res = validate_all(model.float(), val, protocols, cfg, dev, numeric, tta=tta)
         extra = {**({"tta": tta} if tta != "none" else {}), **({"precision": precision} if precision != "fp32" else {})}
         out.append({"checkpoint": name, **extra, **res})
     return out
@@ -799,6 +844,39 @@ class PathLogits(nn.Module):
     def forward(self, image: Tensor, trimap: Tensor, tcp_trimap: Tensor) -> tuple[Tensor, Tensor]:
         out = self.net.forward_paths(image, trimap, tcp_trimap)
         return out.sp_logit, out.tcp_logit
+
+
+class WeightAverage:
+    """The exponential moving average of a network's weights (``train.ema_decay``).
+
+    Invariant: after :meth:`update` at step ``s``, every floating tensor of :attr:`model` is
+    ``decay * previous + (1 - decay) * weights`` (in float32), and every integer buffer (batch
+    norm's step counters) equals the network's; at :attr:`since` the average was the weights.
+    :attr:`model` is a copy that never trains (eval mode, no gradients).
+    """
+
+    def __init__(self, model: nn.Module, decay: float, since: int, saved: Optional[dict[str, Any]] = None,
+                 source: str = "training state") -> None:
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).requires_grad_(False).eval()
+        self.since = int(since)
+        if saved is not None:
+            try:
+                load_state(self.model, saved["model"], source=f"{source} (ema)")
+                self.since = int(saved["since"])
+            except (CheckpointError, KeyError, TypeError) as exc:
+                raise TrainingError(f"{source}: unreadable weight average ({exc})") from exc
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for avg, now in zip(self.model.state_dict().values(), model.state_dict().values()):
+            if avg.is_floating_point():
+                avg.lerp_(now, 1.0 - self.decay)
+            else:
+                avg.copy_(now)
+
+    def state(self) -> dict[str, Any]:
+        return {"decay": self.decay, "since": self.since, "model": _cpu(self.model.state_dict())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -951,6 +1029,7 @@ def train(
         step = 0
         wall_before = 0.0
         last_val: dict[str, Any] = {}
+        saved_ema: Optional[dict[str, Any]] = None
         if resume_from is not None:
             state = load_training_state(resume_from)
             try:
@@ -974,7 +1053,13 @@ def train(
             last_val = dict(state.get("last_val", {}))
             init_record = dict(state.get("init", {}))
             _set_rng_state(state["rng"])
+            saved_ema = state.get("ema")
             del state
+
+        # The average continues from the state's, or starts here from the weights (a resume of a
+        # state saved without one included). Off: a state's average is dropped.
+        ema = (WeightAverage(model, cfg.train.ema_decay, step, saved_ema, source=str(resume_from))
+               if cfg.train.ema_decay is not None else None)
 
         # Multi-GPU: synced batch norm (paper §4.1 puts it in the TCP; we convert the whole
         # network so the Semantic Path's statistics also see the global batch).
@@ -1036,6 +1121,7 @@ def train(
                 "last_val": last_val,
                 "init": init_record,
                 "rewarm": dict(rewarm),
+                "ema": ema.state() if ema is not None else None,
             }
 
         def checkpoint() -> tuple[Optional[Path], Optional[Path]]:
@@ -1054,9 +1140,10 @@ def train(
 
         def run_validation() -> dict[str, Any]:
             if dd.main and val_set:
-                res = validate(model, val_set, cfg, device, amp, cfg.train.batch_size)
-                for name, samples in protocol_sets.items():
-                    res.update(_protocol_metrics(name, validate(model, samples, cfg, device, amp, cfg.train.batch_size)))
+                res = validate_all(model, val_set, protocol_sets, cfg, device, amp)
+                if ema is not None:
+                    averaged = validate_all(ema.model, val_set, protocol_sets, cfg, device, amp)
+                    res.update({f"{EMA_PREFIX}{k}": v for k, v in averaged.items()})
                 res["step"] = step
                 log.write({"kind": "val", **res})
                 report(TrainEvent("val", step, total, res))
@@ -1070,6 +1157,7 @@ def train(
             "resumed_from": str(resume_from) if resume_from else None,
             "params": sum(p.numel() for p in model.parameters()), "out_dir": str(out_dir),
             "data": describe_data(cfg),
+            **({"ema": {"decay": ema.decay, "since": ema.since}} if ema is not None else {}),
         }))
         log.write({"kind": "start", "step": step, "total": total, "resumed_from": str(resume_from) if resume_from else None})
 
@@ -1124,6 +1212,8 @@ def train(
             scheduler.step()
             step += 1
             window_steps += 1
+            if ema is not None:
+                ema.update(model)
 
             if step % cfg.train.log_every == 0 or step == total:
                 if dd.enabled:  # the logged loss is the mean over all ranks' samples

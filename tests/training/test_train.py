@@ -129,6 +129,7 @@ def test_gpu_config_is_one_h100_recipe():
         ("data.rough_trimap_kernel=[40, 20]", "data.rough_trimap_kernel: must be [low, high]"),
         ("data.val_recipes={feathers: 1}", "data.val_recipes: unknown recipe(s) feathers"),
         ("data.val_recipes={shrub: 0}", "data.val_recipes: odds must be >= 0"),
+        ("train.ema_decay=1", "train.ema_decay: must be in [0, 1)"),
     ],
 )
 def test_config_errors_name_the_key(override, key):
@@ -624,3 +625,108 @@ def test_validation_protocols_are_scored_on_their_own_sets(tmp_path):
 def test_bad_validation_protocol_is_a_config_error_naming_it(protocols, key):
     with pytest.raises(ConfigError, match=key):
         load_config(TINY, [f"data.val_protocols={protocols}"])
+
+
+# ---------------------------------------------------------------------------------------------
+# weight average (train.ema_decay)
+
+
+def _floats(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in sd.items() if v.is_floating_point()}
+
+
+def test_weight_average_is_the_moving_average_of_the_trained_weights(tmp_path):
+    cfg = tiny_cfg(tmp_path, "train.steps=3", "train.ema_decay=0.75", "train.ckpt_every=1",
+                   "train.keep_states=5", "train.val_every=3")
+    events = []
+    train(cfg, events.append, train_set=DiscSet(), val_set=VAL, protocol_sets={"disc": VAL[:1]})
+    assert events[0].metrics["ema"] == {"decay": 0.75, "since": 0}
+    states = [load_training_state(p) for p in sorted((tmp_path / "states").glob("state_*.safetensors"))]
+    assert [s["step"] for s in states] == [1, 2, 3]
+    for prev, now in zip(states, states[1:]):
+        avg = now["ema"]["model"]
+        for k, w in _floats(now["model"]).items():
+            expect = 0.75 * prev["ema"]["model"][k] + 0.25 * w
+            assert torch.allclose(avg[k], expect, atol=1e-7, rtol=1e-6), k
+            # not simply the weights (the first step moved them)
+        for k, v in now["model"].items():
+            if not v.is_floating_point():
+                assert torch.equal(avg[k], v), k  # batch norm's counters are copied
+    last = states[-1]
+    assert any(not torch.equal(last["ema"]["model"][k], v) for k, v in _floats(last["model"]).items())
+    # Validation scores both: the trained weights as before, the average under ema.
+    val = [r for r in read_log(tmp_path) if r["kind"] == "val"][-1]
+    for key in ("sad", "disc.sad", "ema.sad", "ema.disc.sad", "ema.loss"):
+        assert key in val and np.isfinite(val[key]), key
+    assert val["sad"] != val["ema.sad"]
+
+
+def test_weight_average_resumes_exactly_and_starts_where_a_run_without_one_resumes(tmp_path):
+    extra = ("train.steps=6", "train.ema_decay=0.9")
+    straight = train(tiny_cfg(tmp_path / "a", *extra), train_set=DiscSet(), val_set=VAL)
+    train(tiny_cfg(tmp_path / "b", *extra), train_set=DiscSet(), val_set=VAL, should_stop=StopAfter(3))
+    split = train(tiny_cfg(tmp_path / "b", *extra), train_set=DiscSet(), val_set=VAL)
+    a, b = load_training_state(straight.state_path), load_training_state(split.state_path)
+    for k, v in a["ema"]["model"].items():
+        assert torch.equal(v, b["ema"]["model"][k]), k
+    assert a["ema"]["since"] == b["ema"]["since"] == 0
+
+    # A run that kept no average switches one on at a resume: it starts from the weights there.
+    train(tiny_cfg(tmp_path / "c", "train.steps=6"), train_set=DiscSet(), val_set=VAL, should_stop=StopAfter(3))
+    before = load_training_state(tmp_path / "c")
+    assert before["ema"] is None and before["step"] == 3
+    events = []
+    after = train(tiny_cfg(tmp_path / "c", "train.steps=4", "train.ema_decay=0.9"), events.append,
+                  train_set=DiscSet(), val_set=VAL)
+    assert events[0].metrics["ema"] == {"decay": 0.9, "since": 3}
+    st = load_training_state(after.state_path)
+    for k, w in _floats(st["model"]).items():
+        assert torch.allclose(st["ema"]["model"][k], 0.9 * before["model"][k] + 0.1 * w, atol=1e-7, rtol=1e-6), k
+
+
+def test_export_writes_the_average_unless_told_raw(tmp_path, capsys):
+    result = train(tiny_cfg(tmp_path / "run", "train.steps=3", "train.ema_decay=0.5"), train_set=DiscSet(), val_set=VAL)
+    state = load_training_state(result.state_path)
+    for weights, source in (("auto", state["ema"]["model"]), ("raw", state["model"])):
+        out = tmp_path / f"{weights}.safetensors"
+        assert cli.main(["export", str(tmp_path / "run"), "--out", str(out), "--weights", weights]) == 0
+        model, ckpt = load_model(out, expect="tiny")
+        assert ckpt.provenance["weights"] == ("trained" if weights == "raw" else
+                                              "exponential moving average (decay 0.5, since step 0)")
+        for k, v in _floats(source).items():
+            assert torch.allclose(model.state_dict()[k], v, atol=2e-3, rtol=1e-3), k
+    # The loop's own export is the average; the two exports differ.
+    _, loop = load_model(result.export_path)
+    assert loop.provenance["weights"].startswith("exponential moving average")
+    _, raw = load_model(tmp_path / "raw.safetensors")
+    assert any(not torch.equal(v, raw.state_dict[k]) for k, v in loop.state_dict.items())
+    # A state without an average cannot export one: one line, exit 1.
+    plain = train(tiny_cfg(tmp_path / "plain", "train.steps=1"), train_set=DiscSet(), val_set=VAL)
+    with pytest.raises(TrainingError, match="no weight average"):
+        export_inference_checkpoint(plain.state_path, tmp_path / "x.safetensors", weights="ema")
+    capsys.readouterr()
+    assert cli.main(["export", str(tmp_path / "plain"), "--out", str(tmp_path / "x.safetensors"), "--weights", "ema"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no weight average" in err and "\n" not in err and not (tmp_path / "x.safetensors").exists()
+
+
+def test_compact_state_keeps_the_average_in_half_precision_and_resumes_it(tmp_path):
+    extra = ("train.steps=6", "train.ema_decay=0.9")
+    first = train(tiny_cfg(tmp_path / "run", *extra), train_set=DiscSet(), val_set=VAL, should_stop=StopAfter(3))
+    compact = tmp_path / "compact.safetensors"
+    assert cli.main(["compact", str(tmp_path / "run"), "--out", str(compact)]) == 0
+    full, small = load_training_state(first.state_path), load_training_state(compact)
+    assert small["optimizer"] is None and small["ema"]["since"] == 0
+    for k, v in full["ema"]["model"].items():
+        kept = small["ema"]["model"][k]
+        if v.is_floating_point():
+            assert kept.dtype == torch.float16 and torch.equal(kept, v.half()), k
+        else:
+            assert torch.equal(kept, v), k
+    assert compact.stat().st_size < 0.5 * first.state_path.stat().st_size
+    events = []
+    second = train(tiny_cfg(tmp_path / "fresh", *extra, f"train.fallback_state={compact}"), events.append,
+                   train_set=DiscSet(), val_set=VAL)
+    assert events[0].metrics["ema"] == {"decay": 0.9, "since": 0} and second.step == 6
+    st = load_training_state(second.state_path)
+    assert all(v.dtype == torch.float32 for v in _floats(st["ema"]["model"]).values())
