@@ -546,7 +546,7 @@ def compact_state(state: str | os.PathLike[str], path: str | os.PathLike[str]) -
 
     Everything of the state except :data:`COMPACT_DROPS`: fp32 weights, the weight average in
     fp16 (if the run keeps one), step, schedule, RNG states, stream position (from the step),
-    config and lineage, in the state format (a third of the full state's size, or 5/12 with an
+    config and lineage, in the state format (a third of the full state's size, or 3/8 with an
     average: small enough for git). :func:`train` resumes from it with a
     fresh Adam whose lr ramps up again over ``train.rewarm_steps`` steps; the data stream
     continues at the next micro-batch as after a full resume.
