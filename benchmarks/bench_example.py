@@ -11,7 +11,8 @@ it may be used to compare checkpoints.
 
 Every model runs in the same process on the same frames, with the engine's default tiling, in
 the precision given (fp32 default); metrics in the unknown band as in `vfxmatte.metrics`, and
-the clip's dtSSD and MESSDdt in the band. ``--temporal`` also scores each model's mattes through
+the clip's dtSSD and MESSDdt in the band, and the SAD split by what the truth is (background,
+partial: too low or too high, opaque; `metrics.sad_breakdown`). ``--temporal`` also scores each model's mattes through
 the temporal stage with its defaults (`vfxmatte.temporal`, as `vfxmatte run` applies it: each
 frame with its neighbours among the frames scored), as ``LABEL + temporal``.
 """
@@ -61,6 +62,9 @@ def scores(samples: list[EvalSample], alphas: list) -> dict:
     it = iter(alphas)
     report = evaluate_predictor(samples, lambda image, trimap: next(it), quantize=False).to_dict()
     gts, tris = [s.alpha for s in samples], [s.trimap for s in samples]
+    # Which kind of error the SAD is: per-frame means of metrics.sad_breakdown (they sum to SAD).
+    parts = [metrics.sad_breakdown(a, g, t) for a, g, t in zip(alphas, gts, tris)]
+    report["mean"]["sad_breakdown"] = {k: sum(p[k] for p in parts) / len(parts) for k in parts[0]}
     if len(samples) < 2:  # no temporal error of one frame
         report["mean"]["dtssd"] = report["mean"]["messddt"] = float("nan")
         return report
@@ -106,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         m = r["mean"]
         print(f"{label:12s} SAD {m['sad']:.2f}  MSE {m['mse']:.5f}  Grad {m['grad']:.2f}  Conn {m['conn']:.2f}  "
               f"dtSSD {m['dtssd']:.3f}  MESSDdt {m['messddt']:.2f}")
+        b = m["sad_breakdown"]
+        print(f"{'':12s} SAD in the band: background {b['background']:.2f}  partial {b['partial']:.2f} "
+              f"(under {b['partial_under']:.2f}, over {b['partial_over']:.2f})  opaque {b['opaque']:.2f}")
     return 0
 
 

@@ -26,6 +26,9 @@ def test_example_shot_truth_scores_zero_and_the_starter_beats_a_ramp(tmp_path):
     r = json.loads(out.read_text())["results"]["s"]
     ramp = metrics.evaluate(np.where(band, 0.5, s.trimap).astype(np.float32), s.alpha, s.trimap)
     assert r["count"] == 1 and 0 < r["mean"]["sad"] < ramp["sad"] / 2
+    b = r["mean"]["sad_breakdown"]  # the SAD's parts add up to it, and the partial part to its halves
+    assert abs(b["background"] + b["partial"] + b["opaque"] - r["mean"]["sad"]) < 1e-6
+    assert abs(b["partial_under"] + b["partial_over"] - b["partial"]) < 1e-9 and b["partial"] > 0
 
 
 def test_temporal_rows_score_the_same_raw_mattes_through_the_stage(tmp_path):

@@ -134,6 +134,18 @@ def test_sad_mse_hand_computed_over_unknown_band_only():
     assert metrics.mse(pred, gt, trimap) == pytest.approx((0.04 + 0.25) / 2)
 
 
+def test_sad_breakdown_splits_the_band_sad_by_truth_and_sign():
+    # band pixels: background truth predicted 0.3, partial truth 0.5 predicted 0.2 (under) and
+    # 0.4 predicted 0.9 (over), opaque truth predicted 0.6; a known pixel wrong by 1 is not scored
+    pred = np.array([[0.3, 0.2, 0.9], [0.6, 0.0, 0.0]])
+    gt = np.array([[0.0, 0.5, 0.4], [1.0, 1.0, 0.0]])
+    trimap = np.array([[U, U, U], [U, 1.0, 0.0]], np.float32)
+    b = metrics.sad_breakdown(pred, gt, trimap)
+    assert b == pytest.approx({"background": 0.3e-3, "partial": 0.8e-3, "opaque": 0.4e-3,
+                               "partial_under": 0.3e-3, "partial_over": 0.5e-3})
+    assert sum(b[k] for k in ("background", "partial", "opaque")) == pytest.approx(metrics.sad(pred, gt, trimap))
+
+
 def test_mse_of_empty_band_is_nan_like_matlab():
     t = np.ones((3, 3), np.float32)
     assert math.isnan(metrics.mse(np.zeros((3, 3)), np.ones((3, 3)), t))
