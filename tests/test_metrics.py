@@ -169,7 +169,7 @@ def test_quantize_8bit_rounds_to_png_levels():
 
 
 def test_gradient_kernel_is_9x9_unit_norm_derivative_along_x():
-    hx, hy = metrics._gaussgradient_kernels(1.4)
+    hx, hy = metrics.gaussgradient_kernels(1.4)
     ref_hx, _ = ref_kernel(1.4)
     assert hx.shape == (9, 9)  # halfsize = ceil(1.4 * sqrt(-2 log(sqrt(2 pi) 1.4 0.01))) = 4
     np.testing.assert_allclose(hx, ref_hx, rtol=1e-12)

@@ -111,7 +111,8 @@ class _PlainReporter:
             line = (f"start step {event.step}/{event.total} on {m['device']} x{m['world_size']} amp={m['amp']} "
                     f"params={m['params']:,}{ema}{resumed}; out {m['out_dir']}")
         elif event.kind == "step":
-            line = (f"step {event.step}/{event.total} loss {m['loss']:.4f} (a {m['loss_alpha']:.4f} bg {m['loss_bg']:.4f}) "
+            grad = f" grad {m['loss_grad']:.4f}" if "loss_grad" in m else ""
+            line = (f"step {event.step}/{event.total} loss {m['loss']:.4f} (a {m['loss_alpha']:.4f} bg {m['loss_bg']:.4f}{grad}) "
                     f"lr {m['lr']:.3g} w_c {m['w_c']:.4f} {m['step_time_s']:.3f}s/step "
                     f"(data wait {m['data_wait_s']:.3f}s) {m['samples_per_s']:.1f} samples/s")
         elif event.kind == "val":

@@ -259,6 +259,8 @@ class LossConfig(_Section):
     theta: float = 0.1
     #: Charbonnier epsilon; 1e-6 as in Deep Image Matting (see training.losses).
     eps: float = 1e-6
+    #: Weight of the gradient term (training.losses.gradient_loss), not in the paper; 0: off.
+    grad_weight: float = Field(0.0, ge=0.0)
 
 
 class TrainLoopConfig(_Section):

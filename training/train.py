@@ -714,7 +714,7 @@ def validate(
     totals: dict[str, float] = {}
     counts: dict[str, int] = {}
     sp_vals, tcp_vals = [], []
-    loss_sum = alpha_sum = bg_sum = 0.0
+    loss_sum = alpha_sum = bg_sum = grad_sum = 0.0
     n_batches = 0
     for start in range(0, len(samples), batch_size):
         chunk = samples[start : start + batch_size]
@@ -725,11 +725,12 @@ def validate(
         terms = matting_loss(
             pred, gt, trimap,
             alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
-            theta=cfg.loss.theta, eps=cfg.loss.eps,
+            theta=cfg.loss.theta, eps=cfg.loss.eps, grad_weight=cfg.loss.grad_weight,
         )
         loss_sum += float(terms.total)
         alpha_sum += float(terms.alpha)
         bg_sum += float(terms.bg)
+        grad_sum += float(terms.grad)
         n_batches += 1
         unknown = unknown_mask(trimap)
         sp_vals.append(out.sp_logit.float()[unknown].cpu())
@@ -749,6 +750,7 @@ def validate(
         "loss": loss_sum / max(1, n_batches),
         "loss_alpha": alpha_sum / max(1, n_batches),
         "loss_bg": bg_sum / max(1, n_batches),
+        **({"loss_grad": grad_sum / max(1, n_batches)} if cfg.loss.grad_weight else {}),
     }
     result.update({k: totals[k] / counts[k] for k in totals})
     sp = torch.cat(sp_vals) if sp_vals else torch.zeros(0)
@@ -1165,7 +1167,7 @@ def train(
         limit_s = cfg.train.time_limit_minutes * 60.0 if cfg.train.time_limit_minutes else None
         reason = "done"
         window = {"loss": torch.zeros((), device=device), "alpha": torch.zeros((), device=device),
-                  "bg": torch.zeros((), device=device)}
+                  "bg": torch.zeros((), device=device), "grad": torch.zeros((), device=device)}
         window_steps = 0
         window_t0 = time.monotonic()
         data_wait = 0.0
@@ -1197,12 +1199,13 @@ def train(
                     terms = matting_loss(
                         pred, gt, tri_sp,
                         alpha_weight=cfg.loss.alpha_weight, bg_weight=cfg.loss.bg_weight,
-                        theta=cfg.loss.theta, eps=cfg.loss.eps,
+                        theta=cfg.loss.theta, eps=cfg.loss.eps, grad_weight=cfg.loss.grad_weight,
                     )
                     scaler.scale(terms.total / accum).backward()
                 window["loss"] += terms.total.detach() / accum
                 window["alpha"] += terms.alpha.detach() / accum
                 window["bg"] += terms.bg.detach() / accum
+                window["grad"] += terms.grad.detach() / accum
             if cfg.optim.grad_clip > 0:
                 scaler.unscale_(optimizer)
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
@@ -1227,6 +1230,7 @@ def train(
                 dt = time.monotonic() - window_t0
                 rec = {
                     "step": step, "loss": vals["loss"], "loss_alpha": vals["alpha"], "loss_bg": vals["bg"],
+                    **({"loss_grad": vals["grad"]} if cfg.loss.grad_weight else {}),
                     "lr": scheduler.get_last_lr()[0], "w_c": float(model.w_c.detach()),
                     "step_time_s": dt / window_steps, "data_wait_s": data_wait / window_steps,
                     "samples_per_s": window_steps * accum * cfg.train.batch_size * dd.world / max(dt, 1e-9),

@@ -203,7 +203,7 @@ def _mat2gray(a: np.ndarray) -> np.ndarray:
     return np.clip((a - lo) / (hi - lo), 0.0, 1.0)
 
 
-def _gaussgradient_kernels(sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def gaussgradient_kernels(sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """The x and y kernels of gaussgradient.m (Guanglei Xiong).
 
     ``halfsize = ceil(sigma * sqrt(-2 log(sqrt(2 pi) sigma epsilon)))`` (4 for sigma = 1.4, a 9x9
@@ -223,7 +223,7 @@ def gaussgradient(image: np.ndarray, sigma: float = GRAD_SIGMA) -> tuple[np.ndar
 
     Filtering is ``imfilter(IM, h, 'replicate', 'conv')``: a true convolution with edge replication.
     """
-    hx, hy = _gaussgradient_kernels(sigma)
+    hx, hy = gaussgradient_kernels(sigma)
     im = np.asarray(image, dtype=np.float64)
     gx = ndimage.convolve(im, hx, mode="nearest")
     gy = ndimage.convolve(im, hy, mode="nearest")

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -10,9 +11,11 @@ from training.losses import (
     alpha_prediction_loss,
     background_enhancement_loss,
     charbonnier,
+    gradient_loss,
     matting_loss,
     unknown_mask,
 )
+from vfxmatte import metrics
 from vfxmatte.errors import InputError
 
 
@@ -130,3 +133,55 @@ def test_gradcheck():
 def test_bad_shapes_raise_input_error(pred_shape, tri_shape):
     with pytest.raises(InputError):
         matting_loss(torch.zeros(pred_shape), torch.zeros(pred_shape), torch.zeros(tri_shape))
+
+
+# ----------------------------------------------------------------------------------------------
+# The optional gradient term (loss.grad_weight; not in the paper)
+# ----------------------------------------------------------------------------------------------
+
+
+def test_gradient_loss_filters_as_the_metric_does():
+    """Its x and y gradients are vfxmatte.metrics.gaussgradient's (a true convolution with a
+    replicated border): the loss of a matte against zeros is the mean of |gx| + |gy| over U."""
+    rng = np.random.default_rng(5)
+    pred = rng.random((12, 14))
+    band = rng.random((12, 14)) < 0.5
+    gx, gy = metrics.gaussgradient(pred)
+    expect = (np.abs(gx) + np.abs(gy))[band].mean()
+    got = gradient_loss(torch.from_numpy(pred)[None, None].float(), torch.zeros(1, 1, 12, 14),
+                        torch.from_numpy(band)[None, None], eps=0.0)
+    assert got.item() == pytest.approx(expect, rel=1e-5)
+
+
+def test_gradient_loss_sees_a_blurred_strand_that_an_offset_costs_the_same_under_l_a():
+    """A strand blurred to half its height and a flat offset have about the same L_a; only the
+    blurred strand loses its edges, and the gradient term tells them apart."""
+    gt = torch.zeros(1, 1, 32, 32)
+    gt[..., :, 15:17] = 1.0  # a 2-pixel vertical strand
+    blurred = torch.nn.functional.avg_pool2d(gt, (1, 5), stride=1, padding=(0, 2))
+    unknown = torch.ones_like(gt, dtype=torch.bool)
+    offset = (gt + (blurred - gt).abs().mean()).clamp(0, 1)
+    la_blur = alpha_prediction_loss(blurred, gt, unknown, eps=0.0).item()
+    la_off = alpha_prediction_loss(offset, gt, unknown, eps=0.0).item()
+    assert la_off == pytest.approx(la_blur, rel=0.15)
+    assert gradient_loss(blurred, gt, unknown).item() > 5 * gradient_loss(offset, gt, unknown).item()
+    assert gradient_loss(gt, gt, unknown).item() == pytest.approx(2e-6, rel=1e-3)  # 2 eps: x and y
+
+
+def test_grad_weight_adds_the_term_and_zero_leaves_the_papers_loss():
+    paper = matting_loss(PRED, GT, TRIMAP, eps=0.0)
+    assert paper.grad.item() == 0.0
+    with_grad = matting_loss(PRED, GT, TRIMAP, eps=0.0, grad_weight=0.5)
+    lg = gradient_loss(PRED, GT, unknown_mask(TRIMAP), eps=0.0).item()
+    assert lg > 0
+    assert with_grad.grad.item() == pytest.approx(lg)
+    assert with_grad.total.item() == pytest.approx(paper.total.item() + 0.5 * lg, abs=1e-6)
+
+
+def test_gradient_term_is_differentiable():
+    torch.manual_seed(0)
+    pred = torch.rand(1, 1, 10, 10, dtype=torch.float64, requires_grad=True)
+    gt = torch.rand(1, 1, 10, 10, dtype=torch.float64)
+    tri = onehot(torch.randint(0, 3, (1, 10, 10)))
+    assert torch.autograd.gradcheck(
+        lambda p: matting_loss(p, gt, tri, eps=1e-3, grad_weight=1.0).total, (pred,))

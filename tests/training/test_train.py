@@ -286,6 +286,23 @@ def test_run_reports_progress_logs_and_validates(tmp_path):
     assert len(list((tmp_path / "states").glob("state_*.safetensors"))) == 2
 
 
+def test_gradient_term_is_trained_and_logged_only_when_weighted(tmp_path):
+    plain = tiny_cfg(tmp_path / "plain", "train.steps=2", "train.val_every=2", "train.ckpt_every=2")
+    train(plain, train_set=DiscSet(), val_set=VAL)
+    assert not any("loss_grad" in r for r in read_log(tmp_path / "plain"))
+    cfg = tiny_cfg(tmp_path / "grad", "train.steps=2", "train.val_every=2", "train.ckpt_every=2",
+                   "loss.grad_weight=0.5")
+    train(cfg, train_set=DiscSet(), val_set=VAL)
+    log = read_log(tmp_path / "grad")
+    steps = [r for r in log if r["kind"] == "train"]
+    assert steps and all(r["loss_grad"] > 0 for r in steps)
+    # The total carries the term: loss = 0.9 L_a + 0.1 L_bg + 0.5 L_grad, step by step.
+    for r in steps:
+        assert r["loss"] == pytest.approx(0.9 * r["loss_alpha"] + 0.1 * r["loss_bg"] + 0.5 * r["loss_grad"], rel=1e-4)
+    val = [r for r in log if r["kind"] == "val"][-1]
+    assert val["loss_grad"] > 0
+
+
 def test_resume_continues_bitwise_identically(tmp_path):
     # Straight: 8 steps. Split: stopped after 4 (as SIGTERM or the time limit would), then
     # resumed in a fresh call, this time with a loader worker process: same stream, same weights.
