@@ -49,7 +49,7 @@ def test_starter_recipe_is_the_config_the_shipped_starter_was_trained_with(monke
 
 #: Config keys that did not exist when v10 was trained: (section, key, default).
 LATER_KEYS = (("data", "val_protocols", {}), ("train", "fallback_state", None), ("train", "rewarm_steps", 50),
-              ("train", "ema_decay", None))
+              ("train", "ema_decay", None), ("loss", "grad_weight", 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
