@@ -14,7 +14,8 @@ from vfxmatte.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from vfxmatte.errors import CheckpointError, ConfigError
 from vfxmatte.model import build_model
 
-STARTER_RECIPE = CONFIG_DIR / "starter_v10.yaml"
+STARTER_RECIPE = CONFIG_DIR / "starter_v11_cpu.yaml"
+V10_RECIPE = CONFIG_DIR / "starter_v10.yaml"
 TINY = CONFIG_DIR / "tiny.yaml"
 
 
@@ -30,14 +31,36 @@ def test_shipped_recipes_inherit_base_at_most(name):
     assert _inherits(CONFIG_DIR / "base.yaml") == []
 
 
+#: sha256 of starter v9 and v10 (git show 2061f1b: / a1f026c:vfxmatte/weights/starter.safetensors).
+V9_SHA = "0b5a2295ecd9df0173885c27a134ad03ec76e563956b083bdad1c2fa5c15571e"
+V10_SHA = "5a165f8c4a092cab264372bf5e02f0c92a10fc12d6468191bebc8693f5ab1b13"
+
+
 def test_starter_recipe_is_the_config_the_shipped_starter_was_trained_with(monkeypatch):
+    """v11 is 0.4 v9 + 0.6 the step-9600 weights of the v11_cpu run, which started from v10."""
     monkeypatch.delenv("VFXMATTE_BACKGROUNDS", raising=False)  # the recipe's default data path
     assert _inherits(STARTER_RECIPE) == []
     recipe = load_config(STARTER_RECIPE).to_dict()
-    fine_tune = load_checkpoint("starter").provenance["lineage"]["fine_tune"]
-    run = fine_tune["tuned"]["provenance"]
+    mix = load_checkpoint("starter").provenance["lineage"]["interpolation"]
+    assert mix["weight"] == 0.6 and mix["base"]["sha256"] == V9_SHA
+    run = mix["tuned"]["provenance"]
+    assert run["steps"] == 9600 and run["weights"] == "trained"
+    assert recipe.pop("init_checkpoint_sha256") == run["initialised_from"]["sha256"] == V10_SHA
+    # The run read v10 from the tree; the recipe names the file git history gives back.
+    expected = dict(run["config"])
+    assert recipe.pop("init_checkpoint") != expected.pop("init_checkpoint")
+    expected.pop("init_checkpoint_sha256")
+    assert recipe == expected
+
+
+def test_v10_recipe_is_the_config_v10_was_trained_with(monkeypatch):
+    monkeypatch.delenv("VFXMATTE_BACKGROUNDS", raising=False)
+    recipe = load_config(V10_RECIPE).to_dict()
+    fine_tune = load_checkpoint("starter").provenance["lineage"]["interpolation"]["tuned"]["provenance"]
+    v10 = fine_tune["initialised_from"]["provenance"]["lineage"]["fine_tune"]
+    run = v10["tuned"]["provenance"]
     # The run named its start "starter" (v9 then); the recipe pins that file by its hash.
-    assert recipe.pop("init_checkpoint_sha256") == fine_tune["base"]["sha256"] == run["initialised_from"]["sha256"]
+    assert recipe.pop("init_checkpoint_sha256") == v10["base"]["sha256"] == run["initialised_from"]["sha256"] == V9_SHA
     assert recipe.pop("init_checkpoint") != "starter"
     expected = dict(run["config"])
     expected.pop("init_checkpoint")
@@ -112,15 +135,15 @@ def test_bad_pin_is_a_config_error_naming_the_key(overrides, key):
         load_config(TINY, overrides)
 
 
-def test_v11_cpu_recipe_fine_tunes_the_shipped_starter_on_every_recipe_and_protocol(monkeypatch):
+def test_v11_cpu_recipe_fine_tunes_v10_on_every_recipe_and_protocol(monkeypatch):
     from training.synthetic import RECIPES
-    from vfxmatte.checkpoint import resolve
 
     monkeypatch.delenv("VFXMATTE_BACKGROUNDS", raising=False)
     path = CONFIG_DIR / "starter_v11_cpu.yaml"
     assert _inherits(path) == []
     cfg = load_config(path)
-    assert cfg.init_checkpoint_sha256 == file_sha256(resolve("starter"))  # v10, the shipped file
+    assert cfg.init_checkpoint_sha256 == V10_SHA  # v10, the starter shipped when the run began
+    assert cfg.train.fallback_state and (CONFIG_DIR.parents[1] / cfg.train.fallback_state).is_file()
     # Rehearses every earlier recipe and adds the real-texture ones; from step 8687 every recipe has a share,
     # hair the largest (the example shot's subject).
     recipes = cfg.data.synthetic.recipes
