@@ -27,10 +27,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent.parent))  # the training package (not installed)
 from common import machine_description  # noqa: E402
 
+from training.train import EMA_PREFIX  # noqa: E402
+
 #: Weight sets a validation record can hold: the trained weights and the moving average.
-WEIGHTS = {"raw": "", "average": "ema."}
+WEIGHTS = {"raw": "", "average": EMA_PREFIX}
 
 
 def fit_power_law(samples: np.ndarray, values: np.ndarray) -> tuple[float, float, float]:
@@ -63,7 +66,7 @@ def protocols_of(records: dict[int, dict]) -> list[str]:
     names = ["paper"]
     for r in records.values():
         for k in r:
-            if k.endswith(".sad") and not k.startswith("ema."):
+            if k.endswith(".sad") and not k.startswith(EMA_PREFIX):
                 p = k[: -len(".sad")]
                 if p not in names:
                     names.append(p)

@@ -27,6 +27,7 @@ term is below fp16's smallest subnormal.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -58,6 +59,16 @@ class MattingLoss(NamedTuple):
 def _check_alpha(x: Tensor, name: str) -> None:
     if x.dim() != 4 or x.shape[1] != 1:
         raise InputError(f"{name}: expected [B, 1, H, W], got {tuple(x.shape)}")
+
+
+def _check_region(pred: Tensor, gt: Tensor, unknown: Tensor) -> None:
+    """``pred``, ``gt`` and the region mask ``unknown``: each [B, 1, H, W], all the same shape."""
+    _check_alpha(pred, "pred")
+    _check_alpha(gt, "gt")
+    if unknown.shape != pred.shape or gt.shape != pred.shape:
+        raise InputError(
+            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
+        )
 
 
 def charbonnier(pred: Tensor, gt: Tensor, eps: float = DEFAULT_EPS) -> Tensor:
@@ -103,12 +114,7 @@ def alpha_prediction_loss(pred: Tensor, gt: Tensor, unknown: Tensor, eps: float 
         unknown: [B, 1, H, W] bool, the unknown region of the Semantic Path trimap.
         eps: Charbonnier epsilon.
     """
-    _check_alpha(pred, "pred")
-    _check_alpha(gt, "gt")
-    if unknown.shape != pred.shape or gt.shape != pred.shape:
-        raise InputError(
-            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
-        )
+    _check_region(pred, gt, unknown)
     return masked_image_mean(charbonnier(pred, gt, eps), unknown.bool())
 
 
@@ -116,17 +122,13 @@ def background_enhancement_loss(
     pred: Tensor, gt: Tensor, unknown: Tensor, theta: float = DEFAULT_THETA, eps: float = DEFAULT_EPS
 ) -> Tensor:
     """Paper Eq. 4: Charbonnier distance over ``R_bg = {p in U : gt_p < theta}``."""
-    _check_alpha(pred, "pred")
-    _check_alpha(gt, "gt")
-    if unknown.shape != pred.shape or gt.shape != pred.shape:
-        raise InputError(
-            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
-        )
+    _check_region(pred, gt, unknown)
     region = unknown.bool() & (gt < theta)
     return masked_image_mean(charbonnier(pred, gt, eps), region)
 
 
-def _gradient_factors() -> tuple[list[float], list[float]]:
+@functools.lru_cache(maxsize=1)
+def _gradient_factors() -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The metric's x kernel ``hx`` (:func:`vfxmatte.metrics.gaussgradient_kernels`) is the outer
     product of a Gaussian (down the rows) and its derivative (along the columns), and ``hy`` is
     its transpose: the two 1-D factors, flipped for correlation (a true convolution, as the
@@ -134,10 +136,10 @@ def _gradient_factors() -> tuple[list[float], list[float]]:
     hx, _ = gaussgradient_kernels(GRAD_SIGMA)
     u, s, vt = np.linalg.svd(hx)  # rank 1: hx == s0 * u0 vt0
     smooth, deriv = u[:, 0] * np.sqrt(s[0]), vt[0] * np.sqrt(s[0])
-    return smooth[::-1].tolist(), deriv[::-1].tolist()
+    return tuple(smooth[::-1].tolist()), tuple(deriv[::-1].tolist())
 
 
-def _correlate(x: Tensor, taps: list[float], dim: int) -> Tensor:
+def _correlate(x: Tensor, taps: tuple[float, ...], dim: int) -> Tensor:
     """1-D correlation along ``dim`` (-2 rows, -1 columns) of a tensor padded by ``len(taps) // 2``
     on that axis, as shifted sums: a single-channel conv2d is ~15x slower on CPU."""
     n = x.shape[dim] - (len(taps) - 1)
@@ -151,12 +153,7 @@ def gradient_loss(pred: Tensor, gt: Tensor, unknown: Tensor, eps: float = DEFAUL
     or wider; a pixel's term is the sum of its x and y distances. The filter is linear, so it
     runs once, on ``pred - gt``.
     """
-    _check_alpha(pred, "pred")
-    _check_alpha(gt, "gt")
-    if unknown.shape != pred.shape or gt.shape != pred.shape:
-        raise InputError(
-            f"loss: pred {tuple(pred.shape)}, gt {tuple(gt.shape)} and unknown {tuple(unknown.shape)} differ"
-        )
+    _check_region(pred, gt, unknown)
     dtype = torch.promote_types(torch.promote_types(pred.dtype, gt.dtype), torch.float32)
     smooth, deriv = _gradient_factors()
     half = len(smooth) // 2
